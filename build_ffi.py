@@ -1,0 +1,52 @@
+"""Builds ``wasmpy._ffi``: cffi (API mode) over the bundled wasmtime C library.
+
+The library comes from the ``wasmtime`` wheel (a build requirement), or from an
+official wasmtime C API release directory named by ``WASMPY_WASMTIME_DIR``
+(``include/`` + ``lib/``); in that case the extension is compiled against the
+real headers, so the C compiler checks wasmpy's declarations in ``csrc/``.
+"""
+
+import importlib.util
+import os
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+# In dependency order: each header uses only types declared before it.
+HEADERS = ["types.h", "engine.h", "error.h", "store.h", "module.h", "func.h", "memory.h",
+           "global.h", "table.h", "instance.h", "wasi.h", "wat.h", "wasmpy.h"]
+CALLBACKS = "callbacks.h"
+
+
+def wasmtime_library():
+    """Returns (include_dir or None, library path) of the wasmtime C library to bundle."""
+    release = os.environ.get("WASMPY_WASMTIME_DIR")
+    if release:
+        release = Path(release)
+        return release / "include", release / "lib" / "libwasmtime.so"
+    spec = importlib.util.find_spec("wasmtime")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("building wasmpy needs the wasmtime==50.0.1 wheel "
+                           "(a build requirement) or WASMPY_WASMTIME_DIR")
+    return None, Path(spec.origin).parent / "linux-x86_64" / "_libwasmtime.so"
+
+
+INCLUDE_DIR, LIBRARY = wasmtime_library()
+if INCLUDE_DIR is None:
+    declarations = "".join(f'#include "{name}"\n' for name in HEADERS[:-1])
+else:
+    declarations = "#include <wasmtime.h>\n#include <wasi.h>\n"
+
+ffibuilder = FFI()
+ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS + [CALLBACKS]))
+ffibuilder.set_source(
+    "wasmpy._ffi",
+    "#include <stdbool.h>\n#include <stdint.h>\n" + declarations + '#include "wasmpy.c"\n',
+    include_dirs=[str(CSRC)] + ([str(INCLUDE_DIR)] if INCLUDE_DIR else []),
+    library_dirs=[str(LIBRARY.parent)],
+    extra_link_args=[f"-l:{LIBRARY.name}", "-Wl,-rpath,$ORIGIN"],
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

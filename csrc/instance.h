@@ -1,0 +1,50 @@
+/* wasmtime/extern.h / wasmtime/instance.h / wasmtime/linker.h: externs, instances and linking. */
+
+typedef struct wasmtime_sharedmemory wasmtime_sharedmemory_t;
+
+typedef uint8_t wasmtime_extern_kind_t;
+#define WASMTIME_EXTERN_FUNC 0
+#define WASMTIME_EXTERN_GLOBAL 1
+#define WASMTIME_EXTERN_TABLE 2
+#define WASMTIME_EXTERN_MEMORY 3
+#define WASMTIME_EXTERN_SHAREDMEMORY 4
+
+typedef union wasmtime_extern_union {
+    wasmtime_func_t func;
+    wasmtime_global_t global;
+    wasmtime_table_t table;
+    wasmtime_memory_t memory;
+    wasmtime_sharedmemory_t *sharedmemory;
+} wasmtime_extern_union_t;
+
+typedef struct wasmtime_extern {
+    wasmtime_extern_kind_t kind;
+    wasmtime_extern_union_t of;
+} wasmtime_extern_t;
+
+void wasmtime_extern_delete(wasmtime_extern_t *val);
+
+typedef struct wasmtime_instance {
+    uint64_t store_id;
+    size_t __private;
+} wasmtime_instance_t;
+
+wasmtime_error_t *wasmtime_instance_new(wasmtime_context_t *store, const wasmtime_module_t *module,
+                                        const wasmtime_extern_t *imports, size_t nimports,
+                                        wasmtime_instance_t *instance, wasm_trap_t **trap);
+bool wasmtime_instance_export_get(wasmtime_context_t *store, const wasmtime_instance_t *instance,
+                                  const char *name, size_t name_len, wasmtime_extern_t *item);
+bool wasmtime_instance_export_nth(wasmtime_context_t *store, const wasmtime_instance_t *instance,
+                                  size_t index, char **name, size_t *name_len, wasmtime_extern_t *item);
+
+typedef struct wasmtime_linker wasmtime_linker_t;
+wasmtime_linker_t *wasmtime_linker_new(wasm_engine_t *engine);
+void wasmtime_linker_delete(wasmtime_linker_t *linker);
+void wasmtime_linker_allow_shadowing(wasmtime_linker_t *linker, bool allow_shadowing);
+wasmtime_error_t *wasmtime_linker_define(wasmtime_linker_t *linker, wasmtime_context_t *store,
+                                         const char *module, size_t module_len, const char *name,
+                                         size_t name_len, const wasmtime_extern_t *item);
+wasmtime_error_t *wasmtime_linker_define_wasi(wasmtime_linker_t *linker);
+wasmtime_error_t *wasmtime_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *store,
+                                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
+                                              wasm_trap_t **trap);

@@ -1,0 +1,20 @@
+/* wasi.h: WASI preview 1 configuration. */
+
+typedef struct wasi_config_t wasi_config_t;
+
+wasi_config_t *wasi_config_new(void);
+void wasi_config_delete(wasi_config_t *config);
+bool wasi_config_set_argv(wasi_config_t *config, size_t argc, const char *argv[]);
+void wasi_config_inherit_argv(wasi_config_t *config);
+bool wasi_config_set_env(wasi_config_t *config, size_t envc, const char *names[], const char *values[]);
+void wasi_config_inherit_env(wasi_config_t *config);
+bool wasi_config_set_stdin_file(wasi_config_t *config, const char *path);
+void wasi_config_set_stdin_bytes(wasi_config_t *config, wasm_byte_vec_t *binary);
+void wasi_config_inherit_stdin(wasi_config_t *config);
+bool wasi_config_set_stdout_file(wasi_config_t *config, const char *path);
+void wasi_config_inherit_stdout(wasi_config_t *config);
+bool wasi_config_set_stderr_file(wasi_config_t *config, const char *path);
+void wasi_config_inherit_stderr(wasi_config_t *config);
+bool wasi_config_preopen_dir(wasi_config_t *config, const char *path, const char *guest_path,
+                             size_t dir_perms, size_t file_perms);
+wasmtime_error_t *wasmtime_context_set_wasi(wasmtime_context_t *context, wasi_config_t *wasi);

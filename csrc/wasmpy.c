@@ -1,0 +1,22 @@
+/* wasmpy's own C helpers: see wasmpy.h. Included into the cffi module's source. */
+
+int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
+                size_t nvalues, wasm_trap_t **trap, wasmtime_error_t **error)
+{
+    *trap = NULL;
+    *error = wasmtime_func_call_unchecked(context, func, values, nvalues, trap);
+    if (*error != NULL)
+        return 2;
+    return *trap != NULL;
+}
+
+int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
+                       const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
+                       wasm_trap_t **trap, wasmtime_error_t **error)
+{
+    *trap = NULL;
+    *error = wasmtime_instance_new(context, module, imports, nimports, instance, trap);
+    if (*error != NULL)
+        return 2;
+    return *trap != NULL;
+}

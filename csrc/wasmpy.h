@@ -1,0 +1,11 @@
+/* wasmpy's own C helpers, implemented in wasmpy.c. */
+
+/* Calls `func` with its arguments in `values`, which receives the results.
+ * Returns 0 on success, 1 with `*trap` set, or 2 with `*error` set. */
+int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
+                size_t nvalues, wasm_trap_t **trap, wasmtime_error_t **error);
+
+/* Instantiates `module`, with the same result convention as wasmpy_call. */
+int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
+                       const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
+                       wasm_trap_t **trap, wasmtime_error_t **error);

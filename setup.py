@@ -1,0 +1,26 @@
+import shutil
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_ffi import LIBRARY  # noqa: E402
+
+
+class BuildExtWithWasmtime(build_ext):
+    """Builds the extensions and puts the wasmtime library beside them ($ORIGIN rpath)."""
+
+    def run(self):
+        super().run()
+        target = Path(self.get_ext_fullpath("wasmpy._ffi")).parent / LIBRARY.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(LIBRARY, target)
+
+
+setup(
+    cffi_modules=["build_ffi.py:ffibuilder"],
+    ext_modules=[Extension("wasmpy._buffer", ["csrc/buffer.c"])],
+    cmdclass={"build_ext": BuildExtWithWasmtime},
+)

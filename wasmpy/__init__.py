@@ -1,0 +1,28 @@
+"""wasmpy: WebAssembly that feels native in Python, over wasmtime's C API.
+
+>>> import wasmpy
+>>> module = wasmpy.Module('(module (func (export "add") (param i32 i32) (result i32)'
+...                        ' local.get 0 local.get 1 i32.add))')
+>>> wasmpy.Instance(module).exports.add(1, 2)
+3
+"""
+
+from ._engine import Engine
+from ._errors import CompileError, Frame, LinkError, Trap, TrapCode, WasmError
+from ._func import Func
+from ._global import Global
+from ._instance import Exports, Instance
+from ._memory import Memory
+from ._module import Module, wat2wasm
+from ._store import Store, StoreLimits
+from ._table import Table
+from ._types import ExportType, FuncType, GlobalType, ImportType, MemoryType, TableType, ValType
+from ._values import Val
+
+WASMTIME_VERSION = "50.0.1"
+
+__all__ = [
+    "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
+    "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType", "ExportType",
+    "wat2wasm", "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
+]

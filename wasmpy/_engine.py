@@ -1,0 +1,116 @@
+"""Engine: compilation settings shared by modules and stores."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, Optional
+
+from ._ffi import ffi, lib
+
+__all__ = ["Engine"]
+
+_FLAGS = {
+    "consume_fuel": lib.wasmtime_config_consume_fuel_set,
+    "epoch_interruption": lib.wasmtime_config_epoch_interruption_set,
+    "debug_info": lib.wasmtime_config_debug_info_set,
+    "parallel_compilation": lib.wasmtime_config_parallel_compilation_set,
+    "nan_canonicalization": lib.wasmtime_config_cranelift_nan_canonicalization_set,
+    "native_unwind_info": lib.wasmtime_config_native_unwind_info_set,
+    # wasm features
+    "threads": lib.wasmtime_config_wasm_threads_set,
+    "shared_memory": lib.wasmtime_config_shared_memory_set,
+    "tail_call": lib.wasmtime_config_wasm_tail_call_set,
+    "reference_types": lib.wasmtime_config_wasm_reference_types_set,
+    "function_references": lib.wasmtime_config_wasm_function_references_set,
+    "gc": lib.wasmtime_config_wasm_gc_set,
+    "simd": lib.wasmtime_config_wasm_simd_set,
+    "relaxed_simd": lib.wasmtime_config_wasm_relaxed_simd_set,
+    "relaxed_simd_deterministic": lib.wasmtime_config_wasm_relaxed_simd_deterministic_set,
+    "bulk_memory": lib.wasmtime_config_wasm_bulk_memory_set,
+    "multi_value": lib.wasmtime_config_wasm_multi_value_set,
+    "multi_memory": lib.wasmtime_config_wasm_multi_memory_set,
+    "memory64": lib.wasmtime_config_wasm_memory64_set,
+    "wide_arithmetic": lib.wasmtime_config_wasm_wide_arithmetic_set,
+    "exceptions": lib.wasmtime_config_wasm_exceptions_set,
+    "custom_page_sizes": lib.wasmtime_config_wasm_custom_page_sizes_set,
+}
+_SIZES = {
+    "max_wasm_stack": lib.wasmtime_config_max_wasm_stack_set,
+    "memory_reservation": lib.wasmtime_config_memory_reservation_set,
+    "memory_guard_size": lib.wasmtime_config_memory_guard_size_set,
+}
+_OPT_LEVELS = {
+    "none": lib.WASMTIME_OPT_LEVEL_NONE,
+    "speed": lib.WASMTIME_OPT_LEVEL_SPEED,
+    "speed_and_size": lib.WASMTIME_OPT_LEVEL_SPEED_AND_SIZE,
+}
+OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level"])
+
+
+def _apply(config, name: str, value: Any) -> None:
+    if name in _FLAGS:
+        if not isinstance(value, bool):
+            raise TypeError(f"Engine option {name} takes True or False, not {value!r}")
+        _FLAGS[name](config, value)
+    elif name in _SIZES:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
+            raise TypeError(f"Engine option {name} takes a size in bytes (a non-negative int), not {value!r}")
+        _SIZES[name](config, value)
+    elif name == "cranelift_opt_level":
+        if value not in _OPT_LEVELS:
+            raise ValueError(f"cranelift_opt_level must be one of {', '.join(map(repr, _OPT_LEVELS))}, "
+                             f"not {value!r}")
+        lib.wasmtime_config_cranelift_opt_level_set(config, _OPT_LEVELS[value])
+    else:
+        raise TypeError(f"unknown Engine option {name!r}; the options are: {', '.join(OPTIONS)}")
+
+
+class Engine:
+    """Compiles and runs WebAssembly; holds the settings every module and store of it shares.
+
+    Options (all optional; wasmtime's defaults otherwise): ``consume_fuel``,
+    ``epoch_interruption``, ``max_wasm_stack`` (bytes), ``cranelift_opt_level``
+    ('none', 'speed', 'speed_and_size'), ``parallel_compilation``,
+    ``nan_canonicalization``, ``debug_info``, and the wasm features ``simd``,
+    ``relaxed_simd``, ``threads``, ``gc``, ``function_references``, ``tail_call``,
+    ``exceptions``, ``memory64``, ``multi_memory``, ``bulk_memory``,
+    ``reference_types``, ``multi_value``, ``wide_arithmetic``, ``custom_page_sizes``...
+
+    Linear memories never move when they grow, so that ``memoryview(memory)``
+    stays valid; growth past the engine's reservation fails instead.
+    """
+
+    _default: Optional["Engine"] = None
+    _default_lock = threading.Lock()
+
+    def __init__(self, **config: Any) -> None:
+        c_config = lib.wasm_config_new()
+        try:
+            for name, value in config.items():
+                _apply(c_config, name, value)
+            lib.wasmtime_config_memory_may_move_set(c_config, False)
+        except BaseException:
+            lib.wasm_config_delete(c_config)
+            raise
+        engine = lib.wasm_engine_new_with_config(c_config)  # takes the config
+        if engine == ffi.NULL:
+            raise ValueError(f"wasmtime rejected this engine configuration: {config}")
+        self._ptr = ffi.gc(engine, lib.wasm_engine_delete)
+        self.config: Dict[str, Any] = dict(sorted(config.items()))
+
+    @classmethod
+    def default(cls) -> "Engine":
+        """The shared Engine used wherever none is given."""
+        if cls._default is None:
+            with cls._default_lock:
+                if cls._default is None:
+                    cls._default = cls()
+        return cls._default
+
+    def increment_epoch(self) -> None:
+        """Advances the epoch, interrupting code whose epoch deadline has passed."""
+        lib.wasmtime_engine_increment_epoch(self._ptr)
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{name}={value!r}" for name, value in self.config.items())
+        return f"Engine({options})"

@@ -1,0 +1,364 @@
+"""Func: wasm functions called from Python, and Python functions called from wasm."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+
+from ._errors import LinkError
+from ._ffi import ffi, lib
+from ._store import Store
+from ._types import FuncType, ValType
+from ._values import read_raw, read_raw_val, release_roots, write_raw
+
+__all__ = ["Func"]
+
+
+class Func:
+    """A WebAssembly function, callable from Python.
+
+    ``Func(store, fn, type=None)`` makes a Python callable into a wasm function
+    that wasm can import or hold in a table. Its type is ``type`` (a FuncType)
+    or, failing that, taken from ``fn``'s annotations ('i32', 'i64', 'f32',
+    'f64', 'v128', 'funcref', 'externref' or ValType members; the return
+    annotation is one type, a tuple of types, or None).
+
+    Calling a Func converts and checks the arguments (i32 takes ints from
+    -2**31 to 2**32-1, i64 from -2**63 to 2**64-1, f32/f64 take int or float,
+    externref any object, funcref a Func or None), and returns None, one value,
+    or a tuple of values. Integer results come back signed.
+    """
+
+    __slots__ = ("_store", "_func", "type", "name", "_buf", "_i32", "_i64", "_f32", "_f64",
+                 "_trap", "_error", "__weakref__")
+
+    def __new__(cls, store: Store, fn: Callable[..., Any] = None, type: Optional[FuncType] = None) -> "Func":
+        return object.__new__(_call_class(_host_type(fn, type)) if cls is Func else cls)
+
+    def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
+        functype = _host_type(fn, type)
+        host = _HostFunction(store, fn, functype)
+        handle = ffi.new_handle(host)
+        func = ffi.new("wasmtime_func_t *")
+        with store._lock:
+            lib.wasmtime_func_new_unchecked(store._context(), functype._to_c(), lib._wasmpy_host_call,
+                                            handle, ffi.NULL, func)
+            store._host_funcs.append(handle)
+        self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
+
+    @classmethod
+    def _from_c(cls, store: Store, func, name: str = "wasm function") -> "Func":
+        """Wraps a ``wasmtime_func_t`` (copied) of ``store``."""
+        functype_ptr = lib.wasmtime_func_type(store._context(), func)
+        try:
+            functype = FuncType._from_c(functype_ptr)
+        finally:
+            lib.wasm_functype_delete(functype_ptr)
+        self = object.__new__(_call_class(functype))
+        self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
+        return self
+
+    def _bind(self, store: Store, func, functype: FuncType, name: str) -> None:
+        self._store = store
+        self._func = func
+        self.type = functype
+        self.name = name
+        self._buf = ffi.new("wasmtime_val_raw_t[]", max(len(functype.params), len(functype.results), 1))
+        self._i32 = ffi.cast("int32_t *", self._buf)
+        self._i64 = ffi.cast("int64_t *", self._buf)
+        self._f32 = ffi.cast("float *", self._buf)
+        self._f64 = ffi.cast("double *", self._buf)
+        self._trap = ffi.new("wasm_trap_t **")
+        self._error = ffi.new("wasmtime_error_t **")
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    def __call__(self, *args: Any) -> Any:
+        results = self._call_generic(args, exact=False)
+        if not results:
+            return None
+        return results[0] if len(results) == 1 else results
+
+    def call_vals(self, *args: Any) -> Tuple[Any, ...]:
+        """Calls with arguments that may be :class:`Val` (exact bits), and returns every result as a Val."""
+        return self._call_generic(args, exact=True)
+
+    def _call_generic(self, args: Tuple[Any, ...], exact: bool) -> Tuple[Any, ...]:
+        params, results = self.type.params, self.type.results
+        if len(args) != len(params):
+            raise self._arity_error(args)
+        store = self._store
+        read = read_raw_val if exact else read_raw
+        roots: List[Any] = []
+        with store._lock:
+            ctx = store._context()
+            buf = self._buf
+            try:
+                try:
+                    for index, (valtype, arg) in enumerate(zip(params, args)):
+                        write_raw(store, valtype, buf[index], arg, roots)
+                except (TypeError, OverflowError):
+                    raise self._argument_error(args) from None
+                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), self._trap, self._error)
+            finally:
+                release_roots(roots)
+            if status:
+                raise store._failure(status, self._trap, self._error)
+            return tuple(read(store, valtype, buf[index]) for index, valtype in enumerate(results))
+
+    def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
+        count = len(self.type.params)
+        return TypeError(f"{self.name}() takes {count} argument{'s' if count != 1 else ''} "
+                         f"({self.type}), but {len(args)} were given")
+
+    def _argument_error(self, args: Tuple[Any, ...]) -> Exception:
+        scratch = ffi.new("wasmtime_val_raw_t *")
+        for index, (valtype, arg) in enumerate(zip(self.type.params, args)):
+            try:
+                if valtype in (ValType.funcref, ValType.externref):
+                    continue  # their conversions only fail for funcref, below
+                write_raw(self._store, valtype, scratch[0], arg, [])
+            except (TypeError, OverflowError) as error:
+                return builtin_type(error)(f"{self.name}() argument {index + 1}: {error} ({self.type})")
+        return TypeError(f"{self.name}(): funcref arguments must be wasmpy.Func or None ({self.type})")
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Func {self.name}: {self.type}>"
+
+
+builtin_type = type
+
+# --- per-signature call paths: all-numeric signatures get a generated __call__.
+
+_NUMERIC_WRITE = {
+    ValType.i32: ("if not -0x80000000 <= {a} <= 0xFFFFFFFF: raise OverflowError\n"
+                  "self._i64[{slot2}] = {a}"),
+    ValType.i64: ("if not -0x8000000000000000 <= {a} <= 0xFFFFFFFFFFFFFFFF: raise OverflowError\n"
+                  "self._i64[{slot2}] = {a} - 0x10000000000000000 if {a} > 0x7FFFFFFFFFFFFFFF else {a}"),
+    ValType.f32: "self._f32[{slot4}] = {a}",
+    ValType.f64: "self._f64[{slot2}] = {a}",
+}
+_NUMERIC_READ = {
+    ValType.i32: "self._i32[{slot4}]",
+    ValType.i64: "self._i64[{slot2}]",
+    ValType.f32: "self._f32[{slot4}]",
+    ValType.f64: "self._f64[{slot2}]",
+}
+_call_classes: Dict[FuncType, Type[Func]] = {}
+
+
+def _call_class(functype: FuncType) -> Type[Func]:
+    """The Func subclass whose __call__ is specialised for ``functype`` (cached per signature)."""
+    cls = _call_classes.get(functype)
+    if cls is None:
+        namespace: Dict[str, Any] = {"__slots__": ()}
+        if all(t.is_number for t in functype.params + functype.results):
+            namespace["__call__"] = _generate_call(functype)
+        cls = _call_classes[functype] = builtin_type("Func", (Func,), namespace)
+        cls.__qualname__ = "Func"
+        cls.__module__ = Func.__module__
+    return cls
+
+
+def _generate_call(functype: FuncType) -> Callable[..., Any]:
+    params, results = functype.params, functype.results
+    names = [f"a{i}" for i in range(len(params))]
+    convert = "\n".join(_NUMERIC_WRITE[t].format(a=a, slot2=2 * i, slot4=4 * i)
+                        for i, (t, a) in enumerate(zip(params, names)))
+    reads = [_NUMERIC_READ[t].format(slot2=2 * i, slot4=4 * i) for i, t in enumerate(results)]
+    if not reads:
+        result = "None"
+    elif len(reads) == 1:
+        result = reads[0]
+    else:
+        result = "(" + ", ".join(reads) + ")"
+    source = f"""\
+def __call__(self, *args):
+    if len(args) != {len(params)}:
+        raise self._arity_error(args)
+    {"".join(a + ", " for a in names)}= args
+    store = self._store
+    with store._lock:
+        try:
+{_indent(convert or "pass", 12)}
+        except (TypeError, OverflowError):
+            raise self._argument_error(args) from None
+        try:
+            status = wasmpy_call(store._ctx, self._func, self._buf, {max(len(params), len(results), 1)},
+                                 self._trap, self._error)
+        except TypeError:
+            store._context()  # raises if the store is closed
+            raise
+        if status:
+            raise store._failure(status, self._trap, self._error)
+        return {result}
+"""
+    namespace: Dict[str, Any] = {"wasmpy_call": lib.wasmpy_call}
+    exec(compile(source, f"<wasmpy call {functype}>", "exec"), namespace)
+    return namespace["__call__"]
+
+
+def _indent(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.splitlines())
+
+
+# --- host functions: Python called from wasm.
+
+class _HostFunction:
+    __slots__ = ("store", "fn", "params", "results")
+
+    def __init__(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
+        self.store = store
+        self.fn = fn
+        self.params = functype.params
+        self.results = functype.results
+
+    def invoke(self, values) -> None:
+        store = self.store
+        result = self.fn(*[read_raw(store, t, values[i]) for i, t in enumerate(self.params)])
+        count = len(self.results)
+        if count == 0:
+            if result is not None:
+                raise TypeError(f"host function {_name(self.fn)} has no results, but returned {result!r}")
+            return
+        if count == 1:
+            result = (result,)
+        elif not isinstance(result, (tuple, list)) or len(result) != count:
+            raise TypeError(f"host function {_name(self.fn)} must return a tuple of {count} values, "
+                            f"got {result!r}")
+        roots: List[Any] = []
+        try:
+            for index, (valtype, value) in enumerate(zip(self.results, result)):
+                try:
+                    write_raw(store, valtype, values[index], value, roots)
+                except (TypeError, OverflowError) as error:
+                    raise builtin_type(error)(
+                        f"host function {_name(self.fn)} result {index + 1}: {error}") from None
+        finally:
+            release_roots(roots)
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+@ffi.def_extern()
+def _wasmpy_host_call(env, caller, values, nvalues):
+    host = ffi.from_handle(env)
+    try:
+        host.invoke(values)
+        return ffi.NULL
+    except BaseException as exception:  # KeyboardInterrupt and SystemExit too: they reach the caller
+        host.store._host_exception = exception
+        message = f"host function {_name(host.fn)} raised {builtin_type(exception).__name__}".encode()
+        return lib.wasmtime_trap_new(message, len(message))
+
+
+# --- types from annotations
+
+_EMPTY = inspect.Parameter.empty
+
+
+def annotation_type(annotation: Any) -> Union[ValType, type, None]:
+    """The wasm type an annotation names: a ValType, or int/float (either width), or None if absent."""
+    if annotation is _EMPTY:
+        return None
+    if isinstance(annotation, str):
+        text = annotation.strip()
+        if text[:1] in "'\"":  # a quoted string under `from __future__ import annotations`
+            try:
+                text = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                pass
+        if text in ("int", "float"):
+            return int if text == "int" else float
+        if text.startswith("ValType."):
+            text = text[len("ValType."):]
+        return ValType.parse(text)
+    if annotation in (int, float):
+        return annotation
+    return ValType.parse(annotation)
+
+
+def annotation_matches(annotated: Union[ValType, type, None], declared: ValType) -> bool:
+    if annotated is None or annotated is declared:
+        return True
+    if annotated is int:
+        return declared in (ValType.i32, ValType.i64)
+    if annotated is float:
+        return declared in (ValType.f32, ValType.f64)
+    return False
+
+
+def _annotations(fn: Callable[..., Any]) -> Tuple[List[Tuple[str, Any]], Any]:
+    signature = inspect.signature(fn)
+    params = [(p.name, annotation_type(p.annotation)) for p in signature.parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    returns = signature.return_annotation
+    if returns is _EMPTY or returns is None or returns == "None":
+        result_types: Any = () if returns is not _EMPTY else None
+    elif isinstance(returns, tuple):
+        result_types = tuple(annotation_type(r) for r in returns)
+    else:
+        result_types = (annotation_type(returns),)
+    return params, result_types
+
+
+def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
+    """Raises LinkError if ``fn``'s annotations contradict ``functype`` (absent ones match anything)."""
+    try:
+        params, results = _annotations(fn)
+    except (TypeError, ValueError) as error:  # builtins without a signature, or a bad annotation
+        if isinstance(error, TypeError) and "not a wasm value type" in str(error):
+            raise LinkError(f"{where}: {error}") from None
+        return
+    annotated = [t for _, t in params]
+    if len(annotated) != len(functype.params) and not _takes_varargs(fn):
+        raise LinkError(f"{where} takes {len(annotated)} parameters, but the import is {functype}")
+    mismatch = any(not annotation_matches(a, d) for a, d in zip(annotated, functype.params))
+    if results is not None:
+        mismatch = mismatch or len(results) != len(functype.results) or any(
+            not annotation_matches(a, d) for a, d in zip(results, functype.results))
+    if mismatch:
+        shown = ", ".join(_show(t) for t in annotated)
+        shown_results = "" if results is None else " -> " + ", ".join(_show(t) for t in results)
+        raise LinkError(f"{where} is annotated ({shown}){shown_results}, but the import is declared "
+                        f"{functype}")
+
+
+def _takes_varargs(fn: Callable[..., Any]) -> bool:
+    try:
+        return any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return True
+
+
+def _show(annotated: Any) -> str:
+    if annotated is None:
+        return "?"
+    return annotated.__name__ if isinstance(annotated, type) and not isinstance(annotated, ValType) else str(annotated)
+
+
+def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType:
+    if not callable(fn):
+        raise TypeError(f"Func needs a callable, not {builtin_type(fn).__name__}")
+    if functype is not None:
+        if not isinstance(functype, FuncType):
+            raise TypeError(f"type must be a wasmpy.FuncType, not {builtin_type(functype).__name__}")
+        check_annotations(fn, functype, _name(fn))
+        return functype
+    params, results = _annotations(fn)
+    for name, annotated in params:
+        if not isinstance(annotated, ValType):
+            raise TypeError(f"cannot tell the wasm type of parameter {name!r} of {_name(fn)}: annotate it "
+                            f"with 'i32', 'i64', 'f32', 'f64', ... or pass type=FuncType(...)")
+    for annotated in results or ():
+        if not isinstance(annotated, ValType):
+            raise TypeError(f"cannot tell the wasm result type of {_name(fn)}: annotate it with 'i32', "
+                            f"'i64', 'f32', 'f64', ... or pass type=FuncType(...)")
+    return FuncType([t for _, t in params], results or ())

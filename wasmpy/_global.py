@@ -1,0 +1,83 @@
+"""Global: a wasm global variable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._errors import check
+from ._ffi import ffi, lib
+from ._store import Store
+from ._types import GlobalType
+from ._values import from_val, release_val, to_val
+
+__all__ = ["Global"]
+
+
+class Global:
+    """A global of type ``type`` holding ``value``; ``value`` is assignable when the global is mutable."""
+
+    __slots__ = ("_store", "_global", "type", "__weakref__")
+
+    def __init__(self, store: Store, type: GlobalType, value: Any) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
+        if not isinstance(type, GlobalType):
+            raise TypeError(f"type must be a wasmpy.GlobalType, not {builtin_type(type).__name__}")
+        handle = ffi.new("wasmtime_global_t *")
+        with store._lock:
+            val = to_val(store, type.content, value)
+            try:
+                check(lib.wasmtime_global_new(store._context(), type._to_c(), val, handle))
+            finally:
+                release_val(val)
+        self._store, self._global, self.type = store, handle, type
+
+    @classmethod
+    def _from_c(cls, store: Store, handle) -> "Global":
+        self = cls.__new__(cls)
+        self._store = store
+        self._global = ffi.new("wasmtime_global_t *", handle[0])
+        ptr = lib.wasmtime_global_type(store._context(), self._global)
+        try:
+            self.type = GlobalType._from_c(ptr)
+        finally:
+            lib.wasm_globaltype_delete(ptr)
+        return self
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def value(self) -> Any:
+        return self.get()
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self.set(value)
+
+    def get(self, exact: bool = False) -> Any:
+        """The value; with ``exact``, a :class:`Val` that keeps the exact bits."""
+        val = ffi.new("wasmtime_val_t *")
+        with self._store._lock:
+            lib.wasmtime_global_get(self._store._context(), self._global, val)
+            return from_val(self._store, val, exact)
+
+    def set(self, value: Any) -> None:
+        """Sets the value (a Python value or a :class:`Val`); AttributeError if the global is immutable."""
+        if not self.type.mutable:
+            raise AttributeError(f"cannot set an immutable global ({self.type})")
+        with self._store._lock:
+            val = to_val(self._store, self.type.content, value)
+            try:
+                check(lib.wasmtime_global_set(self._store._context(), self._global, val))
+            finally:
+                release_val(val)
+
+    def __repr__(self) -> str:
+        if self._store.closed:
+            return f"<wasmpy.Global {self.type} (store closed)>"
+        return f"<wasmpy.Global {self.type} = {self.value!r}>"
+
+
+builtin_type = type

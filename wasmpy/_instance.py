@@ -1,0 +1,219 @@
+"""Instance: a module instantiated in a store, with its imports resolved and its exports."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+from ._errors import LinkError, WasmError, take_call_failure
+from ._ffi import ffi, lib
+from ._func import Func, check_annotations
+from ._global import Global
+from ._memory import Memory
+from ._module import Module
+from ._store import Store
+from ._table import Table
+from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType
+
+__all__ = ["Instance", "Exports"]
+
+Extern = Union[Func, Global, Memory, Table]
+
+
+def extern_from_c(store: Store, item, name: str) -> Extern:
+    """The wasmpy object for a ``wasmtime_extern_t``."""
+    kind = item.kind
+    if kind == lib.WASMTIME_EXTERN_FUNC:
+        return Func._from_c(store, ffi.addressof(item.of, "func"), name)
+    if kind == lib.WASMTIME_EXTERN_MEMORY:
+        return Memory._from_c(store, ffi.addressof(item.of, "memory"))
+    if kind == lib.WASMTIME_EXTERN_GLOBAL:
+        return Global._from_c(store, ffi.addressof(item.of, "global"))
+    if kind == lib.WASMTIME_EXTERN_TABLE:
+        return Table._from_c(store, ffi.addressof(item.of, "table"))
+    raise NotImplementedError(f"exports of kind {kind} (e.g. shared memories) are not supported yet")
+
+
+def _write_extern(value: Extern, out) -> None:
+    if isinstance(value, Func):
+        out.kind, out.of.func = lib.WASMTIME_EXTERN_FUNC, value._func[0]
+    elif isinstance(value, Memory):
+        out.kind, out.of.memory = lib.WASMTIME_EXTERN_MEMORY, value._memory[0]
+    elif isinstance(value, Global):
+        out.kind, out.of.__setattr__("global", value._global[0])
+    else:
+        out.kind, out.of.table = lib.WASMTIME_EXTERN_TABLE, value._table[0]
+
+
+def _kind_name(externtype: ExternType) -> str:
+    return {FuncType: "function", GlobalType: "global", MemoryType: "memory", TableType: "table"}[type(externtype)]
+
+
+def _limits_fit(given_min: int, given_max: Optional[int], need_min: int, need_max: Optional[int]) -> bool:
+    return given_min >= need_min and (need_max is None or (given_max is not None and given_max <= need_max))
+
+
+def _type_fits(given: ExternType, needed: ExternType) -> bool:
+    if isinstance(needed, FuncType) or isinstance(needed, GlobalType):
+        return given == needed
+    if isinstance(needed, MemoryType):
+        return (isinstance(given, MemoryType) and given.is_64 == needed.is_64 and given.shared == needed.shared
+                and given.page_size_log2 == needed.page_size_log2
+                and _limits_fit(given.minimum, given.maximum, needed.minimum, needed.maximum))
+    return (isinstance(given, TableType) and given.element == needed.element
+            and _limits_fit(given.minimum, given.maximum, needed.minimum, needed.maximum))
+
+
+def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
+    """Turns a user-supplied import value into a wasmpy extern of ``store``, checking its type."""
+    where = f"{imported.module}.{imported.name}"
+    needed = imported.type
+    if isinstance(value, (Func, Memory, Global, Table)):
+        if value.store is not store:
+            raise LinkError(f"import {where}: the {_kind_name(value.type)} belongs to a different store")
+        given = value.type
+        if type(given) is not type(needed) or not _type_fits(given, needed):
+            raise LinkError(f"import {where}: expected {needed}, got {given}")
+        return value
+    if isinstance(needed, FuncType) and callable(value):
+        check_annotations(value, needed, where)
+        return Func(store, value, needed)
+    if isinstance(needed, GlobalType) and not needed.mutable and isinstance(value, (int, float)):
+        try:
+            return Global(store, needed, value)
+        except (TypeError, OverflowError) as error:
+            raise LinkError(f"import {where}: {error}") from None
+    raise LinkError(f"import {where}: expected a {_kind_name(needed)} ({needed}), "
+                    f"got {type(value).__name__}")
+
+
+def _lookup(namespace: Any, imported: ImportType) -> Any:
+    missing = object()
+    if isinstance(namespace, Mapping):
+        value = namespace.get(imported.name, missing)
+    else:
+        value = getattr(namespace, imported.name, missing)
+    if value is missing:
+        raise LinkError(f"missing import {imported.module}.{imported.name}: expected a "
+                        f"{_kind_name(imported.type)} ({imported.type})")
+    return value
+
+
+class Instance:
+    """An instantiated module: ``Instance(module, imports, store).exports.gcd(27, 6)``.
+
+    ``imports`` is a mapping from module name to a namespace (a mapping, or any
+    object with attributes: a Python module, another instance's ``exports``...),
+    or a sequence of values in the module's import order. Values are
+    Func/Memory/Global/Table of the same store, Python callables for function
+    imports (typed from the import; annotations, when present, are checked),
+    or numbers for immutable global imports. ``store`` defaults to a new Store
+    on the module's engine.
+    """
+
+    def __init__(self, module: Module, imports: Any = None, store: Optional[Store] = None) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"module must be a wasmpy.Module, not {type(module).__name__}")
+        if store is None:
+            store = Store(module.engine)
+        elif not isinstance(store, Store):
+            raise TypeError(f"store must be a wasmpy.Store, not {type(store).__name__}")
+        if store.engine is not module.engine:
+            raise WasmError("the module and the store belong to different engines")
+        self.module = module
+        self.store = store
+        wanted = module.imports
+        with store._lock:
+            values = self._import_values(store, wanted, imports)
+            externs = ffi.new("wasmtime_extern_t[]", max(len(values), 1))
+            for index, value in enumerate(values):
+                _write_extern(value, externs[index])
+            instance = ffi.new("wasmtime_instance_t *")
+            trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+            status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
+                                            trap, error)
+            if status:
+                raise self._instantiation_error(store, status, trap, error)
+            self._instance = instance
+            self.exports = Exports(self)
+        # Imports made here (host functions, globals) live as long as the instance.
+        self._imports = values
+
+    @staticmethod
+    def _import_values(store: Store, wanted: List[ImportType], imports: Any) -> List[Extern]:
+        if imports is None:
+            imports = {}
+        if isinstance(imports, Mapping):
+            values = []
+            for imported in wanted:
+                if imported.module not in imports:
+                    raise LinkError(f"missing import {imported.module}.{imported.name}: expected a "
+                                    f"{_kind_name(imported.type)} ({imported.type}); no namespace "
+                                    f"{imported.module!r} was given")
+                values.append(_resolve(store, imported, _lookup(imports[imported.module], imported)))
+            return values
+        if isinstance(imports, Sequence) and not isinstance(imports, (str, bytes)):
+            if len(imports) != len(wanted):
+                raise LinkError(f"the module has {len(wanted)} imports, but {len(imports)} values were given")
+            return [_resolve(store, imported, value) for imported, value in zip(wanted, imports)]
+        raise TypeError("imports must be a mapping of module names to namespaces, or a sequence in "
+                        f"import order, not {type(imports).__name__}")
+
+    @staticmethod
+    def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:
+        if status == 1:
+            return store._failure(status, trap, error)
+        failure = take_call_failure(status, trap, error)
+        host_exception, store._host_exception = store._host_exception, None
+        if host_exception is not None:
+            return host_exception
+        if "import" in failure.message:
+            return LinkError(failure.message)
+        return WasmError(failure.message)
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Instance: exports {', '.join(self.exports)}>"
+
+
+class Exports(Mapping):
+    """An instance's exports, by name: ``exports.gcd``, ``exports['gcd']``, ``list(exports)``, ``len(exports)``.
+
+    Functions are :class:`Func`, memories :class:`Memory`, globals
+    :class:`Global`, tables :class:`Table`.
+    """
+
+    def __init__(self, instance: Instance) -> None:
+        store = instance.store
+        items: Dict[str, Extern] = {}
+        item = ffi.new("wasmtime_extern_t *")
+        name, name_len = ffi.new("char **"), ffi.new("size_t *")
+        index = 0
+        while lib.wasmtime_instance_export_nth(store._context(), instance._instance, index, name, name_len, item):
+            export_name = ffi.unpack(name[0], name_len[0]).decode("utf-8", "replace")
+            items[export_name] = extern_from_c(store, item, export_name)
+            index += 1
+        object.__setattr__(self, "_items", items)
+        # Attribute access is a plain instance-dict lookup, the fastest path for `exports.f(...)`.
+        self.__dict__.update(items)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"the instance has no export named {name!r}; its exports are: "
+                             f"{', '.join(self._items) or '(none)'}")
+
+    def __getitem__(self, name: str) -> Extern:
+        return self._items[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(self._items) | set(dir(type(self))))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("exports are read-only")
+
+    def __repr__(self) -> str:
+        return "<wasmpy.Exports: " + ", ".join(f"{name}: {item.type}" for name, item in self._items.items()) + ">"

@@ -1,0 +1,167 @@
+"""Module: compiled WebAssembly code, and the text format."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import List, Optional, Union
+
+from ._engine import Engine
+from ._errors import CompileError, WasmError, check, error_message
+from ._ffi import ffi, lib
+from ._types import ExportType, ImportType, externtype_from_c
+
+__all__ = ["Module", "wat2wasm"]
+
+# serialize() output: this magic, the SHA-256 of the payload, then wasmtime's payload.
+_SERIAL_MAGIC = b"wasmpy-module-1\0"
+_DIGEST_SIZE = 32
+
+
+def wat2wasm(text: Union[str, bytes]) -> bytes:
+    """Translates the WebAssembly text format to the binary format; CompileError on a syntax error."""
+    if isinstance(text, str):
+        text = text.encode("utf-8")
+    elif not isinstance(text, (bytes, bytearray)):
+        raise TypeError(f"wat2wasm takes str or bytes, not {type(text).__name__}")
+    out = ffi.new("wasm_byte_vec_t *")
+    check(lib.wasmtime_wat2wasm(ffi.from_buffer(text), len(text), out), CompileError)
+    try:
+        return ffi.unpack(ffi.cast("char *", out.data), out.size)
+    finally:
+        lib.wasm_byte_vec_delete(out)
+
+
+def _as_bytes(source) -> bytes:
+    if isinstance(source, bytes):
+        return source
+    try:
+        view = memoryview(source)
+    except TypeError:
+        raise TypeError("a module's source must be wasm bytes (any bytes-like object) or WAT text "
+                        f"(str), not {type(source).__name__}") from None
+    return view.tobytes()
+
+
+def _engine(engine: Optional[Engine]) -> Engine:
+    if engine is None:
+        return Engine.default()
+    if not isinstance(engine, Engine):
+        raise TypeError(f"engine must be a wasmpy.Engine, not {type(engine).__name__}")
+    return engine
+
+
+class Module:
+    """A compiled WebAssembly module, ready to be instantiated any number of times.
+
+    ``source`` is the binary format (any bytes-like object) or the text format
+    (a str). A malformed or invalid module raises :class:`CompileError`.
+    """
+
+    def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
+        self.engine = _engine(engine)
+        wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
+        out = ffi.new("wasmtime_module_t **")
+        check(lib.wasmtime_module_new(self.engine._ptr, ffi.from_buffer(wasm), len(wasm), out), CompileError)
+        self._set_ptr(out[0])
+
+    def _set_ptr(self, ptr) -> None:
+        self._ptr = ffi.gc(ptr, lib.wasmtime_module_delete)
+        self._imports: Optional[List[ImportType]] = None
+        self._exports: Optional[List[ExportType]] = None
+
+    @classmethod
+    def from_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":
+        """Compiles a ``.wasm`` (binary) or ``.wat`` (text) file."""
+        with open(path, "rb") as file:
+            data = file.read()
+        if not data.startswith(b"\0asm"):
+            try:
+                data = wat2wasm(data)
+            except CompileError as error:
+                raise CompileError(f"{os.fspath(path)}: {error}") from None
+        try:
+            return cls(data, engine)
+        except CompileError as error:
+            raise CompileError(f"{os.fspath(path)}: {error}") from None
+
+    @staticmethod
+    def validate(source: Union[bytes, str], engine: Optional[Engine] = None) -> None:
+        """Raises CompileError if ``source`` is not a valid module; compiles nothing."""
+        wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
+        check(lib.wasmtime_module_validate(_engine(engine)._ptr, ffi.from_buffer(wasm), len(wasm)), CompileError)
+
+    @property
+    def imports(self) -> List[ImportType]:
+        """The module's imports, in order."""
+        if self._imports is None:
+            vec = ffi.new("wasm_importtype_vec_t *")
+            lib.wasmtime_module_imports(self._ptr, vec)
+            try:
+                self._imports = [
+                    ImportType(_name(lib.wasm_importtype_module(item)), _name(lib.wasm_importtype_name(item)),
+                               externtype_from_c(lib.wasm_importtype_type(item)))
+                    for item in (vec.data[i] for i in range(vec.size))
+                ]
+            finally:
+                lib.wasm_importtype_vec_delete(vec)
+        return list(self._imports)
+
+    @property
+    def exports(self) -> List[ExportType]:
+        """The module's exports, in order."""
+        if self._exports is None:
+            vec = ffi.new("wasm_exporttype_vec_t *")
+            lib.wasmtime_module_exports(self._ptr, vec)
+            try:
+                self._exports = [
+                    ExportType(_name(lib.wasm_exporttype_name(item)), externtype_from_c(lib.wasm_exporttype_type(item)))
+                    for item in (vec.data[i] for i in range(vec.size))
+                ]
+            finally:
+                lib.wasm_exporttype_vec_delete(vec)
+        return list(self._exports)
+
+    def serialize(self) -> bytes:
+        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings."""
+        out = ffi.new("wasm_byte_vec_t *")
+        check(lib.wasmtime_module_serialize(self._ptr, out))
+        try:
+            payload = ffi.unpack(ffi.cast("char *", out.data), out.size)
+        finally:
+            lib.wasm_byte_vec_delete(out)
+        return _SERIAL_MAGIC + hashlib.sha256(payload).digest() + payload
+
+    @classmethod
+    def deserialize(cls, data: Union[bytes, bytearray, memoryview], engine: Optional[Engine] = None) -> "Module":
+        """Loads what :meth:`serialize` produced.
+
+        The data carries a checksum, so truncated or corrupted data raises
+        WasmError instead of being run. It is machine code, though: load only
+        data you produced yourself, never data from an untrusted source.
+        """
+        data = _as_bytes(data)
+        header = len(_SERIAL_MAGIC) + _DIGEST_SIZE
+        if not data.startswith(_SERIAL_MAGIC) or len(data) < header:
+            raise WasmError("not a serialized wasmpy module")
+        payload = data[header:]
+        if hashlib.sha256(payload).digest() != data[len(_SERIAL_MAGIC):header]:
+            raise WasmError("the serialized module is corrupt (checksum mismatch)")
+        engine = _engine(engine)
+        out = ffi.new("wasmtime_module_t **")
+        error = lib.wasmtime_module_deserialize(engine._ptr, ffi.from_buffer(payload), len(payload), out)
+        if error != ffi.NULL:
+            message = error_message(error)
+            lib.wasmtime_error_delete(error)
+            raise WasmError(f"cannot load the serialized module: {message}")
+        module = cls.__new__(cls)
+        module.engine = engine
+        module._set_ptr(out[0])
+        return module
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Module: {len(self.imports)} imports, {len(self.exports)} exports>"
+
+
+def _name(name) -> str:
+    return ffi.unpack(ffi.cast("char *", name.data), name.size).decode("utf-8", "replace")

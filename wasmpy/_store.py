@@ -1,0 +1,127 @@
+"""Store: the world in which instances, functions, memories, globals and tables live."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass
+from typing import Any, List, Optional
+
+from ._engine import Engine
+from ._errors import WasmError, check, take_call_failure
+from ._ffi import ffi, lib
+
+__all__ = ["Store", "StoreLimits"]
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    """Bounds on what a store's instances may allocate; None means no bound."""
+
+    memory_size: Optional[int] = None
+    table_elements: Optional[int] = None
+    instances: Optional[int] = None
+    tables: Optional[int] = None
+    memories: Optional[int] = None
+
+    def _apply(self, store_ptr) -> None:
+        values = []
+        for name in ("memory_size", "table_elements", "instances", "tables", "memories"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not 0 <= value < 2**63):
+                raise ValueError(f"StoreLimits.{name} must be a non-negative int or None, not {value!r}")
+            values.append(-1 if value is None else value)
+        lib.wasmtime_store_limiter(store_ptr, *values)
+
+
+_CLOSED = object()
+
+
+class Store:
+    """Owns the instances, functions, memories, globals and tables created in it.
+
+    Everything created in a store keeps it alive; the store's memory is freed
+    when the last of them is gone, or at once with :meth:`close` (or ``with``).
+    A store is used by one thread at a time: calls from several threads are
+    serialised by the store's lock.
+    """
+
+    def __init__(self, engine: Optional[Engine] = None, *, fuel: Optional[int] = None,
+                 limits: Optional[StoreLimits] = None, wasi: Any = None) -> None:
+        if engine is None:
+            engine = Engine.default()
+        elif not isinstance(engine, Engine):
+            raise TypeError(f"engine must be a wasmpy.Engine, not {type(engine).__name__}")
+        if wasi is not None:
+            raise NotImplementedError("Store(wasi=...) is not available yet")
+        self.engine = engine
+        self._ptr = ffi.gc(lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL), lib.wasmtime_store_delete)
+        self._ctx: Any = lib.wasmtime_store_context(self._ptr)
+        # Reentrant: wasm may call a host function that calls back into the same store.
+        self._lock = threading.RLock()
+        self._host_exception: Optional[BaseException] = None
+        self._host_funcs: List[Any] = []  # cffi handles that wasmtime refers to
+        self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        if limits is not None:
+            if not isinstance(limits, StoreLimits):
+                raise TypeError(f"limits must be a wasmpy.StoreLimits, not {type(limits).__name__}")
+            limits._apply(self._ptr)
+        if fuel is not None:
+            self.fuel = fuel
+
+    def _context(self):
+        ctx = self._ctx
+        if ctx is _CLOSED:
+            raise WasmError("the store is closed")
+        return ctx
+
+    def _failure(self, status: int, trap_out, error_out) -> BaseException:
+        """The exception for a failed call: a host function's own exception if one caused it."""
+        exception = take_call_failure(status, trap_out, error_out)
+        host_exception, self._host_exception = self._host_exception, None
+        return host_exception if host_exception is not None else exception
+
+    @property
+    def fuel(self) -> int:
+        """The fuel left (needs ``Engine(consume_fuel=True)``); assignable."""
+        out = ffi.new("uint64_t *")
+        with self._lock:
+            check(lib.wasmtime_context_get_fuel(self._context(), out))
+        return out[0]
+
+    @fuel.setter
+    def fuel(self, value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
+            raise ValueError(f"fuel must be an int from 0 to 2**64-1, not {value!r}")
+        with self._lock:
+            check(lib.wasmtime_context_set_fuel(self._context(), value))
+
+    def gc(self) -> None:
+        """Collects unreachable wasm GC objects and externrefs now."""
+        with self._lock:
+            check(lib.wasmtime_context_gc(self._context()))
+
+    def close(self) -> None:
+        """Frees the store now; using anything of it afterwards raises WasmError."""
+        with self._lock:
+            if self._ctx is _CLOSED:
+                return
+            if any(memory._buffer_exports for memory in self._memories):
+                raise BufferError("cannot close the store: a memoryview of one of its memories is alive")
+            self._ctx = _CLOSED
+            ffi.release(self._ptr)
+            self._host_funcs.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._ctx is _CLOSED
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Store{' (closed)' if self.closed else ''}>"

@@ -1,0 +1,111 @@
+"""Table: a wasm table of function or extern references."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from ._errors import check
+from ._ffi import ffi, lib
+from ._store import Store
+from ._types import TableType
+from ._values import from_val, release_val, to_val
+
+__all__ = ["Table"]
+
+
+class Table:
+    """A table of references: ``table[i]`` reads and ``table[i] = value`` writes an element.
+
+    funcref tables hold :class:`Func` or None, externref tables any Python
+    object or None. Negative indices count from the end, as for lists.
+    """
+
+    __slots__ = ("_store", "_table", "type", "__weakref__")
+
+    def __init__(self, store: Store, type: TableType, init: Any = None) -> None:
+        if not isinstance(store, Store):
+            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
+        if not isinstance(type, TableType):
+            raise TypeError(f"type must be a wasmpy.TableType, not {builtin_type(type).__name__}")
+        handle = ffi.new("wasmtime_table_t *")
+        with store._lock:
+            val = to_val(store, type.element, init)
+            try:
+                check(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
+            finally:
+                release_val(val)
+        self._store, self._table, self.type = store, handle, type
+
+    @classmethod
+    def _from_c(cls, store: Store, handle) -> "Table":
+        self = cls.__new__(cls)
+        self._store = store
+        self._table = ffi.new("wasmtime_table_t *", handle[0])
+        ptr = lib.wasmtime_table_type(store._context(), self._table)
+        try:
+            self.type = TableType._from_c(ptr)
+        finally:
+            lib.wasm_tabletype_delete(ptr)
+        return self
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def size(self) -> int:
+        with self._store._lock:
+            return lib.wasmtime_table_size(self._store._context(), self._table)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def grow(self, delta: int, init: Any = None) -> int:
+        """Adds ``delta`` elements set to ``init``; returns the previous size. WasmError if it cannot."""
+        if not isinstance(delta, int) or isinstance(delta, bool):
+            raise TypeError(f"delta must be an int, not {builtin_type(delta).__name__}")
+        if not 0 <= delta < 2**64:
+            raise ValueError(f"delta must be between 0 and 2**64-1, not {delta}")
+        previous = ffi.new("uint64_t *")
+        with self._store._lock:
+            val = to_val(self._store, self.type.element, init)
+            try:
+                check(lib.wasmtime_table_grow(self._store._context(), self._table, delta, val, previous))
+            finally:
+                release_val(val)
+        return previous[0]
+
+    def _index(self, index: Any) -> int:
+        try:
+            index = operator.index(index)
+        except TypeError:
+            raise TypeError(f"table indices must be integers, not {builtin_type(index).__name__}") from None
+        size = lib.wasmtime_table_size(self._store._context(), self._table)
+        if index < 0:
+            index += size
+        if not 0 <= index < size:
+            raise IndexError(f"table index out of range (size {size})")
+        return index
+
+    def __getitem__(self, index: int) -> Any:
+        val = ffi.new("wasmtime_val_t *")
+        with self._store._lock:
+            if not lib.wasmtime_table_get(self._store._context(), self._table, self._index(index), val):
+                raise IndexError("table index out of range")
+            return from_val(self._store, val)
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        with self._store._lock:
+            position = self._index(index)
+            val = to_val(self._store, self.type.element, value)
+            try:
+                check(lib.wasmtime_table_set(self._store._context(), self._table, position, val))
+            finally:
+                release_val(val)
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Table {self.type}>"
+
+
+builtin_type = type

@@ -1,0 +1,266 @@
+"""WebAssembly types: value, function, global, memory and table types, imports and exports."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterable, Optional, Tuple, Union
+
+from ._errors import check
+from ._ffi import ffi, lib
+
+__all__ = ["ValType", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType",
+           "ExportType", "ExternType"]
+
+
+class ValType(enum.Enum):
+    """A WebAssembly value type. ``ValType('i32') is ValType.i32``."""
+
+    i32 = "i32"
+    i64 = "i64"
+    f32 = "f32"
+    f64 = "f64"
+    v128 = "v128"
+    funcref = "funcref"
+    externref = "externref"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"ValType.{self.value}"
+
+    @property
+    def is_number(self) -> bool:
+        return self in (ValType.i32, ValType.i64, ValType.f32, ValType.f64)
+
+    @classmethod
+    def parse(cls, spec: Union["ValType", str]) -> "ValType":
+        """Accepts a ValType or its name ('i32', 'i64', 'f32', 'f64', 'v128', 'funcref', 'externref')."""
+        if isinstance(spec, ValType):
+            return spec
+        if isinstance(spec, str):
+            try:
+                return cls(spec)
+            except ValueError:
+                pass
+        raise TypeError(f"not a wasm value type: {spec!r} (expected one of "
+                        f"{', '.join(t.value for t in cls)})")
+
+    def _to_c(self):
+        """A new owned ``wasm_valtype_t *``."""
+        return lib.wasm_valtype_new(_WASM_KIND[self])
+
+    @classmethod
+    def _from_c(cls, ptr) -> "ValType":
+        kind = lib.wasm_valtype_kind(ptr)
+        try:
+            return _FROM_WASM_KIND[kind]
+        except KeyError:
+            raise NotImplementedError(f"wasm value type with kind {kind} is not supported yet") from None
+
+
+_WASM_KIND = {
+    ValType.i32: lib.WASM_I32,
+    ValType.i64: lib.WASM_I64,
+    ValType.f32: lib.WASM_F32,
+    ValType.f64: lib.WASM_F64,
+    ValType.v128: lib.WASMTIME_V128,
+    ValType.funcref: lib.WASM_FUNCREF,
+    ValType.externref: lib.WASM_EXTERNREF,
+}
+_FROM_WASM_KIND = {kind: valtype for valtype, kind in _WASM_KIND.items()}
+
+
+def _valtype_vec(types: Tuple[ValType, ...]):
+    vec = ffi.new("wasm_valtype_vec_t *")
+    if types:
+        lib.wasm_valtype_vec_new(vec, len(types), ffi.new("wasm_valtype_t *[]", [t._to_c() for t in types]))
+    else:
+        lib.wasm_valtype_vec_new_empty(vec)
+    return vec
+
+
+def _valtypes_from_vec(vec) -> Tuple[ValType, ...]:
+    return tuple(ValType._from_c(vec.data[i]) for i in range(vec.size))
+
+
+@dataclass(frozen=True)
+class FuncType:
+    """The type of a function: ``FuncType(['i32', 'i32'], ['i32'])``."""
+
+    params: Tuple[ValType, ...]
+    results: Tuple[ValType, ...]
+
+    def __init__(self, params: Iterable[Union[ValType, str]] = (),
+                 results: Iterable[Union[ValType, str]] = ()) -> None:
+        object.__setattr__(self, "params", tuple(ValType.parse(p) for p in params))
+        object.__setattr__(self, "results", tuple(ValType.parse(r) for r in results))
+
+    def __str__(self) -> str:
+        params = ", ".join(map(str, self.params))
+        if not self.results:
+            return f"func({params})"
+        results = ", ".join(map(str, self.results))
+        if len(self.results) > 1:
+            results = f"({results})"
+        return f"func({params}) -> {results}"
+
+    def _to_c(self):
+        """A new ``wasm_functype_t *`` that frees itself."""
+        return ffi.gc(lib.wasm_functype_new(_valtype_vec(self.params), _valtype_vec(self.results)),
+                      lib.wasm_functype_delete)
+
+    @classmethod
+    def _from_c(cls, ptr) -> "FuncType":
+        return cls(_valtypes_from_vec(lib.wasm_functype_params(ptr)),
+                   _valtypes_from_vec(lib.wasm_functype_results(ptr)))
+
+
+@dataclass(frozen=True)
+class GlobalType:
+    """The type of a global: its value type and whether it is mutable."""
+
+    content: ValType
+    mutable: bool = False
+
+    def __init__(self, content: Union[ValType, str], mutable: bool = False) -> None:
+        object.__setattr__(self, "content", ValType.parse(content))
+        object.__setattr__(self, "mutable", bool(mutable))
+
+    def __str__(self) -> str:
+        return f"global(mut {self.content})" if self.mutable else f"global({self.content})"
+
+    def _to_c(self):
+        return ffi.gc(lib.wasm_globaltype_new(self.content._to_c(),
+                                              lib.WASM_VAR if self.mutable else lib.WASM_CONST),
+                      lib.wasm_globaltype_delete)
+
+    @classmethod
+    def _from_c(cls, ptr) -> "GlobalType":
+        return cls(ValType._from_c(lib.wasm_globaltype_content(ptr)),
+                   lib.wasm_globaltype_mutability(ptr) == lib.WASM_VAR)
+
+
+def _check_limits(minimum: int, maximum: Optional[int], bound: int, what: str) -> None:
+    for name, value in (("minimum", minimum), ("maximum", maximum)):
+        if value is None and name == "maximum":
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{what} {name} must be an int, not {type(value).__name__}")
+        if not 0 <= value <= bound:
+            raise ValueError(f"{what} {name} must be between 0 and {bound}, not {value}")
+    if maximum is not None and maximum < minimum:
+        raise ValueError(f"{what} maximum {maximum} is below its minimum {minimum}")
+
+
+def _limits_str(minimum: int, maximum: Optional[int]) -> str:
+    return f"{minimum}" if maximum is None else f"{minimum}..{maximum}"
+
+
+@dataclass(frozen=True)
+class MemoryType:
+    """The type of a linear memory, in pages of 64 KiB (``page_size_log2`` changes the page size)."""
+
+    minimum: int
+    maximum: Optional[int] = None
+    is_64: bool = False
+    shared: bool = False
+    page_size_log2: int = 16
+
+    def __post_init__(self) -> None:
+        _check_limits(self.minimum, self.maximum, 2**64 - 1 if self.is_64 else 2**32 - 1, "memory")
+        if self.page_size_log2 not in (0, 16):
+            raise ValueError("page_size_log2 must be 16 (64 KiB pages) or 0 (1-byte pages)")
+
+    @property
+    def page_size(self) -> int:
+        return 1 << self.page_size_log2
+
+    def __str__(self) -> str:
+        flags = (" i64" if self.is_64 else "") + (" shared" if self.shared else "")
+        return f"memory({_limits_str(self.minimum, self.maximum)}{flags})"
+
+    def _to_c(self):
+        out = ffi.new("wasm_memorytype_t **")
+        check(lib.wasmtime_memorytype_new(self.minimum, self.maximum is not None, self.maximum or 0,
+                                          self.is_64, self.shared, self.page_size_log2, out), ValueError)
+        return ffi.gc(out[0], lib.wasm_memorytype_delete)
+
+    @classmethod
+    def _from_c(cls, ptr) -> "MemoryType":
+        maximum = ffi.new("uint64_t *")
+        has_maximum = lib.wasmtime_memorytype_maximum(ptr, maximum)
+        return cls(lib.wasmtime_memorytype_minimum(ptr), maximum[0] if has_maximum else None,
+                   lib.wasmtime_memorytype_is64(ptr), lib.wasmtime_memorytype_isshared(ptr),
+                   lib.wasmtime_memorytype_page_size(ptr).bit_length() - 1)
+
+
+@dataclass(frozen=True)
+class TableType:
+    """The type of a table: its element type and its limits, in elements."""
+
+    element: ValType
+    minimum: int
+    maximum: Optional[int] = None
+
+    def __init__(self, element: Union[ValType, str], minimum: int, maximum: Optional[int] = None) -> None:
+        element = ValType.parse(element)
+        if element not in (ValType.funcref, ValType.externref):
+            raise TypeError(f"table elements must be funcref or externref, not {element}")
+        _check_limits(minimum, maximum, 2**32 - 1, "table")
+        object.__setattr__(self, "element", element)
+        object.__setattr__(self, "minimum", minimum)
+        object.__setattr__(self, "maximum", maximum)
+
+    def __str__(self) -> str:
+        return f"table({_limits_str(self.minimum, self.maximum)} {self.element})"
+
+    def _to_c(self):
+        limits = ffi.new("wasm_limits_t *", (self.minimum, 0xFFFFFFFF if self.maximum is None else self.maximum))
+        return ffi.gc(lib.wasm_tabletype_new(self.element._to_c(), limits), lib.wasm_tabletype_delete)
+
+    @classmethod
+    def _from_c(cls, ptr) -> "TableType":
+        limits = lib.wasm_tabletype_limits(ptr)
+        return cls(ValType._from_c(lib.wasm_tabletype_element(ptr)), limits.min,
+                   None if limits.max == 0xFFFFFFFF else limits.max)
+
+
+ExternType = Union[FuncType, GlobalType, MemoryType, TableType]
+
+
+def externtype_from_c(ptr) -> ExternType:
+    kind = lib.wasm_externtype_kind(ptr)
+    if kind == lib.WASM_EXTERN_FUNC:
+        return FuncType._from_c(lib.wasm_externtype_as_functype_const(ptr))
+    if kind == lib.WASM_EXTERN_GLOBAL:
+        return GlobalType._from_c(lib.wasm_externtype_as_globaltype_const(ptr))
+    if kind == lib.WASM_EXTERN_MEMORY:
+        return MemoryType._from_c(lib.wasm_externtype_as_memorytype_const(ptr))
+    if kind == lib.WASM_EXTERN_TABLE:
+        return TableType._from_c(lib.wasm_externtype_as_tabletype_const(ptr))
+    raise NotImplementedError(f"extern kind {kind} (e.g. exception tags) is not supported yet")
+
+
+@dataclass(frozen=True)
+class ImportType:
+    """One import of a module: ``module.name`` of type ``type``."""
+
+    module: str
+    name: str
+    type: ExternType
+
+    def __str__(self) -> str:
+        return f"{self.module}.{self.name}: {self.type}"
+
+
+@dataclass(frozen=True)
+class ExportType:
+    """One export of a module: ``name`` of type ``type``."""
+
+    name: str
+    type: ExternType
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.type}"

@@ -1,0 +1,319 @@
+"""Conversions between Python values and wasm values (``wasmtime_val_t`` and raw)."""
+
+from __future__ import annotations
+
+import itertools
+import operator
+from typing import Any, Dict, List
+
+from ._errors import WasmError
+from ._ffi import ffi, lib
+from ._types import ValType
+
+__all__ = ["Val"]
+
+_INT_RANGES = {ValType.i32: 32, ValType.i64: 64, ValType.v128: 128}
+
+
+def _integer(value: Any, valtype: ValType) -> int:
+    """Checks an integer argument and returns its two's-complement bit pattern."""
+    if isinstance(value, float):
+        raise TypeError(f"expected an int for {valtype}, got float")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"expected an int for {valtype}, got {type(value).__name__}") from None
+    bits = _INT_RANGES[valtype]
+    if not -(1 << (bits - 1)) <= value < (1 << bits):
+        raise OverflowError(f"{value} is out of range for {valtype} "
+                            f"(accepted: -2**{bits - 1} to 2**{bits}-1)")
+    return value & ((1 << bits) - 1)
+
+
+def _signed(bits: int, width: int) -> int:
+    return bits - (1 << width) if bits >> (width - 1) else bits
+
+
+def _real(value: Any, valtype: ValType) -> float:
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        return float(value)
+    raise TypeError(f"expected a float or int for {valtype}, got {type(value).__name__}")
+
+
+def _float_bits(value: float, valtype: ValType) -> int:
+    scratch = ffi.new("wasmtime_val_raw_t *")
+    if valtype is ValType.f32:
+        scratch.f32 = value
+        return scratch.i32 & 0xFFFFFFFF
+    scratch.f64 = value
+    return scratch.i64 & 0xFFFFFFFFFFFFFFFF
+
+
+def _float_from_bits(bits: int, valtype: ValType) -> float:
+    scratch = ffi.new("wasmtime_val_raw_t *")
+    if valtype is ValType.f32:
+        scratch.i32 = _signed(bits, 32)
+        return scratch.f32
+    scratch.i64 = _signed(bits, 64)
+    return scratch.f64
+
+
+class Val:
+    """A wasm value with an explicit type.
+
+    Plain Python values are enough for most calls; ``Val`` is for exact bit
+    patterns (signalling NaNs, for instance) and for naming a value's type::
+
+        Val(ValType.f32, 1.5)
+        Val.from_bits(ValType.f32, 0x7FA00000)   # a signalling NaN, kept bit for bit
+        func.call_vals(...)                      # results as Val, with .bits
+
+    Numeric values keep their bit pattern (``bits``, unsigned); ``value`` is the
+    Python value (signed int, float, int for v128, object for references).
+    """
+
+    __slots__ = ("type", "_payload")
+
+    def __init__(self, type: ValType | str, value: Any) -> None:
+        self.type = ValType.parse(type)
+        if self.type in (ValType.f32, ValType.f64):
+            self._payload = _float_bits(_real(value, self.type), self.type)
+        elif self.type in _INT_RANGES:
+            self._payload = _integer(value, self.type)
+        else:
+            self._payload = value
+
+    @classmethod
+    def from_bits(cls, type: ValType | str, bits: int) -> "Val":
+        """A numeric value from its bit pattern (an unsigned or signed int of the type's width)."""
+        valtype = ValType.parse(type)
+        width = {ValType.f32: 32, ValType.f64: 64}.get(valtype) or _INT_RANGES.get(valtype)
+        if width is None:
+            raise TypeError(f"{valtype} has no bit pattern")
+        val = cls.__new__(cls)
+        val.type = valtype
+        val._payload = _integer(bits, {32: ValType.i32, 64: ValType.i64, 128: ValType.v128}[width])
+        return val
+
+    @property
+    def bits(self) -> int:
+        """The unsigned bit pattern of a numeric value."""
+        if self.type in (ValType.funcref, ValType.externref):
+            raise TypeError(f"{self.type} values have no bit pattern")
+        return self._payload
+
+    @property
+    def value(self) -> Any:
+        if self.type is ValType.i32:
+            return _signed(self._payload, 32)
+        if self.type is ValType.i64:
+            return _signed(self._payload, 64)
+        if self.type in (ValType.f32, ValType.f64):
+            return _float_from_bits(self._payload, self.type)
+        return self._payload
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Val):
+            return NotImplemented
+        if self.type in (ValType.funcref, ValType.externref):
+            return self.type is other.type and self._payload is other._payload
+        return self.type is other.type and self._payload == other._payload
+
+    def __hash__(self) -> int:
+        return hash((self.type, id(self._payload) if self.type in (ValType.funcref, ValType.externref)
+                     else self._payload))
+
+    def __repr__(self) -> str:
+        if self.type in (ValType.f32, ValType.f64):
+            return f"Val({self.type}, {self.value!r}, bits={self._payload:#x})"
+        return f"Val({self.type}, {self.value!r})"
+
+
+# --- externref: wasm holds a key into this table; wasmtime's finalizer drops it.
+
+_externref_objects: Dict[int, Any] = {}
+_externref_keys = itertools.count(1)
+
+
+@ffi.def_extern()
+def _wasmpy_externref_drop(data) -> None:
+    try:
+        _externref_objects.pop(int(ffi.cast("uintptr_t", data)), None)
+    except Exception:  # the interpreter may be shutting down; nothing is left to free then
+        pass
+
+
+def _new_externref(store, obj: Any, out) -> None:
+    key = next(_externref_keys)
+    _externref_objects[key] = obj
+    if not lib.wasmtime_externref_new(store._context(), ffi.cast("void *", key),
+                                      lib._wasmpy_externref_drop, out):
+        _externref_objects.pop(key, None)
+        raise WasmError("cannot allocate an externref: the store's GC heap is exhausted")
+
+
+def _externref_object(store, ref) -> Any:
+    data = lib.wasmtime_externref_data(store._context(), ref)
+    if data == ffi.NULL:
+        raise NotImplementedError("externref values that wrap wasm GC references are not supported yet")
+    return _externref_objects[int(ffi.cast("uintptr_t", data))]
+
+
+def _check_func(store, value: Any):
+    from ._func import Func
+
+    if not isinstance(value, Func):
+        raise TypeError(f"expected a wasmpy.Func or None for funcref, got {type(value).__name__}")
+    if value._store is not store:
+        raise WasmError("the function belongs to a different store")
+    return value
+
+
+# --- raw values (wasmtime_val_raw_t), used by calls in both directions.
+
+def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> None:
+    """Stores ``value`` into the raw slot ``raw``; rooted references go to ``roots``."""
+    if isinstance(value, Val):
+        if value.type is not valtype:
+            raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
+        if valtype in (ValType.funcref, ValType.externref):
+            value = value._payload
+        else:
+            return _write_bits(valtype, raw, value._payload)
+    if valtype is ValType.f32:
+        raw.f32 = _real(value, valtype)
+    elif valtype is ValType.f64:
+        raw.f64 = _real(value, valtype)
+    elif valtype is ValType.externref:
+        if value is None:
+            raw.externref = 0
+        else:
+            ref = ffi.new("wasmtime_externref_t *")
+            _new_externref(store, value, ref)
+            roots.append(ref)
+            raw.externref = lib.wasmtime_externref_to_raw(store._context(), ref)
+    elif valtype is ValType.funcref:
+        raw.funcref = ffi.NULL if value is None else lib.wasmtime_func_to_raw(
+            store._context(), _check_func(store, value)._func)
+    else:
+        _write_bits(valtype, raw, _integer(value, valtype))
+
+
+def _write_bits(valtype: ValType, raw, bits: int) -> None:
+    if valtype in (ValType.i32, ValType.f32):
+        raw.i32 = _signed(bits, 32)
+    elif valtype in (ValType.i64, ValType.f64):
+        raw.i64 = _signed(bits, 64)
+    else:
+        ffi.memmove(raw.v128, bits.to_bytes(16, "little"), 16)
+
+
+def release_roots(roots: List[Any]) -> None:
+    for ref in roots:
+        lib.wasmtime_externref_unroot(ref)
+    roots.clear()
+
+
+def read_raw(store, valtype: ValType, raw) -> Any:
+    """The Python value of the raw slot ``raw``."""
+    if valtype is ValType.i32:
+        return raw.i32
+    if valtype is ValType.i64:
+        return raw.i64
+    if valtype is ValType.f32:
+        return raw.f32
+    if valtype is ValType.f64:
+        return raw.f64
+    if valtype is ValType.v128:
+        return int.from_bytes(ffi.buffer(raw.v128, 16), "little")
+    if valtype is ValType.externref:
+        if raw.externref == 0:
+            return None
+        ref = ffi.new("wasmtime_externref_t *")
+        lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
+        try:
+            return _externref_object(store, ref)
+        finally:
+            lib.wasmtime_externref_unroot(ref)
+    if raw.funcref == ffi.NULL:
+        return None
+    from ._func import Func
+
+    func = ffi.new("wasmtime_func_t *")
+    lib.wasmtime_func_from_raw(store._context(), raw.funcref, func)
+    return Func._from_c(store, func)
+
+
+def read_raw_val(store, valtype: ValType, raw) -> Val:
+    """Like read_raw, but keeps exact bits in a Val."""
+    if valtype in (ValType.funcref, ValType.externref):
+        return Val(valtype, read_raw(store, valtype, raw))
+    if valtype in (ValType.i32, ValType.f32):
+        bits = raw.i32 & 0xFFFFFFFF
+    elif valtype in (ValType.i64, ValType.f64):
+        bits = raw.i64 & 0xFFFFFFFFFFFFFFFF
+    else:
+        bits = int.from_bytes(ffi.buffer(raw.v128, 16), "little")
+    return Val.from_bits(valtype, bits)
+
+
+# --- wasmtime_val_t, used by globals and tables.
+
+_VAL_KIND = {
+    ValType.i32: lib.WASMTIME_I32,
+    ValType.i64: lib.WASMTIME_I64,
+    ValType.f32: lib.WASMTIME_F32,
+    ValType.f64: lib.WASMTIME_F64,
+    ValType.v128: lib.WASMTIME_V128,
+    ValType.funcref: lib.WASMTIME_FUNCREF,
+    ValType.externref: lib.WASMTIME_EXTERNREF,
+}
+_FROM_VAL_KIND = {kind: valtype for valtype, kind in _VAL_KIND.items()}
+
+
+def to_val(store, valtype: ValType, value: Any):
+    """A new ``wasmtime_val_t *`` holding ``value``; pass it to ``release_val`` when done."""
+    val = ffi.new("wasmtime_val_t *")
+    val.kind = _VAL_KIND[valtype]
+    if isinstance(value, Val) and value.type is not valtype:
+        raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
+    if valtype is ValType.externref:
+        value = value._payload if isinstance(value, Val) else value
+        if value is not None:  # store_id 0 is the null reference
+            _new_externref(store, value, ffi.addressof(val.of, "externref"))
+    elif valtype is ValType.funcref:
+        value = value._payload if isinstance(value, Val) else value
+        if value is not None:
+            val.of.funcref = _check_func(store, value)._func[0]
+    else:
+        raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
+        write_raw(store, valtype, raw, value, [])
+    return val
+
+
+def release_val(val) -> None:
+    lib.wasmtime_val_unroot(val)
+
+
+def from_val(store, val, exact: bool = False) -> Any:
+    """The Python value (or with ``exact``, the Val) of a ``wasmtime_val_t *``; unroots it."""
+    try:
+        valtype = _FROM_VAL_KIND.get(val.kind)
+        if valtype is None:
+            raise NotImplementedError(f"wasm values of kind {val.kind} are not supported yet")
+        if valtype is ValType.externref:
+            value = None if val.of.externref.store_id == 0 else _externref_object(
+                store, ffi.addressof(val.of, "externref"))
+        elif valtype is ValType.funcref:
+            from ._func import Func
+
+            value = None if val.of.funcref.store_id == 0 else Func._from_c(
+                store, ffi.addressof(val.of, "funcref"))
+        else:
+            raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
+            return read_raw_val(store, valtype, raw) if exact else read_raw(store, valtype, raw)
+        return Val(valtype, value) if exact else value
+    finally:
+        lib.wasmtime_val_unroot(val)
