@@ -7,6 +7,14 @@
 3
 """
 
+try:
+    from . import _ffi  # noqa: F401
+except ImportError as error:  # pragma: no cover - only in an unbuilt source tree
+    raise ImportError(
+        "wasmpy's compiled extension is missing: this looks like an unbuilt source tree. "
+        "Install wasmpy (pip install .) and run from outside the checkout, or build it in place "
+        "(pip install -e .)") from error
+
 from ._engine import Engine
 from ._errors import CompileError, Frame, LinkError, Trap, TrapCode, WasmError
 from ._func import Func
