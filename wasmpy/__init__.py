@@ -19,6 +19,7 @@ from ._engine import Engine
 from ._errors import CompileError, Frame, LinkError, Trap, TrapCode, WasmError
 from ._func import Func
 from ._global import Global
+from ._hook import WasmImportError, hook_store, install_import_hook, uninstall_import_hook
 from ._instance import Exports, Instance
 from ._memory import Memory
 from ._module import Module, wat2wasm
@@ -29,8 +30,11 @@ from ._values import Val
 
 WASMTIME_VERSION = "50.0.1"
 
+install_import_hook()
+
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
     "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType", "ExportType",
-    "wat2wasm", "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
+    "wat2wasm", "install_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
+    "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

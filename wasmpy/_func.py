@@ -181,7 +181,7 @@ def _generate_call(functype: FuncType) -> Callable[..., Any]:
 def __call__(self, *args):
     if len(args) != {len(params)}:
         raise self._arity_error(args)
-    {"".join(a + ", " for a in names)}= args
+    {"".join(a + ", " for a in names) + "= args" if names else ""}
     store = self._store
     with store._lock:
         try:

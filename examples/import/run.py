@@ -1,0 +1,4 @@
+import wasmpy
+import demo
+
+demo.test()

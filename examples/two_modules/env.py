@@ -1,0 +1,2 @@
+def answer() -> 'i32':
+    return 42

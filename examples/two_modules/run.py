@@ -1,0 +1,4 @@
+import wasmpy
+import two
+
+print("answer() returned", two.ask())
