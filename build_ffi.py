@@ -42,7 +42,7 @@ ffibuilder = FFI()
 ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS + [CALLBACKS]))
 ffibuilder.set_source(
     "wasmpy._ffi",
-    "#include <stdbool.h>\n#include <stdint.h>\n" + declarations + '#include "wasmpy.c"\n',
+    "#include <stdbool.h>\n#include <stdint.h>\n#include <sys/types.h>\n" + declarations + '#include "wasmpy.c"\n',
     include_dirs=[str(CSRC)] + ([str(INCLUDE_DIR)] if INCLUDE_DIR else []),
     library_dirs=[str(LIBRARY.parent)],
     extra_link_args=[f"-l:{LIBRARY.name}", "-Wl,-rpath,$ORIGIN"],

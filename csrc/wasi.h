@@ -15,6 +15,11 @@ bool wasi_config_set_stdout_file(wasi_config_t *config, const char *path);
 void wasi_config_inherit_stdout(wasi_config_t *config);
 bool wasi_config_set_stderr_file(wasi_config_t *config, const char *path);
 void wasi_config_inherit_stderr(wasi_config_t *config);
-bool wasi_config_preopen_dir(wasi_config_t *config, const char *path, const char *guest_path,
-                             size_t dir_perms, size_t file_perms);
+void wasi_config_set_stdout_custom(wasi_config_t *config,
+                                   ssize_t (*callback)(void *data, const unsigned char *buf, size_t len),
+                                   void *data, void (*finalizer)(void *));
+void wasi_config_set_stderr_custom(wasi_config_t *config,
+                                   ssize_t (*callback)(void *data, const unsigned char *buf, size_t len),
+                                   void *data, void (*finalizer)(void *));
+bool wasi_config_preopen_dir(wasi_config_t *config, const char *path, const char *guest_path, bool fs_mutable);
 wasmtime_error_t *wasmtime_context_set_wasi(wasmtime_context_t *context, wasi_config_t *wasi);

@@ -20,3 +20,14 @@ int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *mod
         return 2;
     return *trap != NULL;
 }
+
+int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
+                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
+                              wasm_trap_t **trap, wasmtime_error_t **error)
+{
+    *trap = NULL;
+    *error = wasmtime_linker_instantiate(linker, context, module, instance, trap);
+    if (*error != NULL)
+        return 2;
+    return *trap != NULL;
+}

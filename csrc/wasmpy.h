@@ -9,3 +9,8 @@ int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmti
 int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
                        wasm_trap_t **trap, wasmtime_error_t **error);
+
+/* Instantiates `module` through `linker`, with the same result convention as wasmpy_call. */
+int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
+                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
+                              wasm_trap_t **trap, wasmtime_error_t **error);

@@ -16,17 +16,20 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "(pip install -e .)") from error
 
 from ._engine import Engine
-from ._errors import CompileError, Frame, LinkError, Trap, TrapCode, WasmError
+from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError
 from ._func import Func
 from ._global import Global
-from ._hook import WasmImportError, hook_store, install_import_hook, uninstall_import_hook
+from ._hook import (WasmImportError, configure_import_hook, hook_store, install_import_hook,
+                    uninstall_import_hook)
 from ._instance import Exports, Instance
 from ._memory import Memory
 from ._module import Module, wat2wasm
+from ._run import run
 from ._store import Store, StoreLimits
 from ._table import Table
 from ._types import ExportType, FuncType, GlobalType, ImportType, MemoryType, TableType, ValType
 from ._values import Val
+from ._wasi import WasiConfig
 
 WASMTIME_VERSION = "50.0.1"
 
@@ -35,6 +38,6 @@ install_import_hook()
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
     "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType", "ExportType",
-    "wat2wasm", "install_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
+    "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook", "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
     "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

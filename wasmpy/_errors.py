@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from ._ffi import ffi, lib
 
-__all__ = ["WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame"]
+__all__ = ["WasmError", "CompileError", "LinkError", "Trap", "ExitTrap", "TrapCode", "Frame"]
 
 
 class WasmError(Exception):
@@ -86,6 +86,14 @@ class Trap(WasmError):
         if not self.frames:
             return self.message
         return self.message + "\nwasm backtrace:\n" + "\n".join(f"  {frame}" for frame in self.frames)
+
+
+class ExitTrap(Trap):
+    """A WASI program called ``proc_exit``; ``code`` is its exit status."""
+
+    def __init__(self, code: int, frames: Optional[List[Frame]] = None) -> None:
+        super().__init__(f"exit status {code}", None, frames)
+        self.code = code  # type: ignore[assignment]
 
 
 def _cause(message: str) -> str:
@@ -175,6 +183,9 @@ def take_call_failure(status: int, trap_out, error_out) -> WasmError:
     try:
         frames = ffi.new("wasm_frame_vec_t *")
         lib.wasmtime_error_wasm_trace(error, frames)
+        status = ffi.new("int *")
+        if lib.wasmtime_error_exit_status(error, status):
+            return ExitTrap(status[0], _take_frames(frames))
         return Trap(error_message(error), None, _take_frames(frames))
     finally:
         lib.wasmtime_error_delete(error)

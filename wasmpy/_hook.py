@@ -26,8 +26,10 @@ from ._errors import CompileError, LinkError, WasmError
 from ._instance import Instance
 from ._module import Module
 from ._store import Store
+from ._wasi import WASI_MODULE, WasiConfig
 
-__all__ = ["install_import_hook", "uninstall_import_hook", "WasmImportError", "hook_store"]
+__all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "WasmImportError",
+           "hook_store"]
 
 WASM_SUFFIXES = [".wasm", ".wat"]
 _CACHE_MAGIC = b"wasmpy-cache-1\0"
@@ -40,6 +42,20 @@ class WasmImportError(CompileError, ImportError):
 
 _store: Optional[Store] = None
 _store_lock = threading.Lock()
+_wasi: Optional[WasiConfig] = None
+
+
+def configure_import_hook(*, wasi: Optional[WasiConfig] = None) -> None:
+    """Sets what the import hook gives modules that import WASI (``wasi_snapshot_preview1``).
+
+    By default each such module gets the safe default: its name as the only
+    argument, no environment, standard streams inherited, no filesystem.
+    Call this before the import; ``wasi=None`` restores the default.
+    """
+    global _wasi
+    if wasi is not None and not isinstance(wasi, WasiConfig):
+        raise TypeError(f"wasi must be a wasmpy.WasiConfig, not {type(wasi).__name__}")
+    _wasi = wasi
 
 
 def hook_store() -> Store:
@@ -64,9 +80,14 @@ class WasmLoader(importlib.abc.FileLoader):
     def exec_module(self, module: ModuleType) -> None:
         store = hook_store()
         compiled = _compile(self.path, store.engine, module.__name__)
-        namespaces = {name: _import_namespace(name, compiled, module.__name__)
+        namespaces = {name: None if name == WASI_MODULE else _import_namespace(name, compiled, module.__name__)
                       for name in dict.fromkeys(i.module for i in compiled.imports)}
+        if WASI_MODULE in namespaces:
+            del namespaces[WASI_MODULE]
+            store.wasi = _wasi if _wasi is not None else WasiConfig(argv=[module.__name__])
         instance = Instance(compiled, namespaces, store)
+        if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
+            instance.exports["_initialize"]()
         module.__wasm_instance__ = instance
         module.__doc__ = _describe(self.path, compiled)
         for name, item in instance.exports.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Dict, Iterator, List, Optional, Union
 
-from ._errors import LinkError, WasmError, take_call_failure
+from ._errors import LinkError, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
 from ._func import Func, check_annotations
 from ._global import Global
@@ -13,6 +13,7 @@ from ._memory import Memory
 from ._module import Module
 from ._store import Store
 from ._table import Table
+from ._wasi import WASI_MODULE
 from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType
 
 __all__ = ["Instance", "Exports"]
@@ -123,15 +124,22 @@ class Instance:
         self.module = module
         self.store = store
         wanted = module.imports
+        wasi = any(i.module == WASI_MODULE for i in wanted) and not (
+            isinstance(imports, Mapping) and WASI_MODULE in imports)
         with store._lock:
-            values = self._import_values(store, wanted, imports)
-            externs = ffi.new("wasmtime_extern_t[]", max(len(values), 1))
-            for index, value in enumerate(values):
-                _write_extern(value, externs[index])
             instance = ffi.new("wasmtime_instance_t *")
             trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
-            status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
-                                            trap, error)
+            if wasi:
+                wanted = [i for i in wanted if i.module != WASI_MODULE]
+                values = self._import_values(store, wanted, imports)
+                status = self._instantiate_with_wasi(store, module, wanted, values, instance, trap, error)
+            else:
+                values = self._import_values(store, wanted, imports)
+                externs = ffi.new("wasmtime_extern_t[]", max(len(values), 1))
+                for index, value in enumerate(values):
+                    _write_extern(value, externs[index])
+                status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
+                                                trap, error)
             if status:
                 raise self._instantiation_error(store, status, trap, error)
             self._instance = instance
@@ -158,6 +166,21 @@ class Instance:
             return [_resolve(store, imported, value) for imported, value in zip(wanted, imports)]
         raise TypeError("imports must be a mapping of module names to namespaces, or a sequence in "
                         f"import order, not {type(imports).__name__}")
+
+    @staticmethod
+    def _instantiate_with_wasi(store: Store, module: Module, wanted: List[ImportType], values: List[Extern],
+                               instance, trap, error) -> int:
+        """Instantiates through a linker that provides WASI from the store's configuration."""
+        store._ensure_wasi()
+        linker = ffi.gc(lib.wasmtime_linker_new(module.engine._ptr), lib.wasmtime_linker_delete)
+        check(lib.wasmtime_linker_define_wasi(linker))
+        item = ffi.new("wasmtime_extern_t *")
+        for imported, value in zip(wanted, values):
+            _write_extern(value, item)
+            module_name, name = imported.module.encode(), imported.name.encode()
+            check(lib.wasmtime_linker_define(linker, store._context(), module_name, len(module_name), name,
+                                             len(name), item), LinkError)
+        return lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance, trap, error)
 
     @staticmethod
     def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:

@@ -10,6 +10,7 @@ from typing import Any, List, Optional
 from ._engine import Engine
 from ._errors import WasmError, check, take_call_failure
 from ._ffi import ffi, lib
+from ._wasi import WasiConfig
 
 __all__ = ["Store", "StoreLimits"]
 
@@ -53,8 +54,6 @@ class Store:
             engine = Engine.default()
         elif not isinstance(engine, Engine):
             raise TypeError(f"engine must be a wasmpy.Engine, not {type(engine).__name__}")
-        if wasi is not None:
-            raise NotImplementedError("Store(wasi=...) is not available yet")
         self.engine = engine
         self._ptr = ffi.gc(lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL), lib.wasmtime_store_delete)
         self._ctx: Any = lib.wasmtime_store_context(self._ptr)
@@ -63,12 +62,38 @@ class Store:
         self._host_exception: Optional[BaseException] = None
         self._host_funcs: List[Any] = []  # cffi handles that wasmtime refers to
         self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._wasi_ready = False
+        self.wasi = wasi
         if limits is not None:
             if not isinstance(limits, StoreLimits):
                 raise TypeError(f"limits must be a wasmpy.StoreLimits, not {type(limits).__name__}")
             limits._apply(self._ptr)
         if fuel is not None:
             self.fuel = fuel
+
+    @property
+    def wasi(self) -> Optional[WasiConfig]:
+        """The WASI configuration for modules instantiated in this store from now on.
+
+        None means the safe default: no arguments, no environment, standard
+        streams inherited, no filesystem.
+        """
+        return self._wasi
+
+    @wasi.setter
+    def wasi(self, config: Optional[WasiConfig]) -> None:
+        if config is not None and not isinstance(config, WasiConfig):
+            raise TypeError(f"wasi must be a wasmpy.WasiConfig, not {type(config).__name__}")
+        self._wasi = config
+        self._wasi_ready = False
+
+    def _ensure_wasi(self) -> None:
+        """Gives the store its WASI context, once per configuration."""
+        if self._wasi_ready:
+            return
+        config = (self._wasi or WasiConfig())._to_c(self._host_funcs)
+        check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
+        self._wasi_ready = True
 
     def _context(self):
         ctx = self._ctx
