@@ -6,6 +6,7 @@ import ast
 import inspect
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
+from ._checks import require_instance
 from ._errors import LinkError
 from ._ffi import ffi, lib
 from ._store import Store
@@ -37,8 +38,7 @@ class Func:
         return object.__new__(_call_class(_host_type(fn, type)) if cls is Func else cls)
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
-        if not isinstance(store, Store):
-            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
+        require_instance(store, Store, "store")
         functype = _host_type(fn, type)
         host = _HostFunction(store, fn, functype)
         handle = ffi.new_handle(host)

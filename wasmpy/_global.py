@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._checks import require_instance
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
@@ -19,10 +20,8 @@ class Global:
     __slots__ = ("_store", "_global", "type", "__weakref__")
 
     def __init__(self, store: Store, type: GlobalType, value: Any) -> None:
-        if not isinstance(store, Store):
-            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
-        if not isinstance(type, GlobalType):
-            raise TypeError(f"type must be a wasmpy.GlobalType, not {builtin_type(type).__name__}")
+        require_instance(store, Store, "store")
+        require_instance(type, GlobalType, "type")
         handle = ffi.new("wasmtime_global_t *")
         with store._lock:
             val = to_val(store, type.content, value)
@@ -78,6 +77,3 @@ class Global:
         if self._store.closed:
             return f"<wasmpy.Global {self.type} (store closed)>"
         return f"<wasmpy.Global {self.type} = {self.value!r}>"
-
-
-builtin_type = type

@@ -21,6 +21,7 @@ import threading
 from types import ModuleType
 from typing import Any, Dict, Optional
 
+from ._checks import require_instance
 from ._engine import Engine
 from ._errors import CompileError, LinkError, WasmError
 from ._instance import Instance
@@ -53,8 +54,8 @@ def configure_import_hook(*, wasi: Optional[WasiConfig] = None) -> None:
     Call this before the import; ``wasi=None`` restores the default.
     """
     global _wasi
-    if wasi is not None and not isinstance(wasi, WasiConfig):
-        raise TypeError(f"wasi must be a wasmpy.WasiConfig, not {type(wasi).__name__}")
+    if wasi is not None:
+        require_instance(wasi, WasiConfig, "wasi")
     _wasi = wasi
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Dict, Iterator, List, Optional, Union
 
+from ._checks import require_instance
 from ._errors import LinkError, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
 from ._func import Func, check_annotations
@@ -113,12 +114,8 @@ class Instance:
     """
 
     def __init__(self, module: Module, imports: Any = None, store: Optional[Store] = None) -> None:
-        if not isinstance(module, Module):
-            raise TypeError(f"module must be a wasmpy.Module, not {type(module).__name__}")
-        if store is None:
-            store = Store(module.engine)
-        elif not isinstance(store, Store):
-            raise TypeError(f"store must be a wasmpy.Store, not {type(store).__name__}")
+        require_instance(module, Module, "module")
+        store = Store(module.engine) if store is None else require_instance(store, Store, "store")
         if store.engine is not module.engine:
             raise WasmError("the module and the store belong to different engines")
         self.module = module

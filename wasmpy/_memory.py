@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Tuple, Union
 
 from ._buffer import BufferExporter
+from ._checks import require_instance, require_int
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
@@ -21,10 +23,8 @@ class Memory(BufferExporter):
     """
 
     def __init__(self, store: Store, type: MemoryType) -> None:
-        if not isinstance(store, Store):
-            raise TypeError(f"store must be a wasmpy.Store, not {_typename(store)}")
-        if not isinstance(type, MemoryType):
-            raise TypeError(f"type must be a wasmpy.MemoryType, not {_typename(type)}")
+        require_instance(store, Store, "store")
+        require_instance(type, MemoryType, "type")
         memory = ffi.new("wasmtime_memory_t *")
         with store._lock:
             check(lib.wasmtime_memory_new(store._context(), type._to_c(), memory))
@@ -71,10 +71,7 @@ class Memory(BufferExporter):
 
     def grow(self, delta: int) -> int:
         """Adds ``delta`` pages; returns the previous size in pages. WasmError if it cannot grow."""
-        if not isinstance(delta, int) or isinstance(delta, bool):
-            raise TypeError(f"delta must be an int, not {_typename(delta)}")
-        if not 0 <= delta < 2**64:
-            raise ValueError(f"delta must be between 0 and 2**64-1 pages, not {delta}")
+        require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
         with self._store._lock:
             check(lib.wasmtime_memory_grow(self._store._context(), self._memory, delta, previous))
@@ -84,7 +81,7 @@ class Memory(BufferExporter):
         """The address of [offset, offset + length), checked against the current size."""
         for name, value in (("offset", offset), ("length", length)):
             if not isinstance(value, int) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an int, not {_typename(value)}")
+                raise TypeError(f"{name} must be an int, not {builtins.type(value).__name__}")
         ctx = self._store._context()
         size = lib.wasmtime_memory_data_size(ctx, self._memory)
         if offset < 0 or length < 0 or offset + length > size:
@@ -102,7 +99,7 @@ class Memory(BufferExporter):
         try:
             source = memoryview(data).cast("B")
         except TypeError:
-            raise TypeError(f"data must be bytes-like, not {_typename(data)}") from None
+            raise TypeError(f"data must be bytes-like, not {builtins.type(data).__name__}") from None
         with self._store._lock:
             address, _ = self._span(offset, source.nbytes)
             ffi.memmove(address, source, source.nbytes)
@@ -117,8 +114,4 @@ class Memory(BufferExporter):
         if self._store.closed:
             return "<wasmpy.Memory (store closed)>"
         return f"<wasmpy.Memory: {self.size} pages, {self.type}>"
-
-
-def _typename(value: object) -> str:
-    return type(value).__name__
 

@@ -6,6 +6,7 @@ import hashlib
 import os
 from typing import List, Optional, Union
 
+from ._checks import require_instance
 from ._engine import Engine
 from ._errors import CompileError, WasmError, check, error_message
 from ._ffi import ffi, lib
@@ -44,11 +45,7 @@ def _as_bytes(source) -> bytes:
 
 
 def _engine(engine: Optional[Engine]) -> Engine:
-    if engine is None:
-        return Engine.default()
-    if not isinstance(engine, Engine):
-        raise TypeError(f"engine must be a wasmpy.Engine, not {type(engine).__name__}")
-    return engine
+    return Engine.default() if engine is None else require_instance(engine, Engine, "engine")
 
 
 class Module:

@@ -7,6 +7,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, List, Optional
 
+from ._checks import require_instance, require_int
 from ._engine import Engine
 from ._errors import WasmError, check, take_call_failure
 from ._ffi import ffi, lib
@@ -29,10 +30,7 @@ class StoreLimits:
         values = []
         for name in ("memory_size", "table_elements", "instances", "tables", "memories"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
-                                      or not 0 <= value < 2**63):
-                raise ValueError(f"StoreLimits.{name} must be a non-negative int or None, not {value!r}")
-            values.append(-1 if value is None else value)
+            values.append(-1 if value is None else require_int(value, f"StoreLimits.{name}", 0, 2**63 - 1))
         lib.wasmtime_store_limiter(store_ptr, *values)
 
 
@@ -50,10 +48,7 @@ class Store:
 
     def __init__(self, engine: Optional[Engine] = None, *, fuel: Optional[int] = None,
                  limits: Optional[StoreLimits] = None, wasi: Any = None) -> None:
-        if engine is None:
-            engine = Engine.default()
-        elif not isinstance(engine, Engine):
-            raise TypeError(f"engine must be a wasmpy.Engine, not {type(engine).__name__}")
+        engine = Engine.default() if engine is None else require_instance(engine, Engine, "engine")
         self.engine = engine
         self._ptr = ffi.gc(lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL), lib.wasmtime_store_delete)
         self._ctx: Any = lib.wasmtime_store_context(self._ptr)
@@ -65,9 +60,7 @@ class Store:
         self._wasi_ready = False
         self.wasi = wasi
         if limits is not None:
-            if not isinstance(limits, StoreLimits):
-                raise TypeError(f"limits must be a wasmpy.StoreLimits, not {type(limits).__name__}")
-            limits._apply(self._ptr)
+            require_instance(limits, StoreLimits, "limits")._apply(self._ptr)
         if fuel is not None:
             self.fuel = fuel
 
@@ -82,8 +75,8 @@ class Store:
 
     @wasi.setter
     def wasi(self, config: Optional[WasiConfig]) -> None:
-        if config is not None and not isinstance(config, WasiConfig):
-            raise TypeError(f"wasi must be a wasmpy.WasiConfig, not {type(config).__name__}")
+        if config is not None:
+            require_instance(config, WasiConfig, "wasi")
         self._wasi = config
         self._wasi_ready = False
 
@@ -117,8 +110,7 @@ class Store:
 
     @fuel.setter
     def fuel(self, value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**64:
-            raise ValueError(f"fuel must be an int from 0 to 2**64-1, not {value!r}")
+        require_int(value, "fuel", 0, 2**64 - 1)
         with self._lock:
             check(lib.wasmtime_context_set_fuel(self._context(), value))
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import operator
 from typing import Any
 
+from ._checks import require_instance, require_int
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
@@ -24,10 +26,8 @@ class Table:
     __slots__ = ("_store", "_table", "type", "__weakref__")
 
     def __init__(self, store: Store, type: TableType, init: Any = None) -> None:
-        if not isinstance(store, Store):
-            raise TypeError(f"store must be a wasmpy.Store, not {builtin_type(store).__name__}")
-        if not isinstance(type, TableType):
-            raise TypeError(f"type must be a wasmpy.TableType, not {builtin_type(type).__name__}")
+        require_instance(store, Store, "store")
+        require_instance(type, TableType, "type")
         handle = ffi.new("wasmtime_table_t *")
         with store._lock:
             val = to_val(store, type.element, init)
@@ -63,10 +63,7 @@ class Table:
 
     def grow(self, delta: int, init: Any = None) -> int:
         """Adds ``delta`` elements set to ``init``; returns the previous size. WasmError if it cannot."""
-        if not isinstance(delta, int) or isinstance(delta, bool):
-            raise TypeError(f"delta must be an int, not {builtin_type(delta).__name__}")
-        if not 0 <= delta < 2**64:
-            raise ValueError(f"delta must be between 0 and 2**64-1, not {delta}")
+        require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
         with self._store._lock:
             val = to_val(self._store, self.type.element, init)
@@ -80,7 +77,7 @@ class Table:
         try:
             index = operator.index(index)
         except TypeError:
-            raise TypeError(f"table indices must be integers, not {builtin_type(index).__name__}") from None
+            raise TypeError(f"table indices must be integers, not {builtins.type(index).__name__}") from None
         size = lib.wasmtime_table_size(self._store._context(), self._table)
         if index < 0:
             index += size
@@ -106,6 +103,3 @@ class Table:
 
     def __repr__(self) -> str:
         return f"<wasmpy.Table {self.type}>"
-
-
-builtin_type = type
