@@ -29,8 +29,8 @@ from ._module import Module
 from ._store import Store
 from ._wasi import WASI_MODULE, WasiConfig
 
-__all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "WasmImportError",
-           "hook_store"]
+__all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "compile_to_cache",
+           "WasmImportError", "hook_store"]
 
 WASM_SUFFIXES = [".wasm", ".wat"]
 _CACHE_MAGIC = b"wasmpy-cache-1\0"
@@ -121,7 +121,11 @@ def _describe(path: str, compiled: Module) -> str:
 
 # --- compiled-code cache, like .pyc files
 
-def _compile(path: str, engine: Engine, name: str) -> Module:
+def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] = None) -> Module:
+    """Compiles ``path``, or loads it from the cache; writes the cache unless told not to.
+
+    ``write_cache`` defaults to ``not sys.dont_write_bytecode``.
+    """
     with open(path, "rb") as file:
         source = file.read()
     digest = hashlib.sha256(source).digest()
@@ -134,9 +138,20 @@ def _compile(path: str, engine: Engine, name: str) -> Module:
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
         raise WasmImportError(f"cannot import {name} from {path}: {error}", name=name, path=path) from None
-    if not sys.dont_write_bytecode:
+    if not sys.dont_write_bytecode if write_cache is None else write_cache:
         _write_cache(cache, digest, compiled)
     return compiled
+
+
+def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str]:
+    """Fills the import hook's cache for ``path`` (as ``wasmpy compile`` does); returns the cache file.
+
+    None if the cache could not be written (e.g. a read-only directory).
+    """
+    engine = engine or Engine.default()
+    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)
+    cache = cache_path(path, engine)
+    return cache if os.path.exists(cache) else None
 
 
 def cache_path(source_path: str, engine: Engine) -> str:

@@ -114,6 +114,13 @@ class Store:
         with self._lock:
             check(lib.wasmtime_context_set_fuel(self._context(), value))
 
+    def set_epoch_deadline(self, ticks: int) -> None:
+        """Interrupts wasm (Trap with code INTERRUPT) once the engine's epoch has advanced ``ticks``
+        times from now; needs ``Engine(epoch_interruption=True)``."""
+        require_int(ticks, "ticks", 0, 2**64 - 1)
+        with self._lock:
+            lib.wasmtime_context_set_epoch_deadline(self._context(), ticks)
+
     def gc(self) -> None:
         """Collects unreachable wasm GC objects and externrefs now."""
         with self._lock:
