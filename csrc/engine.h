@@ -1,7 +1,6 @@
 /* wasm.h / wasmtime/config.h / wasmtime/engine.h: configuration and engines. */
 
 typedef struct wasm_config_t wasm_config_t;
-typedef struct wasm_engine_t wasm_engine_t;
 
 wasm_config_t *wasm_config_new(void);
 void wasm_config_delete(wasm_config_t *config);

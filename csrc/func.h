@@ -34,6 +34,7 @@ typedef uint8_t wasmtime_valkind_t;
 #define WASMTIME_V128 4
 #define WASMTIME_FUNCREF 5
 #define WASMTIME_EXTERNREF 6
+#define WASMTIME_ANYREF 7
 
 typedef uint8_t wasmtime_v128[16];
 

@@ -3,6 +3,7 @@
  * Every header in csrc/ is both valid C and readable by cffi's cdef. */
 
 typedef unsigned char wasm_byte_t;
+typedef struct wasm_engine_t wasm_engine_t;
 
 typedef struct wasm_byte_vec_t {
     size_t size;
@@ -43,7 +44,66 @@ void wasm_valtype_delete(wasm_valtype_t *type);
 void wasm_valtype_vec_new(wasm_valtype_vec_t *out, size_t size, wasm_valtype_t *const *data);
 void wasm_valtype_vec_new_empty(wasm_valtype_vec_t *out);
 
+/* wasmtime/types/val.h: the full breadth of value types (v128, typed references). */
+wasm_valtype_t *wasmtime_wasm_valtype_v128(void);
+
+typedef uint8_t wasmtime_heaptype_kind_t;
+#define WASMTIME_HEAPTYPE_KIND_EXTERN 0
+#define WASMTIME_HEAPTYPE_KIND_NOEXTERN 1
+#define WASMTIME_HEAPTYPE_KIND_FUNC 2
+#define WASMTIME_HEAPTYPE_KIND_CONCRETE_FUNC 3
+#define WASMTIME_HEAPTYPE_KIND_NOFUNC 4
+#define WASMTIME_HEAPTYPE_KIND_ANY 5
+#define WASMTIME_HEAPTYPE_KIND_NONE 6
+#define WASMTIME_HEAPTYPE_KIND_EQ 7
+#define WASMTIME_HEAPTYPE_KIND_I31 8
+#define WASMTIME_HEAPTYPE_KIND_ARRAY 9
+#define WASMTIME_HEAPTYPE_KIND_CONCRETE_ARRAY 10
+#define WASMTIME_HEAPTYPE_KIND_STRUCT 11
+#define WASMTIME_HEAPTYPE_KIND_CONCRETE_STRUCT 12
+#define WASMTIME_HEAPTYPE_KIND_EXN 13
+#define WASMTIME_HEAPTYPE_KIND_CONCRETE_EXN 14
+#define WASMTIME_HEAPTYPE_KIND_NOEXN 15
+
+typedef struct wasmtime_array_type wasmtime_array_type_t;
+typedef struct wasmtime_struct_type wasmtime_struct_type_t;
+typedef struct wasmtime_exn_type wasmtime_exn_type_t;
 typedef struct wasm_functype_t wasm_functype_t;
+
+typedef union wasmtime_heaptype_union {
+    wasm_functype_t *concrete_func;
+    wasmtime_array_type_t *concrete_array;
+    wasmtime_struct_type_t *concrete_struct;
+    wasmtime_exn_type_t *concrete_exn;
+} wasmtime_heaptype_union_t;
+
+typedef struct wasmtime_heaptype {
+    wasmtime_heaptype_kind_t kind;
+    wasmtime_heaptype_union_t of;
+} wasmtime_heaptype_t;
+
+typedef struct wasmtime_reftype {
+    bool nullable;
+    wasmtime_heaptype_t heaptype;
+} wasmtime_reftype_t;
+
+typedef uint8_t wasmtime_valtype_kind_t;
+#define WASMTIME_VALTYPE_KIND_I32 0
+#define WASMTIME_VALTYPE_KIND_I64 1
+#define WASMTIME_VALTYPE_KIND_F32 2
+#define WASMTIME_VALTYPE_KIND_F64 3
+#define WASMTIME_VALTYPE_KIND_V128 4
+#define WASMTIME_VALTYPE_KIND_REF 5
+
+typedef struct wasmtime_valtype {
+    wasmtime_valtype_kind_t kind;
+    wasmtime_reftype_t reftype;
+} wasmtime_valtype_t;
+
+void wasmtime_valtype_new(const wasm_valtype_t *ty, wasmtime_valtype_t *out);
+void wasmtime_valtype_delete(wasmtime_valtype_t *ty);
+wasm_valtype_t *wasmtime_valtype_to_wasm(const wasm_engine_t *engine, const wasmtime_valtype_t *ty);
+
 wasm_functype_t *wasm_functype_new(wasm_valtype_vec_t *params, wasm_valtype_vec_t *results);
 const wasm_valtype_vec_t *wasm_functype_params(const wasm_functype_t *type);
 const wasm_valtype_vec_t *wasm_functype_results(const wasm_functype_t *type);

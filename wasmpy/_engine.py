@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 from typing import Any, Dict, Optional
 
@@ -36,8 +39,13 @@ _FLAGS = {
 }
 _SIZES = {
     "max_wasm_stack": lib.wasmtime_config_max_wasm_stack_set,
-    "memory_reservation": lib.wasmtime_config_memory_reservation_set,
-    "memory_guard_size": lib.wasmtime_config_memory_guard_size_set,
+}
+# Turning a feature off turns off what needs it, unless that was asked for explicitly.
+_NEEDS = {
+    "relaxed_simd": ("simd",),
+    "function_references": ("reference_types",),
+    "gc": ("reference_types", "function_references"),
+    "exceptions": ("reference_types",),
 }
 _OPT_LEVELS = {
     "none": lib.WASMTIME_OPT_LEVEL_NONE,
@@ -47,14 +55,76 @@ _OPT_LEVELS = {
 OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level"])
 
 
+def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The options to apply: ``config`` plus features turned off because what they need is off."""
+    resolved = dict(config)
+    for feature, needs in _NEEDS.items():
+        missing = [need for need in needs if resolved.get(need) is False]
+        if not missing:
+            continue
+        if resolved.get(feature) is True:
+            raise ValueError(f"Engine option {feature}=True needs {' and '.join(f'{n}=True' for n in missing)}")
+        resolved[feature] = False
+    return resolved
+
+
+def _checked_config(config: Dict[str, Any]):
+    """A ``wasm_config_t *`` with ``config`` applied: raises TypeError/ValueError for bad options."""
+    c_config = lib.wasm_config_new()
+    try:
+        for name, value in config.items():
+            _apply(c_config, name, value)
+    except BaseException:
+        lib.wasm_config_delete(c_config)
+        raise
+    return c_config
+
+
+def _build(config: Dict[str, Any]):
+    """A new ``wasm_engine_t *`` for the resolved options."""
+    c_config = _checked_config(config)
+    lib.wasmtime_config_memory_may_move_set(c_config, False)
+    return lib.wasm_engine_new_with_config(c_config)  # takes the config
+
+
+_probed: Dict[str, Optional[str]] = {}
+
+
+def _probe(config: Dict[str, Any]) -> None:
+    """Raises ValueError if wasmtime rejects ``config``.
+
+    wasmtime aborts the process on a configuration it rejects, so a
+    configuration that turns something off is first tried in a child process.
+    """
+    key = json.dumps(config, sort_keys=True)
+    if key not in _probed:
+        child = subprocess.run(
+            [sys.executable, "-c", "import json, sys; from wasmpy._engine import _build; "
+                                   "_build(json.loads(sys.argv[1]))", key],
+            capture_output=True, text=True, timeout=120)
+        _probed[key] = None if child.returncode == 0 else _panic_message(child.stderr)
+    if _probed[key] is not None:
+        raise ValueError(f"wasmtime rejects this Engine configuration: {_probed[key]}")
+
+
+def _panic_message(stderr: str) -> str:
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "panicked at" in line and index + 1 < len(lines):
+            return lines[index + 1]
+    return lines[-1] if lines else "the configuration was refused"
+
+
 def _apply(config, name: str, value: Any) -> None:
     if name in _FLAGS:
         if not isinstance(value, bool):
             raise TypeError(f"Engine option {name} takes True or False, not {value!r}")
         _FLAGS[name](config, value)
     elif name in _SIZES:
-        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**63:
-            raise TypeError(f"Engine option {name} takes a size in bytes (a non-negative int), not {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"Engine option {name} takes a size in bytes (an int), not {value!r}")
+        if not 0 < value < 2**63:
+            raise ValueError(f"Engine option {name} must be a positive number of bytes, not {value}")
         _SIZES[name](config, value)
     elif name == "cranelift_opt_level":
         if value not in _OPT_LEVELS:
@@ -74,7 +144,11 @@ class Engine:
     ``nan_canonicalization``, ``debug_info``, and the wasm features ``simd``,
     ``relaxed_simd``, ``threads``, ``gc``, ``function_references``, ``tail_call``,
     ``exceptions``, ``memory64``, ``multi_memory``, ``bulk_memory``,
-    ``reference_types``, ``multi_value``, ``wide_arithmetic``, ``custom_page_sizes``...
+    ``reference_types``, ``multi_value``, ``wide_arithmetic``, ``custom_page_sizes``, ``shared_memory``...
+
+    Turning a feature off also turns off the features that need it (e.g.
+    ``simd=False`` turns off ``relaxed_simd``) unless they are asked for
+    explicitly; a combination wasmtime rejects raises ValueError.
 
     Linear memories never move when they grow, so that ``memoryview(memory)``
     stays valid; growth past the engine's reservation fails instead.
@@ -84,15 +158,11 @@ class Engine:
     _default_lock = threading.Lock()
 
     def __init__(self, **config: Any) -> None:
-        c_config = lib.wasm_config_new()
-        try:
-            for name, value in config.items():
-                _apply(c_config, name, value)
-            lib.wasmtime_config_memory_may_move_set(c_config, False)
-        except BaseException:
-            lib.wasm_config_delete(c_config)
-            raise
-        engine = lib.wasm_engine_new_with_config(c_config)  # takes the config
+        resolved = _resolve(config)
+        lib.wasm_config_delete(_checked_config(resolved))
+        if any(value is False for value in resolved.values()) or any(name in _SIZES for name in resolved):
+            _probe(resolved)
+        engine = _build(resolved)
         if engine == ffi.NULL:
             raise ValueError(f"wasmtime rejected this engine configuration: {config}")
         self._ptr = ffi.gc(engine, lib.wasm_engine_delete)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -57,13 +58,14 @@ class Frame:
     module: Optional[str]
     function: Optional[str]
     func_index: int
-    func_offset: int
-    module_offset: int
+    func_offset: Optional[int]  # None where wasmtime does not know it
+    module_offset: Optional[int]
 
     def __str__(self) -> str:
         module = self.module or "<module>"
         function = self.function or f"<func {self.func_index}>"
-        return f"{module}!{function} @ {self.module_offset:#x}"
+        where = "?" if self.module_offset is None else f"{self.module_offset:#x}"
+        return f"{module}!{function} @ {where}"
 
 
 class Trap(WasmError):
@@ -97,11 +99,18 @@ class ExitTrap(Trap):
 
 
 def _cause(message: str) -> str:
-    """wasmtime's message without the backtrace it embeds (Trap.frames has it)."""
+    """wasmtime's message without the backtrace it embeds (Trap.frames has it).
+
+    A chain of causes ("0: memory fault at ...", "1: wasm trap: out of bounds
+    memory access") becomes the last cause, with the others in parentheses.
+    """
     if "Caused by:" in message:
         message = message.split("Caused by:", 1)[1]
-    message = message.strip()
-    return message[len("wasm trap: "):] if message.startswith("wasm trap: ") else message
+    causes = [re.sub(r"^\d+: ", "", line.strip()) for line in message.strip().splitlines() if line.strip()]
+    causes = [cause[len("wasm trap: "):] if cause.startswith("wasm trap: ") else cause for cause in causes]
+    if len(causes) <= 1:
+        return causes[0] if causes else ""
+    return f"{causes[-1]} ({'; '.join(causes[:-1])})"
 
 
 def _take_name(vec) -> str:
@@ -118,6 +127,13 @@ def _borrowed_name(name) -> Optional[str]:
     return ffi.unpack(ffi.cast("char *", name.data), name.size).decode("utf-8", "replace")
 
 
+def _offset(value: int) -> Optional[int]:
+    return None if value == _UNKNOWN_OFFSET else value
+
+
+_UNKNOWN_OFFSET = 2**64 - 1
+
+
 def _take_frames(vec) -> List[Frame]:
     try:
         return [
@@ -125,8 +141,8 @@ def _take_frames(vec) -> List[Frame]:
                 module=_borrowed_name(lib.wasmtime_frame_module_name(frame)),
                 function=_borrowed_name(lib.wasmtime_frame_func_name(frame)),
                 func_index=lib.wasm_frame_func_index(frame),
-                func_offset=lib.wasm_frame_func_offset(frame),
-                module_offset=lib.wasm_frame_module_offset(frame),
+                func_offset=_offset(lib.wasm_frame_func_offset(frame)),
+                module_offset=_offset(lib.wasm_frame_module_offset(frame)),
             )
             for frame in (vec.data[i] for i in range(vec.size))
         ]

@@ -11,7 +11,7 @@ from ._errors import LinkError
 from ._ffi import ffi, lib
 from ._store import Store
 from ._types import FuncType, ValType
-from ._values import read_raw, read_raw_val, release_roots, write_raw
+from ._values import check_reference, read_raw, read_raw_val, release_roots, write_raw
 
 __all__ = ["Func"]
 
@@ -120,12 +120,13 @@ class Func:
         scratch = ffi.new("wasmtime_val_raw_t *")
         for index, (valtype, arg) in enumerate(zip(self.type.params, args)):
             try:
-                if valtype in (ValType.funcref, ValType.externref):
-                    continue  # their conversions only fail for funcref, below
-                write_raw(self._store, valtype, scratch[0], arg, [])
+                if valtype.is_reference:
+                    check_reference(self._store, valtype, arg)
+                else:
+                    write_raw(self._store, valtype, scratch[0], arg, [])
             except (TypeError, OverflowError) as error:
                 return builtin_type(error)(f"{self.name}() argument {index + 1}: {error} ({self.type})")
-        return TypeError(f"{self.name}(): funcref arguments must be wasmpy.Func or None ({self.type})")
+        return TypeError(f"{self.name}(): invalid arguments {args!r} ({self.type})")
 
     def __repr__(self) -> str:
         return f"<wasmpy.Func {self.name}: {self.type}>"
@@ -187,7 +188,7 @@ def __call__(self, *args):
         try:
 {_indent(convert or "pass", 12)}
         except (TypeError, OverflowError):
-            raise self._argument_error(args) from None
+            return Func.__call__(self, *args)  # Val, __index__ objects, or an error to explain
         try:
             status = wasmpy_call(store._ctx, self._func, self._buf, {max(len(params), len(results), 1)},
                                  self._trap, self._error)
@@ -198,7 +199,7 @@ def __call__(self, *args):
             raise store._failure(status, self._trap, self._error)
         return {result}
 """
-    namespace: Dict[str, Any] = {"wasmpy_call": lib.wasmpy_call}
+    namespace: Dict[str, Any] = {"wasmpy_call": lib.wasmpy_call, "Func": Func}
     exec(compile(source, f"<wasmpy call {functype}>", "exec"), namespace)
     return namespace["__call__"]
 
@@ -269,20 +270,24 @@ def annotation_type(annotation: Any) -> Union[ValType, type, None]:
     if annotation is _EMPTY:
         return None
     if isinstance(annotation, str):
-        text = annotation.strip()
-        if text[:1] in "'\"":  # a quoted string under `from __future__ import annotations`
-            try:
-                text = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                pass
+        text = _unquote(annotation)
         if text in ("int", "float"):
             return int if text == "int" else float
-        if text.startswith("ValType."):
-            text = text[len("ValType."):]
-        return ValType.parse(text)
+        return ValType.parse(text.rpartition("ValType.")[2])
     if annotation in (int, float):
         return annotation
     return ValType.parse(annotation)
+
+
+def _unquote(text: str) -> Any:
+    """An annotation's text, unquoted once (``from __future__ import annotations`` keeps the quotes)."""
+    text = text.strip()
+    if text[:1] in "'\"(":
+        try:
+            return ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            pass
+    return text
 
 
 def annotation_matches(annotated: Union[ValType, type, None], declared: ValType) -> bool:
@@ -300,6 +305,8 @@ def _annotations(fn: Callable[..., Any]) -> Tuple[List[Tuple[str, Any]], Any]:
     params = [(p.name, annotation_type(p.annotation)) for p in signature.parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     returns = signature.return_annotation
+    if isinstance(returns, str):
+        returns = _unquote(returns)
     if returns is _EMPTY or returns is None or returns == "None":
         result_types: Any = () if returns is not _EMPTY else None
     elif isinstance(returns, tuple):
@@ -318,8 +325,10 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
             raise LinkError(f"{where}: {error}") from None
         return
     annotated = [t for _, t in params]
-    if len(annotated) != len(functype.params) and not _takes_varargs(fn):
-        raise LinkError(f"{where} takes {len(annotated)} parameters, but the import is {functype}")
+    low, high = _positional_range(fn)
+    if not low <= len(functype.params) <= high:
+        takes = f"{low}" if low == high else f"{low} to {high}" if high < 2**31 else f"at least {low}"
+        raise LinkError(f"{where} takes {takes} positional parameters, but the import is {functype}")
     mismatch = any(not annotation_matches(a, d) for a, d in zip(annotated, functype.params))
     if results is not None:
         mismatch = mismatch or len(results) != len(functype.results) or any(
@@ -331,11 +340,17 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
                         f"{functype}")
 
 
-def _takes_varargs(fn: Callable[..., Any]) -> bool:
+def _positional_range(fn: Callable[..., Any]) -> Tuple[int, int]:
+    """How many positional arguments ``fn`` accepts, at least and at most."""
     try:
-        return any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(fn).parameters.values())
+        parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
-        return True
+        return 0, 2**31
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    low = sum(1 for p in positional if p.default is p.empty)
+    if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+        return low, 2**31
+    return low, len(positional)
 
 
 def _show(annotated: Any) -> str:

@@ -60,9 +60,11 @@ def configure_import_hook(*, wasi: Optional[WasiConfig] = None) -> None:
 
 
 def hook_store() -> Store:
-    """The store shared by every module the import hook loads, so that they can link to each other.
+    """The store shared by the modules the import hook loads, so that they can link to each other.
 
-    Calls into it from several threads are serialised by the store's lock.
+    Calls into it from several threads are serialised by the store's lock. A
+    module that imports WASI gets a store of its own instead, since WASI state
+    (arguments, environment, open files) belongs to a store.
     """
     global _store
     if _store is None:
@@ -81,11 +83,11 @@ class WasmLoader(importlib.abc.FileLoader):
     def exec_module(self, module: ModuleType) -> None:
         store = hook_store()
         compiled = _compile(self.path, store.engine, module.__name__)
-        namespaces = {name: None if name == WASI_MODULE else _import_namespace(name, compiled, module.__name__)
-                      for name in dict.fromkeys(i.module for i in compiled.imports)}
-        if WASI_MODULE in namespaces:
-            del namespaces[WASI_MODULE]
-            store.wasi = _wasi if _wasi is not None else WasiConfig(argv=[module.__name__])
+        names = dict.fromkeys(i.module for i in compiled.imports if i.module != WASI_MODULE)
+        if len(names) < len({i.module for i in compiled.imports}):
+            # WASI state belongs to a store: each WASI module gets a store, and a sandbox, of its own.
+            store = Store(store.engine, wasi=_wasi if _wasi is not None else WasiConfig(argv=[module.__name__]))
+        namespaces = {name: _import_namespace(name, compiled, module.__name__) for name in names}
         instance = Instance(compiled, namespaces, store)
         if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
             instance.exports["_initialize"]()
@@ -105,8 +107,8 @@ def _import_namespace(name: str, compiled: Module, importer: str) -> Any:
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as error:
-        if error.name != name:
-            raise
+        if error.name is None or not (name == error.name or name.startswith(error.name + ".")):
+            raise  # something else is missing, inside a module that does exist
         wanted = ", ".join(f"{i.module}.{i.name} ({i.type})" for i in compiled.imports if i.module == name)
         raise LinkError(f"{importer} imports {wanted}, but there is no module named {name!r}") from None
 
@@ -163,17 +165,18 @@ def cache_path(source_path: str, engine: Engine) -> str:
     return os.path.join(head, "__pycache__", filename)
 
 
-_cache_tags: Dict[int, str] = {}
+_cache_tags: Dict[str, str] = {}
 
 
 def _cache_tag(engine: Engine) -> str:
     """Names what changes compiled code: wasmtime's version, the engine settings, the CPU."""
-    tag = _cache_tags.get(id(engine))
+    settings = repr(sorted(engine.config.items()))
+    tag = _cache_tags.get(settings)
     if tag is None:
         from . import WASMTIME_VERSION
 
-        key = repr((WASMTIME_VERSION, sorted(engine.config.items()), platform.machine(), _cpu_flags()))
-        tag = _cache_tags[id(engine)] = "wasmtime-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        key = repr((WASMTIME_VERSION, settings, platform.machine(), _cpu_flags()))
+        tag = _cache_tags[settings] = "wasmtime-" + hashlib.sha256(key.encode()).hexdigest()[:16]
     return tag
 
 

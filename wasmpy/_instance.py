@@ -42,7 +42,8 @@ def _write_extern(value: Extern, out) -> None:
     elif isinstance(value, Memory):
         out.kind, out.of.memory = lib.WASMTIME_EXTERN_MEMORY, value._memory[0]
     elif isinstance(value, Global):
-        out.kind, out.of.__setattr__("global", value._global[0])
+        out.kind = lib.WASMTIME_EXTERN_GLOBAL
+        setattr(out.of, "global", value._global[0])  # `global` is a Python keyword
     else:
         out.kind, out.of.table = lib.WASMTIME_EXTERN_TABLE, value._table[0]
 
@@ -92,7 +93,10 @@ def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
 def _lookup(namespace: Any, imported: ImportType) -> Any:
     missing = object()
     if isinstance(namespace, Mapping):
-        value = namespace.get(imported.name, missing)
+        try:
+            value = namespace[imported.name]
+        except KeyError:
+            value = missing
     else:
         value = getattr(namespace, imported.name, missing)
     if value is missing:
@@ -199,8 +203,12 @@ class Exports(Mapping):
     """An instance's exports, by name: ``exports.gcd``, ``exports['gcd']``, ``list(exports)``, ``len(exports)``.
 
     Functions are :class:`Func`, memories :class:`Memory`, globals
-    :class:`Global`, tables :class:`Table`.
+    :class:`Global`, tables :class:`Table`. An export named like a mapping
+    method (``get``, ``keys``...) hides that method from attribute access; the
+    method stays reachable as ``Mapping.get(exports, name)``.
     """
+
+    __slots__ = ("__items", "__dict__")
 
     def __init__(self, instance: Instance) -> None:
         store = instance.store
@@ -212,28 +220,28 @@ class Exports(Mapping):
             export_name = ffi.unpack(name[0], name_len[0]).decode("utf-8", "replace")
             items[export_name] = extern_from_c(store, item, export_name)
             index += 1
-        object.__setattr__(self, "_items", items)
+        object.__setattr__(self, "_Exports__items", items)
         # Attribute access is a plain instance-dict lookup, the fastest path for `exports.f(...)`.
         self.__dict__.update(items)
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"the instance has no export named {name!r}; its exports are: "
-                             f"{', '.join(self._items) or '(none)'}")
+                             f"{', '.join(self.__items) or '(none)'}")
 
     def __getitem__(self, name: str) -> Extern:
-        return self._items[name]
+        return self.__items[name]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
+        return iter(self.__items)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.__items)
 
     def __dir__(self) -> List[str]:
-        return sorted(set(self._items) | set(dir(type(self))))
+        return sorted(set(self.__items) | set(dir(type(self))))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("exports are read-only")
 
     def __repr__(self) -> str:
-        return "<wasmpy.Exports: " + ", ".join(f"{name}: {item.type}" for name, item in self._items.items()) + ">"
+        return "<wasmpy.Exports: " + ", ".join(f"{name}: {item.type}" for name, item in self.__items.items()) + ">"

@@ -66,10 +66,11 @@ class Store:
 
     @property
     def wasi(self) -> Optional[WasiConfig]:
-        """The WASI configuration for modules instantiated in this store from now on.
+        """The WASI configuration of the store's instances.
 
         None means the safe default: no arguments, no environment, standard
-        streams inherited, no filesystem.
+        streams inherited, no filesystem. It can be changed only until a
+        module that imports WASI is instantiated in the store.
         """
         return self._wasi
 
@@ -77,8 +78,10 @@ class Store:
     def wasi(self, config: Optional[WasiConfig]) -> None:
         if config is not None:
             require_instance(config, WasiConfig, "wasi")
+        if self._wasi_ready:
+            raise WasmError("this store's WASI context is in use by its instances; WASI settings belong "
+                            "to a store, so use a new Store for different ones")
         self._wasi = config
-        self._wasi_ready = False
 
     def _ensure_wasi(self) -> None:
         """Gives the store its WASI context, once per configuration."""

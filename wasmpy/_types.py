@@ -14,7 +14,12 @@ __all__ = ["ValType", "FuncType", "GlobalType", "MemoryType", "TableType", "Impo
 
 
 class ValType(enum.Enum):
-    """A WebAssembly value type. ``ValType('i32') is ValType.i32``."""
+    """A WebAssembly value type. ``ValType('i32') is ValType.i32``.
+
+    Reference types are named by their nullable abstract form: a typed
+    function reference ``(ref $t)`` reads as ``funcref``, ``(ref extern)`` as
+    ``externref``, and so on.
+    """
 
     i32 = "i32"
     i64 = "i64"
@@ -23,6 +28,16 @@ class ValType(enum.Enum):
     v128 = "v128"
     funcref = "funcref"
     externref = "externref"
+    anyref = "anyref"
+    eqref = "eqref"
+    i31ref = "i31ref"
+    structref = "structref"
+    arrayref = "arrayref"
+    exnref = "exnref"
+    nullref = "nullref"
+    nullfuncref = "nullfuncref"
+    nullexternref = "nullexternref"
+    nullexnref = "nullexnref"
 
     def __str__(self) -> str:
         return self.value
@@ -34,9 +49,13 @@ class ValType(enum.Enum):
     def is_number(self) -> bool:
         return self in (ValType.i32, ValType.i64, ValType.f32, ValType.f64)
 
+    @property
+    def is_reference(self) -> bool:
+        return self not in _NUMERIC_KIND
+
     @classmethod
     def parse(cls, spec: Union["ValType", str]) -> "ValType":
-        """Accepts a ValType or its name ('i32', 'i64', 'f32', 'f64', 'v128', 'funcref', 'externref')."""
+        """Accepts a ValType or its name ('i32', 'i64', 'f32', 'f64', 'v128', 'funcref', 'externref', ...)."""
         if isinstance(spec, ValType):
             return spec
         if isinstance(spec, str):
@@ -49,27 +68,66 @@ class ValType(enum.Enum):
 
     def _to_c(self):
         """A new owned ``wasm_valtype_t *``."""
-        return lib.wasm_valtype_new(_WASM_KIND[self])
+        if self is ValType.v128:
+            return lib.wasmtime_wasm_valtype_v128()
+        kind = _NUMERIC_KIND.get(self)
+        if kind is not None:
+            return lib.wasm_valtype_new(kind)
+        valtype = ffi.new("wasmtime_valtype_t *")
+        valtype.kind = lib.WASMTIME_VALTYPE_KIND_REF
+        valtype.reftype.nullable = True
+        valtype.reftype.heaptype.kind = _HEAP_KIND[self]
+        from ._engine import Engine
+
+        return lib.wasmtime_valtype_to_wasm(Engine.default()._ptr, valtype)
 
     @classmethod
     def _from_c(cls, ptr) -> "ValType":
-        kind = lib.wasm_valtype_kind(ptr)
+        valtype = ffi.new("wasmtime_valtype_t *")
+        lib.wasmtime_valtype_new(ptr, valtype)
         try:
-            return _FROM_WASM_KIND[kind]
-        except KeyError:
-            raise NotImplementedError(f"wasm value type with kind {kind} is not supported yet") from None
+            if valtype.kind != lib.WASMTIME_VALTYPE_KIND_REF:
+                return _FROM_VALTYPE_KIND[valtype.kind]
+            return _FROM_HEAP_KIND[valtype.reftype.heaptype.kind]
+        finally:
+            lib.wasmtime_valtype_delete(valtype)
 
 
-_WASM_KIND = {
+_NUMERIC_KIND = {
     ValType.i32: lib.WASM_I32,
     ValType.i64: lib.WASM_I64,
     ValType.f32: lib.WASM_F32,
     ValType.f64: lib.WASM_F64,
-    ValType.v128: lib.WASMTIME_V128,
-    ValType.funcref: lib.WASM_FUNCREF,
-    ValType.externref: lib.WASM_EXTERNREF,
+    ValType.v128: lib.WASMTIME_VALTYPE_KIND_V128,
 }
-_FROM_WASM_KIND = {kind: valtype for valtype, kind in _WASM_KIND.items()}
+_FROM_VALTYPE_KIND = {
+    lib.WASMTIME_VALTYPE_KIND_I32: ValType.i32,
+    lib.WASMTIME_VALTYPE_KIND_I64: ValType.i64,
+    lib.WASMTIME_VALTYPE_KIND_F32: ValType.f32,
+    lib.WASMTIME_VALTYPE_KIND_F64: ValType.f64,
+    lib.WASMTIME_VALTYPE_KIND_V128: ValType.v128,
+}
+_HEAP_KIND = {
+    ValType.externref: lib.WASMTIME_HEAPTYPE_KIND_EXTERN,
+    ValType.nullexternref: lib.WASMTIME_HEAPTYPE_KIND_NOEXTERN,
+    ValType.funcref: lib.WASMTIME_HEAPTYPE_KIND_FUNC,
+    ValType.nullfuncref: lib.WASMTIME_HEAPTYPE_KIND_NOFUNC,
+    ValType.anyref: lib.WASMTIME_HEAPTYPE_KIND_ANY,
+    ValType.nullref: lib.WASMTIME_HEAPTYPE_KIND_NONE,
+    ValType.eqref: lib.WASMTIME_HEAPTYPE_KIND_EQ,
+    ValType.i31ref: lib.WASMTIME_HEAPTYPE_KIND_I31,
+    ValType.arrayref: lib.WASMTIME_HEAPTYPE_KIND_ARRAY,
+    ValType.structref: lib.WASMTIME_HEAPTYPE_KIND_STRUCT,
+    ValType.exnref: lib.WASMTIME_HEAPTYPE_KIND_EXN,
+    ValType.nullexnref: lib.WASMTIME_HEAPTYPE_KIND_NOEXN,
+}
+_FROM_HEAP_KIND = {kind: valtype for valtype, kind in _HEAP_KIND.items()}
+_FROM_HEAP_KIND.update({
+    lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_FUNC: ValType.funcref,
+    lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_ARRAY: ValType.arrayref,
+    lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_STRUCT: ValType.structref,
+    lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_EXN: ValType.exnref,
+})
 
 
 def _valtype_vec(types: Tuple[ValType, ...]):
@@ -206,8 +264,8 @@ class TableType:
 
     def __init__(self, element: Union[ValType, str], minimum: int, maximum: Optional[int] = None) -> None:
         element = ValType.parse(element)
-        if element not in (ValType.funcref, ValType.externref):
-            raise TypeError(f"table elements must be funcref or externref, not {element}")
+        if not element.is_reference:
+            raise TypeError(f"table elements must be references (funcref, externref, ...), not {element}")
         _check_limits(minimum, maximum, 2**32 - 1, "table")
         object.__setattr__(self, "element", element)
         object.__setattr__(self, "minimum", minimum)

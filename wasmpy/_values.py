@@ -14,6 +14,38 @@ __all__ = ["Val"]
 
 _INT_RANGES = {ValType.i32: 32, ValType.i64: 64, ValType.v128: 128}
 
+# Each reference type belongs to one family: its values share one representation.
+_FAMILY = {
+    ValType.funcref: "func", ValType.nullfuncref: "func",
+    ValType.externref: "extern", ValType.nullexternref: "extern",
+    ValType.anyref: "any", ValType.eqref: "any", ValType.i31ref: "any", ValType.structref: "any",
+    ValType.arrayref: "any", ValType.nullref: "any",
+    ValType.exnref: "exn", ValType.nullexnref: "exn",
+}
+_NULL_ONLY = (ValType.nullfuncref, ValType.nullexternref, ValType.nullref, ValType.nullexnref)
+
+
+def _check_null_only(valtype: ValType, value: Any) -> None:
+    if value is not None and (valtype in _NULL_ONLY or _FAMILY[valtype] in ("any", "exn")):
+        if valtype in _NULL_ONLY:
+            raise TypeError(f"{valtype} holds only None (the null reference), got {type(value).__name__}")
+        raise NotImplementedError(f"passing non-null {valtype} values from Python is not supported yet")
+
+
+def check_reference(store, valtype: ValType, value: Any) -> None:
+    """Raises what write_raw would for a reference argument, without creating anything."""
+    if isinstance(value, Val):
+        if value.type is not valtype:
+            raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
+        value = value._payload
+    _check_null_only(valtype, value)
+    if _FAMILY[valtype] == "func" and value is not None:
+        _check_func(store, value)
+
+
+def _unsupported_value(valtype: ValType) -> NotImplementedError:
+    return NotImplementedError(f"non-null {valtype} values (wasm GC objects) are not supported in Python yet")
+
 
 def _integer(value: Any, valtype: ValType) -> int:
     """Checks an integer argument and returns its two's-complement bit pattern."""
@@ -100,7 +132,7 @@ class Val:
     @property
     def bits(self) -> int:
         """The unsigned bit pattern of a numeric value."""
-        if self.type in (ValType.funcref, ValType.externref):
+        if self.type.is_reference:
             raise TypeError(f"{self.type} values have no bit pattern")
         return self._payload
 
@@ -117,13 +149,12 @@ class Val:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Val):
             return NotImplemented
-        if self.type in (ValType.funcref, ValType.externref):
+        if self.type.is_reference:
             return self.type is other.type and self._payload is other._payload
         return self.type is other.type and self._payload == other._payload
 
     def __hash__(self) -> int:
-        return hash((self.type, id(self._payload) if self.type in (ValType.funcref, ValType.externref)
-                     else self._payload))
+        return hash((self.type, id(self._payload) if self.type.is_reference else self._payload))
 
     def __repr__(self) -> str:
         if self.type in (ValType.f32, ValType.f64):
@@ -178,27 +209,28 @@ def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> Non
     if isinstance(value, Val):
         if value.type is not valtype:
             raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
-        if valtype in (ValType.funcref, ValType.externref):
-            value = value._payload
-        else:
+        if not valtype.is_reference:
             return _write_bits(valtype, raw, value._payload)
+        value = value._payload
     if valtype is ValType.f32:
         raw.f32 = _real(value, valtype)
     elif valtype is ValType.f64:
         raw.f64 = _real(value, valtype)
-    elif valtype is ValType.externref:
-        if value is None:
-            raw.externref = 0
-        else:
+    elif not valtype.is_reference:
+        _write_bits(valtype, raw, _integer(value, valtype))
+    else:
+        _check_null_only(valtype, value)
+        family = _FAMILY[valtype]
+        if family == "func":
+            raw.funcref = ffi.NULL if value is None else lib.wasmtime_func_to_raw(
+                store._context(), _check_func(store, value)._func)
+        elif family == "extern" and value is not None:
             ref = ffi.new("wasmtime_externref_t *")
             _new_externref(store, value, ref)
             roots.append(ref)
             raw.externref = lib.wasmtime_externref_to_raw(store._context(), ref)
-    elif valtype is ValType.funcref:
-        raw.funcref = ffi.NULL if value is None else lib.wasmtime_func_to_raw(
-            store._context(), _check_func(store, value)._func)
-    else:
-        _write_bits(valtype, raw, _integer(value, valtype))
+        else:  # a null reference
+            raw.anyref = 0
 
 
 def _write_bits(valtype: ValType, raw, bits: int) -> None:
@@ -228,27 +260,30 @@ def read_raw(store, valtype: ValType, raw) -> Any:
         return raw.f64
     if valtype is ValType.v128:
         return int.from_bytes(ffi.buffer(raw.v128, 16), "little")
-    if valtype is ValType.externref:
-        if raw.externref == 0:
+    family = _FAMILY[valtype]
+    if family == "func":
+        if raw.funcref == ffi.NULL:
             return None
-        ref = ffi.new("wasmtime_externref_t *")
-        lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
-        try:
-            return _externref_object(store, ref)
-        finally:
-            lib.wasmtime_externref_unroot(ref)
-    if raw.funcref == ffi.NULL:
-        return None
-    from ._func import Func
+        from ._func import Func
 
-    func = ffi.new("wasmtime_func_t *")
-    lib.wasmtime_func_from_raw(store._context(), raw.funcref, func)
-    return Func._from_c(store, func)
+        func = ffi.new("wasmtime_func_t *")
+        lib.wasmtime_func_from_raw(store._context(), raw.funcref, func)
+        return Func._from_c(store, func)
+    if raw.externref == 0:  # the null reference, in every 32-bit family
+        return None
+    if family != "extern":
+        raise _unsupported_value(valtype)
+    ref = ffi.new("wasmtime_externref_t *")
+    lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
+    try:
+        return _externref_object(store, ref)
+    finally:
+        lib.wasmtime_externref_unroot(ref)
 
 
 def read_raw_val(store, valtype: ValType, raw) -> Val:
     """Like read_raw, but keeps exact bits in a Val."""
-    if valtype in (ValType.funcref, ValType.externref):
+    if valtype.is_reference:
         return Val(valtype, read_raw(store, valtype, raw))
     if valtype in (ValType.i32, ValType.f32):
         bits = raw.i32 & 0xFFFFFFFF
@@ -267,29 +302,37 @@ _VAL_KIND = {
     ValType.f32: lib.WASMTIME_F32,
     ValType.f64: lib.WASMTIME_F64,
     ValType.v128: lib.WASMTIME_V128,
-    ValType.funcref: lib.WASMTIME_FUNCREF,
-    ValType.externref: lib.WASMTIME_EXTERNREF,
 }
+_FAMILY_VAL_KIND = {"func": lib.WASMTIME_FUNCREF, "extern": lib.WASMTIME_EXTERNREF, "any": lib.WASMTIME_ANYREF}
 _FROM_VAL_KIND = {kind: valtype for valtype, kind in _VAL_KIND.items()}
+_FROM_VAL_KIND.update({lib.WASMTIME_FUNCREF: ValType.funcref, lib.WASMTIME_EXTERNREF: ValType.externref,
+                       lib.WASMTIME_ANYREF: ValType.anyref})
 
 
 def to_val(store, valtype: ValType, value: Any):
     """A new ``wasmtime_val_t *`` holding ``value``; pass it to ``release_val`` when done."""
     val = ffi.new("wasmtime_val_t *")
-    val.kind = _VAL_KIND[valtype]
-    if isinstance(value, Val) and value.type is not valtype:
-        raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
-    if valtype is ValType.externref:
-        value = value._payload if isinstance(value, Val) else value
-        if value is not None:  # store_id 0 is the null reference
-            _new_externref(store, value, ffi.addressof(val.of, "externref"))
-    elif valtype is ValType.funcref:
-        value = value._payload if isinstance(value, Val) else value
-        if value is not None:
-            val.of.funcref = _check_func(store, value)._func[0]
-    else:
+    if isinstance(value, Val):
+        if value.type is not valtype:
+            raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
+        if valtype.is_reference:
+            value = value._payload
+    if not valtype.is_reference:
+        val.kind = _VAL_KIND[valtype]
         raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
         write_raw(store, valtype, raw, value, [])
+        return val
+    _check_null_only(valtype, value)
+    family = _FAMILY[valtype]
+    if family not in _FAMILY_VAL_KIND:
+        raise NotImplementedError(f"{valtype} values are not supported in globals and tables yet")
+    val.kind = _FAMILY_VAL_KIND[family]
+    if value is None:
+        return val  # store_id 0 is the null reference
+    if family == "extern":
+        _new_externref(store, value, ffi.addressof(val.of, "externref"))
+    else:
+        val.of.funcref = _check_func(store, value)._func[0]
     return val
 
 
@@ -306,6 +349,10 @@ def from_val(store, val, exact: bool = False) -> Any:
         if valtype is ValType.externref:
             value = None if val.of.externref.store_id == 0 else _externref_object(
                 store, ffi.addressof(val.of, "externref"))
+        elif valtype is ValType.anyref:
+            if val.of.anyref.store_id != 0:
+                raise _unsupported_value(valtype)
+            value = None
         elif valtype is ValType.funcref:
             from ._func import Func
 

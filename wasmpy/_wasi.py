@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -36,9 +37,10 @@ class WasiConfig:
 
     - ``argv``: the arguments, program name first.
     - ``env``: a mapping of variables; or ``inherit_env=True`` for this process's environment.
-    - ``stdin``: ``"inherit"`` (default), bytes, a path, or a binary file object (read at once).
+    - ``stdin``: ``"inherit"`` (default), bytes, a path, or a file object (read at once, here).
     - ``stdout`` / ``stderr``: ``"inherit"`` (default), a path (created or truncated), a writable
-      binary file object (e.g. ``io.BytesIO``), or a callable that receives bytes.
+      file object (binary such as ``io.BytesIO``, or text, which gets UTF-8 decoded text), or a
+      callable that receives bytes.
     - ``preopens``: ``(host_path, guest_path)`` or ``(host_path, guest_path, read_only)`` tuples;
       also :meth:`preopen`. The guest reaches nothing outside them.
     """
@@ -73,20 +75,25 @@ class WasiConfig:
 
     @staticmethod
     def _check_stdin(stdin: Any) -> Any:
-        if stdin == "inherit" or isinstance(stdin, (bytes, bytearray, memoryview)):
+        if isinstance(stdin, str) and stdin == "inherit":
             return stdin
+        if isinstance(stdin, (bytes, bytearray, memoryview)):
+            return bytes(stdin)
         if isinstance(stdin, (str, os.PathLike)):
             return os.fspath(stdin)
-        if hasattr(stdin, "read"):
-            return stdin
+        if hasattr(stdin, "read"):  # read now, so that every store using this config sees the same input
+            data = stdin.read()
+            return data.encode("utf-8") if isinstance(data, str) else bytes(data)
         raise TypeError(f"stdin must be 'inherit', bytes, a path or a binary file object, not {type(stdin).__name__}")
 
     @staticmethod
     def _check_output(output: Any, name: str) -> Any:
-        if output == "inherit":
+        if isinstance(output, str) and output == "inherit":
             return output
         if isinstance(output, (str, os.PathLike)):
             return os.fspath(output)
+        if isinstance(output, io.TextIOBase):  # e.g. sys.stdout or io.StringIO: write text
+            return lambda data: output.write(data.decode("utf-8", "replace"))
         if hasattr(output, "write") or callable(output):
             return output
         raise TypeError(f"{name} must be 'inherit', a path, a writable binary file object or a callable, "
@@ -141,9 +148,8 @@ class WasiConfig:
             if not lib.wasi_config_set_stdin_file(config, _encode(stdin, "the stdin path")):
                 raise FileNotFoundError(f"cannot open {stdin!r} for the WASI stdin")
             return
-        data = bytes(stdin.read()) if hasattr(stdin, "read") else bytes(stdin)
         vec = ffi.new("wasm_byte_vec_t *")
-        lib.wasm_byte_vec_new(vec, len(data), ffi.from_buffer(data))
+        lib.wasm_byte_vec_new(vec, len(stdin), ffi.from_buffer(stdin))
         lib.wasi_config_set_stdin_bytes(config, vec)  # takes the bytes
 
     def __repr__(self) -> str:

@@ -1,0 +1,420 @@
+"""The command line, ``python -m wasmpy``: run, inspect, compile.
+
+    wasmpy run [--dir HOST[::GUEST]] [--dir-ro HOST[::GUEST]] [--env K=V] [--invoke NAME]
+               [--fuel N] [--timeout SECONDS] FILE.wasm|FILE.wat [ARGS...]
+    wasmpy inspect FILE
+    wasmpy compile FILE
+
+Each test runs the command line in a child process. The WASI programs are those of
+tests/wasi (see test_wasi.py).
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import wasmpy
+from wasmpy import _hook
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "tests" / "wasi"
+
+
+def child_env(**changes):
+    """This process's environment, with wasmpy importable; a value of None removes a variable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def wasmpy_cli(*args, input=None, env=None, cwd=None, timeout=120):
+    """Runs ``python -m wasmpy ARGS``; the CompletedProcess has text stdout and stderr."""
+    return subprocess.run([sys.executable, "-m", "wasmpy", *map(str, args)], input=input, capture_output=True,
+                          text=True, env=env or child_env(), cwd=cwd, timeout=timeout)
+
+
+def program(name):
+    return str(PROGRAMS / f"{name}.wasm")
+
+
+def assert_one_line_error(result):
+    assert result.returncode not in (0, None), result
+    assert "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def make_tree(root: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "input.txt").write_text("Hello, files!\nsecond line\n")
+    (root / "a.txt").write_text("a")
+    return root
+
+
+# --- run: WASI programs
+
+def test_run_hello(tmp_path):
+    result = wasmpy_cli("run", program("hello"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, WASI!\n"
+    assert result.stderr == ""
+
+
+def test_run_passes_arguments(tmp_path):
+    result = wasmpy_cli("run", program("args_env"), "one", "two words", "", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    args = [line[4:] for line in result.stdout.splitlines() if line.startswith("arg ")]
+    assert "args_env" in args[0]  # the program's name comes first
+    assert args[1:] == ["one", "two words", ""]
+
+
+def test_run_options_after_the_file_belong_to_the_program(tmp_path):
+    result = wasmpy_cli("run", program("args_env"), "--env", "X=1", "--help", "-v", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    args = [line[4:] for line in result.stdout.splitlines() if line.startswith("arg ")]
+    assert args[1:] == ["--env", "X=1", "--help", "-v"]
+    assert "env X=1" not in result.stdout
+
+
+def test_run_sets_environment_variables(tmp_path):
+    result = wasmpy_cli("run", "--env", "GREETING=hello there", "--env", "EMPTY=", "--env", "EQ=a=b",
+                        program("args_env"), cwd=tmp_path, env=child_env(WASMPY_TEST_HOST_ONLY="secret"))
+    assert result.returncode == 0, result.stderr
+    env = sorted(line[4:] for line in result.stdout.splitlines() if line.startswith("env "))
+    assert env == ["EMPTY=", "EQ=a=b", "GREETING=hello there"]  # and nothing of the host's environment
+
+
+def test_run_reads_stdin(tmp_path):
+    data = "the quick brown fox\njumps over\n\n  the lazy dog"
+    result = wasmpy_cli("run", program("wc"), input=data, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3", "9", str(len(data))]
+
+
+def test_run_exit_status_propagates(tmp_path):
+    result = wasmpy_cli("run", program("exit3"), cwd=tmp_path)
+    assert result.returncode == 3
+    assert result.stdout == "about to exit\n"
+    assert "exit3: exiting with status 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("status", [0, 1, 42])
+def test_run_a_wat_command(tmp_path, status):
+    path = tmp_path / "exiter.wat"
+    path.write_text(f"""
+    (module
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (call $exit (i32.const {status})) unreachable))
+    """)
+    result = wasmpy_cli("run", path, cwd=tmp_path)
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_run_dir_host_guest(tmp_path):
+    data = make_tree(tmp_path / "data")
+    result = wasmpy_cli("run", "--dir", f"{data}::/data", program("files"), "/data", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "listing /data: 2 entries" in result.stdout
+    assert "wrote 26 bytes to /data/output.txt" in result.stdout
+    assert (data / "output.txt").read_text() == "HELLO, FILES!\nSECOND LINE\n"
+
+
+def test_run_dir_host_only_uses_the_same_path(tmp_path):
+    data = make_tree(tmp_path / "data")
+    result = wasmpy_cli("run", "--dir", data, program("files"), data, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (data / "output.txt").read_text() == "HELLO, FILES!\nSECOND LINE\n"
+
+
+def test_run_several_dirs(tmp_path):
+    first, second = make_tree(tmp_path / "first"), make_tree(tmp_path / "second")
+    result = wasmpy_cli("run", "--dir", f"{first}::/one", "--dir", f"{second}::/two", program("files"), "/two",
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (second / "output.txt").exists() and not (first / "output.txt").exists()
+
+
+def test_run_dir_ro(tmp_path):
+    data = make_tree(tmp_path / "data")
+    result = wasmpy_cli("run", "--dir-ro", f"{data}::/data", program("files"), "/data", cwd=tmp_path)
+    assert result.returncode == 1  # files.c: it could list and read, not write
+    assert "read 26 bytes from /data/input.txt" in result.stdout
+    assert "cannot write /data/output.txt" in result.stderr
+    assert not (data / "output.txt").exists()
+
+
+def test_run_dir_ro_beside_dir(tmp_path):
+    ro, rw = make_tree(tmp_path / "ro"), make_tree(tmp_path / "rw")
+    result = wasmpy_cli("run", "--dir-ro", f"{ro}::/ro", "--dir", f"{rw}::/rw", program("escape"),
+                        "/ro/new.txt", "/rw/new.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "write /ro/new.txt: open denied" in result.stdout
+    assert "write /rw/new.txt: open ok" in result.stdout
+    assert not (ro / "new.txt").exists() and (rw / "new.txt").exists()
+
+
+def test_run_without_dir_sees_no_files(tmp_path):
+    make_tree(tmp_path / "data")
+    result = wasmpy_cli("run", program("files"), ".", cwd=tmp_path / "data")
+    assert result.returncode == 1
+    assert "cannot list ." in result.stderr
+    assert not (tmp_path / "data" / "output.txt").exists()
+
+
+def test_run_dir_does_not_allow_escapes(tmp_path):
+    data = make_tree(tmp_path / "data")
+    (tmp_path / "secret.txt").write_text("secret")
+    (data / "link").symlink_to("../secret.txt")
+    result = wasmpy_cli("run", "--dir", f"{data}::/data", program("escape"), "/data/../secret.txt",
+                        "/data/link", str(tmp_path / "secret.txt"), "/data/../new.txt", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "open ok" not in result.stdout
+    assert result.stdout.count("open denied") == 8
+    assert (tmp_path / "secret.txt").read_text() == "secret" and not (tmp_path / "new.txt").exists()
+
+
+# --- run --invoke
+
+ARITH_WAT = """
+(module
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "divmod") (param i32 i32) (result i32 i32)
+    (i32.div_u (local.get 0) (local.get 1))
+    (i32.rem_u (local.get 0) (local.get 1)))
+  (func (export "nothing"))
+  (func (export "spin") (loop $forever (br $forever)))
+  (func (export "_start") (loop $forever (br $forever)))
+  (memory (export "memory") 1))
+"""
+
+
+@pytest.fixture
+def arith(tmp_path):
+    path = tmp_path / "arith.wat"
+    path.write_text(ARITH_WAT)
+    return path
+
+
+def test_invoke_prints_the_result(arith):
+    result = wasmpy_cli("run", "--invoke", "add", arith, "2", "40")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "42"
+
+
+def test_invoke_with_negative_arguments(arith):
+    result = wasmpy_cli("run", "--invoke", "add", arith, "-7", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "-5"
+
+
+def test_invoke_prints_several_results(arith):
+    result = wasmpy_cli("run", "--invoke", "divmod", arith, "17", "5")
+    assert result.returncode == 0, result.stderr
+    assert re.findall(r"-?\d+", result.stdout) == ["3", "2"]
+
+
+def test_invoke_without_results(arith):
+    result = wasmpy_cli("run", "--invoke", "nothing", arith)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == ""
+
+
+@pytest.mark.parametrize("args", [["add", "1"], ["add", "1", "2", "3"], ["add", "one", "2"], ["missing"]],
+                         ids=["too-few", "too-many", "not-a-number", "no-such-export"])
+def test_invoke_errors(arith, args):
+    result = wasmpy_cli("run", "--invoke", args[0], arith, *args[1:])
+    assert_one_line_error(result)
+
+
+# --- run --fuel, --timeout
+
+def test_fuel_stops_an_endless_loop(arith):
+    result = wasmpy_cli("run", "--fuel", "100000", "--invoke", "spin", arith, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "fuel" in result.stderr.lower()
+
+
+def test_enough_fuel_lets_a_program_finish(tmp_path):
+    result = wasmpy_cli("run", "--fuel", "100000000", program("hello"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, WASI!\n"
+
+
+def test_timeout_stops_an_endless_loop(arith):
+    result = wasmpy_cli("run", "--timeout", "0.5", arith, timeout=60)  # its _start never returns
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+
+
+def test_a_long_timeout_lets_a_program_finish(tmp_path):
+    result = wasmpy_cli("run", "--timeout", "60", program("hello"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hello, WASI!\n"
+
+
+# --- inspect
+
+INSPECT_WAT = """
+(module
+  (import "env" "log" (func (param i32 i64)))
+  (import "env" "offset" (global i32))
+  (import "env" "counter" (global (mut i64)))
+  (import "host" "mem" (memory 1 4))
+  (import "host" "funcs" (table 2 funcref))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "pair") (param f32) (result f64 i32) (f64.const 1) (i32.const 2))
+  (global (export "answer") i32 (i32.const 42))
+  (global (export "level") (mut f64) (f64.const 0.5))
+  (table (export "table") 3 externref)
+  (export "memory" (memory 0)))
+"""
+
+
+def test_inspect_lists_imports_and_exports_with_types(tmp_path):
+    path = tmp_path / "many.wat"
+    path.write_text(INSPECT_WAT)
+    module = wasmpy.Module.from_file(path)
+    result = wasmpy_cli("inspect", path)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(module.imports) == 5 and len(module.exports) == 6
+    for item in module.imports:
+        assert any(item.module in line and item.name in line and str(item.type) in line for line in lines), \
+            (str(item), result.stdout)
+    for item in module.exports:
+        assert any(item.name in line and str(item.type) in line for line in lines), (str(item), result.stdout)
+
+
+def test_inspect_a_wasi_program():
+    module = wasmpy.Module.from_file(program("files"))
+    result = wasmpy_cli("inspect", program("files"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for item in module.imports:
+        assert item.module == "wasi_snapshot_preview1"
+        assert any(item.name in line and str(item.type) in line for line in lines), (str(item), result.stdout)
+    for item in module.exports:
+        assert any(item.name in line and str(item.type) in line for line in lines), (str(item), result.stdout)
+
+
+# --- compile
+
+def test_compile_fills_the_import_hook_cache(tmp_path):
+    path = tmp_path / "cached_gcd.wat"
+    path.write_text('(module (func (export "gcd") (param i32 i32) (result i32) local.get 0))')
+    cache = Path(_hook.cache_path(str(path), wasmpy.Engine.default()))
+    assert not cache.exists()
+    env = child_env(PYTHONDONTWRITEBYTECODE=None)
+    result = wasmpy_cli("compile", path, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert cache.is_file() and cache.stat().st_size > 0
+    inode = cache.stat().st_ino
+    # the import hook in another process takes the cache as it is (a bad one would be rewritten)
+    check = subprocess.run([sys.executable, "-c", "import wasmpy, cached_gcd; print(cached_gcd.gcd(7, 3))"],
+                           capture_output=True, text=True, cwd=tmp_path,
+                           env=dict(env, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)])), timeout=120)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout == "7\n"
+    assert cache.stat().st_ino == inode
+
+
+def test_compile_a_wasm_file(tmp_path):
+    path = tmp_path / "hello.wasm"
+    path.write_bytes(Path(program("hello")).read_bytes())
+    result = wasmpy_cli("compile", path, env=child_env(PYTHONDONTWRITEBYTECODE=None), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert Path(_hook.cache_path(str(path), wasmpy.Engine.default())).is_file()
+
+
+# --- help, usage errors and one-line errors
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["run", "--help"], ["inspect", "--help"],
+                                  ["compile", "--help"]])
+def test_help(args):
+    result = wasmpy_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout.lower()
+
+
+def test_help_lists_the_commands_and_run_options():
+    top = wasmpy_cli("--help").stdout
+    for command in ("run", "inspect", "compile"):
+        assert command in top
+    run_help = wasmpy_cli("run", "--help").stdout
+    for option in ("--dir", "--dir-ro", "--env", "--invoke", "--fuel", "--timeout"):
+        assert option in run_help
+
+
+@pytest.mark.parametrize("args", [
+    [], ["frobnicate"], ["run"], ["run", "--bogus", "hello.wasm"], ["run", "--fuel", "lots", "hello.wasm"],
+    ["run", "--timeout", "soon", "hello.wasm"], ["run", "--env", "NO_EQUALS_SIGN", "hello.wasm"],
+    ["run", "--dir"], ["inspect"], ["compile"], ["--no-such-option"],
+], ids=lambda args: " ".join(args) or "nothing")
+def test_bad_arguments_exit_2_with_usage(args):
+    result = wasmpy_cli(*args)
+    assert result.returncode == 2, result
+    assert "usage:" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "inspect", "compile"])
+def test_missing_file_is_a_one_line_error(tmp_path, command):
+    missing = tmp_path / "missing.wasm"
+    result = wasmpy_cli(command, missing, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "missing.wasm" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--dir", "--dir-ro"])
+@pytest.mark.parametrize("spec", ["{missing}", "{missing}::/data"])
+def test_missing_dir_is_a_one_line_error(tmp_path, option, spec):
+    missing = tmp_path / "no-such-dir"
+    result = wasmpy_cli("run", option, spec.format(missing=missing), program("hello"), cwd=tmp_path)
+    assert_one_line_error(result)
+    assert "no-such-dir" in result.stderr
+    assert result.stdout == ""  # the program did not run
+
+
+def test_a_file_given_as_dir_is_an_error(tmp_path):
+    (tmp_path / "plain.txt").write_text("not a directory")
+    result = wasmpy_cli("run", "--dir", tmp_path / "plain.txt", program("hello"), cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["run", "inspect", "compile"])
+def test_malformed_module_is_an_error_without_traceback(tmp_path, command):
+    bad = tmp_path / "bad.wasm"
+    bad.write_bytes(b"\0asm\x01\0\0\0garbage")
+    result = wasmpy_cli(command, bad, cwd=tmp_path)
+    assert result.returncode not in (0, 2)
+    assert "Traceback" not in result.stderr
+    assert "bad.wasm" in result.stderr
+
+
+def test_run_a_module_without_start_is_an_error(tmp_path):
+    path = tmp_path / "lib.wat"
+    path.write_text('(module (func (export "f")))')
+    result = wasmpy_cli("run", path, cwd=tmp_path)
+    assert_one_line_error(result)
+
+
+def test_a_trap_is_reported_without_traceback(tmp_path):
+    path = tmp_path / "trap.wat"
+    path.write_text('(module (memory (export "memory") 1) (func (export "_start") unreachable))')
+    result = wasmpy_cli("run", path, cwd=tmp_path)
+    assert result.returncode not in (0, 2)
+    assert "Traceback" not in result.stderr
+    assert "unreachable" in result.stderr
