@@ -33,20 +33,17 @@ def wasmtime_library():
 
 
 INCLUDE_DIR, LIBRARY = wasmtime_library()
-if INCLUDE_DIR is None:
-    declarations = "".join(f'#include "{name}"\n' for name in HEADERS[:-1])
-else:
-    declarations = "#include <wasmtime.h>\n#include <wasi.h>\n"
-
-ffibuilder = FFI()
-ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS + [CALLBACKS]))
-ffibuilder.set_source(
-    "wasmpy._ffi",
-    "#include <stdbool.h>\n#include <stdint.h>\n#include <sys/types.h>\n" + declarations + '#include "wasmpy.c"\n',
+# Shared with the wasmpy._native extension (setup.py).
+BUILD_OPTIONS = dict(
     include_dirs=[str(CSRC)] + ([str(INCLUDE_DIR)] if INCLUDE_DIR else []),
+    define_macros=[("WASMPY_REAL_HEADERS", "1")] if INCLUDE_DIR else [],
     library_dirs=[str(LIBRARY.parent)],
     extra_link_args=[f"-l:{LIBRARY.name}", "-Wl,-rpath,$ORIGIN"],
 )
+
+ffibuilder = FFI()
+ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS + [CALLBACKS]))
+ffibuilder.set_source("wasmpy._ffi", '#include "api.h"\n#include "wasmpy.c"\n', **BUILD_OPTIONS)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

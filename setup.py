@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_ffi import LIBRARY  # noqa: E402
+from build_ffi import BUILD_OPTIONS, LIBRARY  # noqa: E402
 
 
 class BuildExtWithWasmtime(build_ext):
@@ -21,6 +21,6 @@ class BuildExtWithWasmtime(build_ext):
 
 setup(
     cffi_modules=["build_ffi.py:ffibuilder"],
-    ext_modules=[Extension("wasmpy._buffer", ["csrc/buffer.c"])],
+    ext_modules=[Extension("wasmpy._native", ["csrc/native.c"], **BUILD_OPTIONS)],
     cmdclass={"build_ext": BuildExtWithWasmtime},
 )

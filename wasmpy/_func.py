@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import ast
 import inspect
-from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 from ._checks import require_instance
 from ._errors import LinkError
 from ._ffi import ffi, lib
-from ._store import Store
+from ._native import Caller, HostFunc, host_trampoline_address
+from ._store import Store, call_failure
 from ._types import FuncType, ValType
 from ._values import check_reference, read_raw, read_raw_val, release_roots, write_raw
 
 __all__ = ["Func"]
 
 
-class Func:
+class Func(Caller):
     """A WebAssembly function, callable from Python.
 
     ``Func(store, fn, type=None)`` makes a Python callable into a wasm function
@@ -28,25 +29,24 @@ class Func:
     Calling a Func converts and checks the arguments (i32 takes ints from
     -2**31 to 2**32-1, i64 from -2**63 to 2**64-1, f32/f64 take int or float,
     externref any object, funcref a Func or None), and returns None, one value,
-    or a tuple of values. Integer results come back signed.
+    or a tuple of values. Integer results come back signed. Signatures of
+    numbers only are called without leaving C (the ``Caller`` base class);
+    the rest, and every error, take the Python path here.
     """
 
-    __slots__ = ("_store", "_func", "type", "name", "_buf", "_i32", "_i64", "_f32", "_f64",
-                 "_trap", "_error", "__weakref__")
-
-    def __new__(cls, store: Store, fn: Callable[..., Any] = None, type: Optional[FuncType] = None) -> "Func":
-        return object.__new__(_call_class(_host_type(fn, type)) if cls is Func else cls)
+    __slots__ = ("_store", "_func", "type", "name", "__weakref__")
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         require_instance(store, Store, "store")
         functype = _host_type(fn, type)
         host = _HostFunction(store, fn, functype)
-        handle = ffi.new_handle(host)
+        native = HostFunc(store._handle, fn, _kinds(functype.params), _kinds(functype.results),
+                          host.invoke, host.write_results)
         func = ffi.new("wasmtime_func_t *")
         with store._lock:
-            lib.wasmtime_func_new_unchecked(store._context(), functype._to_c(), lib._wasmpy_host_call,
-                                            handle, ffi.NULL, func)
-            store._host_funcs.append(handle)
+            lib.wasmtime_func_new_unchecked(store._context(), functype._to_c(), _HOST_TRAMPOLINE,
+                                            ffi.cast("void *", id(native)), ffi.NULL, func)
+            store._host_funcs.append(native)  # wasmtime refers to it by address
         self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
 
     @classmethod
@@ -57,7 +57,7 @@ class Func:
             functype = FuncType._from_c(functype_ptr)
         finally:
             lib.wasm_functype_delete(functype_ptr)
-        self = object.__new__(_call_class(functype))
+        self = cls.__new__(cls)
         self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
         return self
 
@@ -66,19 +66,15 @@ class Func:
         self._func = func
         self.type = functype
         self.name = name
-        self._buf = ffi.new("wasmtime_val_raw_t[]", max(len(functype.params), len(functype.results), 1))
-        self._i32 = ffi.cast("int32_t *", self._buf)
-        self._i64 = ffi.cast("int64_t *", self._buf)
-        self._f32 = ffi.cast("float *", self._buf)
-        self._f64 = ffi.cast("double *", self._buf)
-        self._trap = ffi.new("wasm_trap_t **")
-        self._error = ffi.new("wasmtime_error_t **")
+        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), _kinds(functype.params),
+                          _kinds(functype.results), Func._call_slow, call_failure)
 
     @property
     def store(self) -> Store:
         return self._store
 
-    def __call__(self, *args: Any) -> Any:
+    def _call_slow(self, *args: Any) -> Any:
+        """The Python path of ``__call__``: every signature, Val arguments, and every error."""
         results = self._call_generic(args, exact=False)
         if not results:
             return None
@@ -95,20 +91,21 @@ class Func:
         store = self._store
         read = read_raw_val if exact else read_raw
         roots: List[Any] = []
+        buf = ffi.new("wasmtime_val_raw_t[]", max(len(params), len(results), 1))
+        trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
         with store._lock:
             ctx = store._context()
-            buf = self._buf
             try:
                 try:
                     for index, (valtype, arg) in enumerate(zip(params, args)):
                         write_raw(store, valtype, buf[index], arg, roots)
                 except (TypeError, OverflowError):
                     raise self._argument_error(args) from None
-                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), self._trap, self._error)
+                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), trap, error)
             finally:
                 release_roots(roots)
             if status:
-                raise store._failure(status, self._trap, self._error)
+                raise store._failure(status, trap, error)
             return tuple(read(store, valtype, buf[index]) for index, valtype in enumerate(results))
 
     def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
@@ -134,83 +131,21 @@ class Func:
 
 builtin_type = type
 
-# --- per-signature call paths: all-numeric signatures get a generated __call__.
-
-_NUMERIC_WRITE = {
-    ValType.i32: ("if not -0x80000000 <= {a} <= 0xFFFFFFFF: raise OverflowError\n"
-                  "self._i64[{slot2}] = {a}"),
-    ValType.i64: ("if not -0x8000000000000000 <= {a} <= 0xFFFFFFFFFFFFFFFF: raise OverflowError\n"
-                  "self._i64[{slot2}] = {a} - 0x10000000000000000 if {a} > 0x7FFFFFFFFFFFFFFF else {a}"),
-    ValType.f32: "self._f32[{slot4}] = {a}",
-    ValType.f64: "self._f64[{slot2}] = {a}",
-}
-_NUMERIC_READ = {
-    ValType.i32: "self._i32[{slot4}]",
-    ValType.i64: "self._i64[{slot2}]",
-    ValType.f32: "self._f32[{slot4}]",
-    ValType.f64: "self._f64[{slot2}]",
-}
-_call_classes: Dict[FuncType, Type[Func]] = {}
+_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
+# Value kinds as the C paths read them (wasmtime_valkind_t numbering); 255: not a number.
+_NUMBER_KINDS = {ValType.i32: lib.WASMTIME_I32, ValType.i64: lib.WASMTIME_I64, ValType.f32: lib.WASMTIME_F32,
+                 ValType.f64: lib.WASMTIME_F64}
 
 
-def _call_class(functype: FuncType) -> Type[Func]:
-    """The Func subclass whose __call__ is specialised for ``functype`` (cached per signature)."""
-    cls = _call_classes.get(functype)
-    if cls is None:
-        namespace: Dict[str, Any] = {"__slots__": ()}
-        if all(t.is_number for t in functype.params + functype.results):
-            namespace["__call__"] = _generate_call(functype)
-        cls = _call_classes[functype] = builtin_type("Func", (Func,), namespace)
-        cls.__qualname__ = "Func"
-        cls.__module__ = Func.__module__
-    return cls
-
-
-def _generate_call(functype: FuncType) -> Callable[..., Any]:
-    params, results = functype.params, functype.results
-    names = [f"a{i}" for i in range(len(params))]
-    convert = "\n".join(_NUMERIC_WRITE[t].format(a=a, slot2=2 * i, slot4=4 * i)
-                        for i, (t, a) in enumerate(zip(params, names)))
-    reads = [_NUMERIC_READ[t].format(slot2=2 * i, slot4=4 * i) for i, t in enumerate(results)]
-    if not reads:
-        result = "None"
-    elif len(reads) == 1:
-        result = reads[0]
-    else:
-        result = "(" + ", ".join(reads) + ")"
-    source = f"""\
-def __call__(self, *args):
-    if len(args) != {len(params)}:
-        raise self._arity_error(args)
-    {"".join(a + ", " for a in names) + "= args" if names else ""}
-    store = self._store
-    with store._lock:
-        try:
-{_indent(convert or "pass", 12)}
-        except (TypeError, OverflowError):
-            return Func.__call__(self, *args)  # Val, __index__ objects, or an error to explain
-        try:
-            status = wasmpy_call(store._ctx, self._func, self._buf, {max(len(params), len(results), 1)},
-                                 self._trap, self._error)
-        except TypeError:
-            store._context()  # raises if the store is closed
-            raise
-        if status:
-            raise store._failure(status, self._trap, self._error)
-        return {result}
-"""
-    namespace: Dict[str, Any] = {"wasmpy_call": lib.wasmpy_call, "Func": Func}
-    exec(compile(source, f"<wasmpy call {functype}>", "exec"), namespace)
-    return namespace["__call__"]
-
-
-def _indent(text: str, spaces: int) -> str:
-    return "\n".join(" " * spaces + line for line in text.splitlines())
+def _kinds(types: Tuple[ValType, ...]) -> bytes:
+    return bytes(_NUMBER_KINDS.get(t, 255) for t in types)
 
 
 # --- host functions: Python called from wasm.
 
 class _HostFunction:
+    """The Python path of a host function: conversions for every signature, and their errors."""
+
     __slots__ = ("store", "fn", "params", "results")
 
     def __init__(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
@@ -219,9 +154,15 @@ class _HostFunction:
         self.params = functype.params
         self.results = functype.results
 
-    def invoke(self, values) -> None:
+    def invoke(self, address: int) -> None:
+        """Calls the function with the arguments at ``address`` and stores its results there."""
+        values = ffi.cast("wasmtime_val_raw_t *", address)
         store = self.store
-        result = self.fn(*[read_raw(store, t, values[i]) for i, t in enumerate(self.params)])
+        self.write_results(self.fn(*[read_raw(store, t, values[i]) for i, t in enumerate(self.params)]),
+                           address)
+
+    def write_results(self, result: Any, address: int) -> None:
+        values = ffi.cast("wasmtime_val_raw_t *", address)
         count = len(self.results)
         if count == 0:
             if result is not None:
@@ -236,7 +177,7 @@ class _HostFunction:
         try:
             for index, (valtype, value) in enumerate(zip(self.results, result)):
                 try:
-                    write_raw(store, valtype, values[index], value, roots)
+                    write_raw(self.store, valtype, values[index], value, roots)
                 except (TypeError, OverflowError) as error:
                     raise builtin_type(error)(
                         f"host function {_name(self.fn)} result {index + 1}: {error}") from None
@@ -246,18 +187,6 @@ class _HostFunction:
 
 def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-@ffi.def_extern()
-def _wasmpy_host_call(env, caller, values, nvalues):
-    host = ffi.from_handle(env)
-    try:
-        host.invoke(values)
-        return ffi.NULL
-    except BaseException as exception:  # KeyboardInterrupt and SystemExit too: they reach the caller
-        host.store._host_exception = exception
-        message = f"host function {_name(host.fn)} raised {builtin_type(exception).__name__}".encode()
-        return lib.wasmtime_trap_new(message, len(message))
 
 
 # --- types from annotations

@@ -187,10 +187,10 @@ class Instance:
     def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:
         if status == 1:
             return store._failure(status, trap, error)
+        pending = store._handle.take_pending()
         failure = take_call_failure(status, trap, error)
-        host_exception, store._host_exception = store._host_exception, None
-        if host_exception is not None:
-            return host_exception
+        if pending is not None:
+            return pending
         if "import" in failure.message:
             return LinkError(failure.message)
         return WasmError(failure.message)

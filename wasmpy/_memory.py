@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 from typing import Tuple, Union
 
-from ._buffer import BufferExporter
+from ._native import BufferExporter
 from ._checks import require_instance, require_int
 from ._errors import check
 from ._ffi import ffi, lib

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, List, Optional
@@ -11,6 +10,7 @@ from ._checks import require_instance, require_int
 from ._engine import Engine
 from ._errors import WasmError, check, take_call_failure
 from ._ffi import ffi, lib
+from ._native import StoreHandle
 from ._wasi import WasiConfig
 
 __all__ = ["Store", "StoreLimits"]
@@ -37,6 +37,15 @@ class StoreLimits:
 _CLOSED = object()
 
 
+def call_failure(pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
+    """The exception for a failed call (``status`` 1: ``trap``, 2: ``error``, owned; addresses or
+    cdata): the host function's own exception ``pending`` if one caused it."""
+    if isinstance(trap, int):
+        trap, error = ffi.cast("wasm_trap_t *", trap), ffi.cast("wasmtime_error_t *", error)
+    exception = take_call_failure(status, ffi.new("wasm_trap_t **", trap), ffi.new("wasmtime_error_t **", error))
+    return pending if pending is not None else exception
+
+
 class Store:
     """Owns the instances, functions, memories, globals and tables created in it.
 
@@ -52,10 +61,11 @@ class Store:
         self.engine = engine
         self._ptr = ffi.gc(lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL), lib.wasmtime_store_delete)
         self._ctx: Any = lib.wasmtime_store_context(self._ptr)
-        # Reentrant: wasm may call a host function that calls back into the same store.
-        self._lock = threading.RLock()
-        self._host_exception: Optional[BaseException] = None
-        self._host_funcs: List[Any] = []  # cffi handles that wasmtime refers to
+        # The context, a reentrant lock (wasm may call a host function that calls back into this
+        # store) and the exception a host function raised, shared with the C call paths.
+        self._handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
+        self._lock = self._handle
+        self._host_funcs: List[Any] = []  # objects wasmtime refers to by address
         self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._wasi_ready = False
         self.wasi = wasi
@@ -99,9 +109,7 @@ class Store:
 
     def _failure(self, status: int, trap_out, error_out) -> BaseException:
         """The exception for a failed call: a host function's own exception if one caused it."""
-        exception = take_call_failure(status, trap_out, error_out)
-        host_exception, self._host_exception = self._host_exception, None
-        return host_exception if host_exception is not None else exception
+        return call_failure(self._handle.take_pending(), status, trap_out[0], error_out[0])
 
     @property
     def fuel(self) -> int:
@@ -137,6 +145,7 @@ class Store:
             if any(memory._buffer_exports for memory in self._memories):
                 raise BufferError("cannot close the store: a memoryview of one of its memories is alive")
             self._ctx = _CLOSED
+            self._handle.close()
             ffi.release(self._ptr)
             self._host_funcs.clear()
 

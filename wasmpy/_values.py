@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import operator
-from typing import Any, Dict, List
+from typing import Any, List
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
+from ._native import externref_drop_address, keep_object, kept_object
 from ._types import ValType
 
 __all__ = ["Val"]
@@ -162,26 +162,16 @@ class Val:
         return f"Val({self.type}, {self.value!r})"
 
 
-# --- externref: wasm holds a key into this table; wasmtime's finalizer drops it.
+# --- externref: wasm holds a reference to the Python object itself, released by wasmtime's GC
+# through a C finalizer (safe at interpreter exit, unlike a Python callback).
 
-_externref_objects: Dict[int, Any] = {}
-_externref_keys = itertools.count(1)
-
-
-@ffi.def_extern()
-def _wasmpy_externref_drop(data) -> None:
-    try:
-        _externref_objects.pop(int(ffi.cast("uintptr_t", data)), None)
-    except Exception:  # the interpreter may be shutting down; nothing is left to free then
-        pass
+_EXTERNREF_DROP = ffi.cast("void (*)(void *)", externref_drop_address())
 
 
 def _new_externref(store, obj: Any, out) -> None:
-    key = next(_externref_keys)
-    _externref_objects[key] = obj
-    if not lib.wasmtime_externref_new(store._context(), ffi.cast("void *", key),
-                                      lib._wasmpy_externref_drop, out):
-        _externref_objects.pop(key, None)
+    # On failure wasmtime has already run the finalizer, which released the reference.
+    if not lib.wasmtime_externref_new(store._context(), ffi.cast("void *", keep_object(obj)),
+                                      _EXTERNREF_DROP, out):
         raise WasmError("cannot allocate an externref: the store's GC heap is exhausted")
 
 
@@ -189,7 +179,7 @@ def _externref_object(store, ref) -> Any:
     data = lib.wasmtime_externref_data(store._context(), ref)
     if data == ffi.NULL:
         raise NotImplementedError("externref values that wrap wasm GC references are not supported yet")
-    return _externref_objects[int(ffi.cast("uintptr_t", data))]
+    return kept_object(int(ffi.cast("uintptr_t", data)))
 
 
 def _check_func(store, value: Any):

@@ -1,0 +1,729 @@
+/* wasmpy._native: the parts of wasmpy that must be C for speed or for the buffer protocol.
+ *
+ * - BufferExporter: base class of Memory, so memoryview(memory) works on every
+ *   supported Python (a pure-Python class can export a buffer only from 3.12 on).
+ * - StoreHandle: a store's context pointer, its reentrant lock, and the slot for
+ *   an exception raised by a host function, shared by Python and C.
+ * - Caller: base class of Func; calls numeric signatures without leaving C.
+ * - HostFunc + the host trampoline: wasm calling Python functions.
+ *
+ * Everything not handled here (reference types, v128, bad arguments, failures)
+ * is delegated to Python callables given by wasmpy, so there is one place
+ * where each conversion and each error message lives.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include "api.h"
+
+#if PY_VERSION_HEX < 0x030A0000
+static inline PyObject *Py_NewRef(PyObject *object)
+{
+    Py_INCREF(object);
+    return object;
+}
+
+static int PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value)
+{
+    Py_INCREF(value);
+    if (PyModule_AddObject(module, name, value) < 0) {
+        Py_DECREF(value);
+        return -1;
+    }
+    return 0;
+}
+#endif
+
+/* Value kinds, as wasmpy passes them in signatures (wasmtime's wasmtime_valkind_t numbering). */
+enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
+
+/* Signatures with more values than this take the Python path. */
+#define MAX_FAST_VALUES 16
+
+/* ------------------------------------------------------------------------------------------ */
+/* BufferExporter */
+
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t exports;
+} BufferExporter;
+
+static int exporter_getbuffer(PyObject *self, Py_buffer *view, int flags)
+{
+    PyObject *span = PyObject_CallMethod(self, "_buffer_span", NULL);
+    if (span == NULL)
+        return -1;
+    unsigned long long address;
+    Py_ssize_t length;
+    int parsed = PyArg_ParseTuple(span, "Kn;_buffer_span() must return (address, length)", &address, &length);
+    Py_DECREF(span);
+    if (!parsed)
+        return -1;
+    if (length < 0) {
+        PyErr_SetString(PyExc_BufferError, "negative buffer length");
+        return -1;
+    }
+    if (PyBuffer_FillInfo(view, self, (void *)(uintptr_t)address, length, 0, flags) < 0)
+        return -1;
+    ((BufferExporter *)self)->exports++;
+    return 0;
+}
+
+static void exporter_releasebuffer(PyObject *self, Py_buffer *view)
+{
+    (void)view;
+    ((BufferExporter *)self)->exports--;
+}
+
+static PyBufferProcs exporter_as_buffer = {exporter_getbuffer, exporter_releasebuffer};
+
+static PyMemberDef exporter_members[] = {
+    {"_buffer_exports", T_PYSSIZET, offsetof(BufferExporter, exports), READONLY,
+     "Number of live buffer views of this object."},
+    {NULL},
+};
+
+static PyTypeObject BufferExporterType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasmpy._native.BufferExporter",
+    .tp_basicsize = sizeof(BufferExporter),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Base class exporting `_buffer_span()` through the buffer protocol.",
+    .tp_as_buffer = &exporter_as_buffer,
+    .tp_members = exporter_members,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* StoreHandle */
+
+typedef struct {
+    PyObject_HEAD
+    wasmtime_context_t *context; /* NULL once the store is closed */
+    PyThread_type_lock lock;
+    unsigned long owner;         /* thread holding the lock, valid while depth > 0 */
+    unsigned long depth;
+    PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
+} StoreHandle;
+
+static PyTypeObject StoreHandleType;
+
+static void handle_acquire(StoreHandle *handle)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (handle->depth > 0 && handle->owner == me) {
+        handle->depth++;
+        return;
+    }
+    if (!PyThread_acquire_lock(handle->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS
+        PyThread_acquire_lock(handle->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    handle->owner = me;
+    handle->depth = 1;
+}
+
+static int handle_release(StoreHandle *handle)
+{
+    if (handle->depth == 0 || handle->owner != PyThread_get_thread_ident()) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot release a store lock held by another thread");
+        return -1;
+    }
+    if (--handle->depth == 0)
+        PyThread_release_lock(handle->lock);
+    return 0;
+}
+
+static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    unsigned long long context;
+    static char *keywords[] = {"context", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K:StoreHandle", keywords, &context))
+        return NULL;
+    StoreHandle *self = (StoreHandle *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        return PyErr_NoMemory();
+    }
+    self->context = (wasmtime_context_t *)(uintptr_t)context;
+    return (PyObject *)self;
+}
+
+static int handle_traverse(StoreHandle *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->pending);
+    return 0;
+}
+
+static int handle_clear(StoreHandle *self)
+{
+    Py_CLEAR(self->pending);
+    return 0;
+}
+
+static void handle_dealloc(StoreHandle *self)
+{
+    PyObject_GC_UnTrack(self);
+    handle_clear(self);
+    if (self->lock != NULL)
+        PyThread_free_lock(self->lock);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *handle_acquire_method(StoreHandle *self, PyObject *unused)
+{
+    handle_acquire(self);
+    Py_RETURN_TRUE;
+}
+
+static PyObject *handle_release_method(StoreHandle *self, PyObject *unused)
+{
+    if (handle_release(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *handle_exit(StoreHandle *self, PyObject *args)
+{
+    if (handle_release(self) < 0)
+        return NULL;
+    Py_RETURN_FALSE;
+}
+
+static PyObject *handle_close(StoreHandle *self, PyObject *unused)
+{
+    self->context = NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *handle_set_pending(StoreHandle *self, PyObject *exception)
+{
+    Py_INCREF(exception);
+    Py_XSETREF(self->pending, exception);
+    Py_RETURN_NONE;
+}
+
+static PyObject *handle_take_pending(StoreHandle *self, PyObject *unused)
+{
+    PyObject *pending = self->pending;
+    self->pending = NULL;
+    if (pending == NULL)
+        Py_RETURN_NONE;
+    return pending;
+}
+
+static PyObject *handle_get_closed(StoreHandle *self, void *closure)
+{
+    return PyBool_FromLong(self->context == NULL);
+}
+
+static PyMethodDef handle_methods[] = {
+    {"acquire", (PyCFunction)handle_acquire_method, METH_NOARGS, "Takes the store's lock (reentrant)."},
+    {"release", (PyCFunction)handle_release_method, METH_NOARGS, "Releases the store's lock."},
+    {"__enter__", (PyCFunction)handle_acquire_method, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)handle_exit, METH_VARARGS, NULL},
+    {"close", (PyCFunction)handle_close, METH_NOARGS, "Forgets the context: the store is being freed."},
+    {"set_pending", (PyCFunction)handle_set_pending, METH_O, "Keeps a host function's exception."},
+    {"take_pending", (PyCFunction)handle_take_pending, METH_NOARGS, "Returns and forgets it (or None)."},
+    {NULL},
+};
+
+static PyGetSetDef handle_getset[] = {
+    {"closed", (getter)handle_get_closed, NULL, "Whether the store is closed.", NULL},
+    {NULL},
+};
+
+static PyTypeObject StoreHandleType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasmpy._native.StoreHandle",
+    .tp_basicsize = sizeof(StoreHandle),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A store's context, reentrant lock, and pending host exception.",
+    .tp_new = handle_new,
+    .tp_dealloc = (destructor)handle_dealloc,
+    .tp_traverse = (traverseproc)handle_traverse,
+    .tp_clear = (inquiry)handle_clear,
+    .tp_methods = handle_methods,
+    .tp_getset = handle_getset,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Conversions of numeric values */
+
+/* Reads a Python int or float into `raw` as `kind`; returns 0, or -1 when the value is
+ * not a plain in-range number (no exception set: the caller takes the Python path). */
+static int number_to_raw(PyObject *value, uint8_t kind, wasmtime_val_raw_t *raw)
+{
+    if (kind == KIND_I32 || kind == KIND_I64) {
+        if (!PyLong_Check(value))
+            return -1;
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+        if (overflow != 0) {
+            if (kind == KIND_I32 || overflow < 0)
+                return -1;
+            unsigned long long u = PyLong_AsUnsignedLongLong(value);
+            if (u == (unsigned long long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return -1;
+            }
+            raw->i64 = (int64_t)u;
+            return 0;
+        }
+        if (kind == KIND_I32 && (v < INT32_MIN || v > (long long)UINT32_MAX))
+            return -1;
+        raw->i64 = v; /* an i32 is read from the low 32 bits */
+        return 0;
+    }
+    double d;
+    if (PyFloat_Check(value)) {
+        d = PyFloat_AS_DOUBLE(value);
+    } else if (PyLong_Check(value)) {
+        d = PyLong_AsDouble(value);
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            return -1;
+        }
+    } else {
+        return -1;
+    }
+    if (kind == KIND_F32)
+        raw->f32 = (float)d;
+    else
+        raw->f64 = d;
+    return 0;
+}
+
+static PyObject *raw_to_number(const wasmtime_val_raw_t *raw, uint8_t kind)
+{
+    switch (kind) {
+    case KIND_I32: return PyLong_FromLong(raw->i32);
+    case KIND_I64: return PyLong_FromLongLong(raw->i64);
+    case KIND_F32: return PyFloat_FromDouble(raw->f32);
+    default: return PyFloat_FromDouble(raw->f64);
+    }
+}
+
+/* None, the one result, or a tuple of the results. */
+static PyObject *results_to_python(const wasmtime_val_raw_t *raw, const uint8_t *kinds, Py_ssize_t count)
+{
+    if (count == 0)
+        Py_RETURN_NONE;
+    if (count == 1)
+        return raw_to_number(raw, kinds[0]);
+    PyObject *tuple = PyTuple_New(count);
+    if (tuple == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = raw_to_number(&raw[i], kinds[i]);
+        if (item == NULL) {
+            Py_DECREF(tuple);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tuple, i, item);
+    }
+    return tuple;
+}
+
+static int signature_is_numeric(const char *kinds, Py_ssize_t count)
+{
+    if (count > MAX_FAST_VALUES)
+        return 0;
+    for (Py_ssize_t i = 0; i < count; i++)
+        if ((uint8_t)kinds[i] > KIND_F64)
+            return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Caller: Python -> wasm */
+
+typedef struct {
+    PyObject_HEAD
+    StoreHandle *handle;
+    wasmtime_func_t func;
+    Py_ssize_t nparams, nresults;
+    uint8_t kinds[2 * MAX_FAST_VALUES]; /* params, then results */
+    int fast;                           /* numeric signature that fits `kinds` */
+    PyObject *slow_call;                /* callable(self, *args): the Python path */
+    PyObject *failure;                  /* callable(pending, status, trap, error) -> exception */
+} Caller;
+
+static int caller_traverse(Caller *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->handle);
+    Py_VISIT(self->slow_call);
+    Py_VISIT(self->failure);
+    return 0;
+}
+
+static int caller_clear(Caller *self)
+{
+    Py_CLEAR(self->handle);
+    Py_CLEAR(self->slow_call);
+    Py_CLEAR(self->failure);
+    return 0;
+}
+
+static void caller_dealloc(Caller *self)
+{
+    PyObject_GC_UnTrack(self);
+    caller_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *caller_bind(Caller *self, PyObject *args)
+{
+    PyObject *handle, *slow_call, *failure;
+    unsigned long long func_address;
+    const char *params, *results;
+    Py_ssize_t nparams, nresults;
+    if (!PyArg_ParseTuple(args, "O!Ky#y#OO:_bind_native", &StoreHandleType, &handle, &func_address, &params,
+                          &nparams, &results, &nresults, &slow_call, &failure))
+        return NULL;
+    self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
+    self->nparams = nparams;
+    self->nresults = nresults;
+    self->fast = signature_is_numeric(params, nparams) && signature_is_numeric(results, nresults);
+    if (self->fast) {
+        memcpy(self->kinds, params, nparams);
+        memcpy(self->kinds + nparams, results, nresults);
+    }
+    Py_INCREF(handle);
+    Py_XSETREF(self->handle, (StoreHandle *)handle);
+    Py_INCREF(slow_call);
+    Py_XSETREF(self->slow_call, slow_call);
+    Py_INCREF(failure);
+    Py_XSETREF(self->failure, failure);
+    Py_RETURN_NONE;
+}
+
+/* Raises the exception for a failed call; takes the pending host exception, if any. */
+static PyObject *raise_failure(PyObject *failure, PyObject *pending, int status, wasm_trap_t *trap,
+                               wasmtime_error_t *error)
+{
+    PyObject *exception = PyObject_CallFunction(failure, "NiKK", pending ? pending : Py_NewRef(Py_None),
+                                                status, (unsigned long long)(uintptr_t)trap,
+                                                (unsigned long long)(uintptr_t)error);
+    if (exception == NULL)
+        return NULL;
+    PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+    Py_DECREF(exception);
+    return NULL;
+}
+
+static PyObject *call_slow(Caller *self, PyObject *args, PyObject *kwargs)
+{
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    PyObject *with_self = PyTuple_New(nargs + 1);
+    if (with_self == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(with_self, 0, Py_NewRef((PyObject *)self));
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        PyTuple_SET_ITEM(with_self, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
+    PyObject *result = PyObject_Call(self->slow_call, with_self, kwargs);
+    Py_DECREF(with_self);
+    return result;
+}
+
+static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
+{
+    if (self->handle == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this function is not bound to a store");
+        return NULL;
+    }
+    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
+    if (!self->fast || nargs != self->nparams || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0))
+        return call_slow(self, args, kwargs);
+
+    wasmtime_val_raw_t values[MAX_FAST_VALUES];
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        if (number_to_raw(PyTuple_GET_ITEM(args, i), self->kinds[i], &values[i]) < 0)
+            return call_slow(self, args, NULL); /* explains, or handles Val */
+
+    StoreHandle *handle = self->handle;
+    handle_acquire(handle);
+    wasmtime_context_t *context = handle->context;
+    if (context == NULL) {
+        handle_release(handle);
+        return call_slow(self, args, NULL); /* raises: the store is closed */
+    }
+    wasm_trap_t *trap = NULL;
+    wasmtime_error_t *error;
+    size_t count = self->nparams > self->nresults ? self->nparams : self->nresults;
+    Py_BEGIN_ALLOW_THREADS
+    error = wasmtime_func_call_unchecked(context, &self->func, values, count ? count : 1, &trap);
+    Py_END_ALLOW_THREADS
+    if (error != NULL || trap != NULL) {
+        PyObject *pending = handle->pending;
+        handle->pending = NULL;
+        handle_release(handle);
+        return raise_failure(self->failure, pending, error != NULL ? 2 : 1, trap, error);
+    }
+    handle_release(handle);
+    return results_to_python(values, self->kinds + self->nparams, self->nresults);
+}
+
+static PyMethodDef caller_methods[] = {
+    {"_bind_native", (PyCFunction)caller_bind, METH_VARARGS,
+     "_bind_native(handle, func_address, param_kinds, result_kinds, slow_call, failure)"},
+    {NULL},
+};
+
+static PyTypeObject CallerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasmpy._native.Caller",
+    .tp_basicsize = sizeof(Caller),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Base class of Func: calls wasm functions with numeric signatures in C.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)caller_dealloc,
+    .tp_traverse = (traverseproc)caller_traverse,
+    .tp_clear = (inquiry)caller_clear,
+    .tp_call = (ternaryfunc)caller_call,
+    .tp_methods = caller_methods,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* HostFunc and the trampoline: wasm -> Python */
+
+typedef struct {
+    PyObject_HEAD
+    StoreHandle *handle;
+    PyObject *fn;            /* the Python function */
+    PyObject *slow_invoke;   /* callable(values_address): the Python path, for every signature */
+    PyObject *write_results; /* callable(result, values_address): checks and stores results */
+    Py_ssize_t nparams, nresults;
+    uint8_t kinds[2 * MAX_FAST_VALUES];
+    int fast;
+} HostFunc;
+
+static int host_traverse(HostFunc *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->handle);
+    Py_VISIT(self->fn);
+    Py_VISIT(self->slow_invoke);
+    Py_VISIT(self->write_results);
+    return 0;
+}
+
+static int host_clear(HostFunc *self)
+{
+    Py_CLEAR(self->handle);
+    Py_CLEAR(self->fn);
+    Py_CLEAR(self->slow_invoke);
+    Py_CLEAR(self->write_results);
+    return 0;
+}
+
+static void host_dealloc(HostFunc *self)
+{
+    PyObject_GC_UnTrack(self);
+    host_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *handle, *fn, *slow_invoke, *write_results;
+    const char *params, *results;
+    Py_ssize_t nparams, nresults;
+    if (!PyArg_ParseTuple(args, "O!Oy#y#OO:HostFunc", &StoreHandleType, &handle, &fn, &params, &nparams,
+                          &results, &nresults, &slow_invoke, &write_results))
+        return NULL;
+    HostFunc *self = (HostFunc *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->handle = (StoreHandle *)Py_NewRef(handle);
+    self->fn = Py_NewRef(fn);
+    self->slow_invoke = Py_NewRef(slow_invoke);
+    self->write_results = Py_NewRef(write_results);
+    self->nparams = nparams;
+    self->nresults = nresults;
+    self->fast = signature_is_numeric(params, nparams) && signature_is_numeric(results, nresults);
+    if (self->fast) {
+        memcpy(self->kinds, params, nparams);
+        memcpy(self->kinds + nparams, results, nresults);
+    }
+    return (PyObject *)self;
+}
+
+static PyTypeObject HostFuncType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasmpy._native.HostFunc",
+    .tp_basicsize = sizeof(HostFunc),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What the host trampoline needs to call a Python function from wasm.",
+    .tp_new = host_new,
+    .tp_dealloc = (destructor)host_dealloc,
+    .tp_traverse = (traverseproc)host_traverse,
+    .tp_clear = (inquiry)host_clear,
+};
+
+/* Stores numeric results in C when they are plain in-range numbers; returns -1 otherwise
+ * (no exception set), so that Python checks them and explains what is wrong. */
+static int fast_results(HostFunc *host, PyObject *result, wasmtime_val_raw_t *values)
+{
+    const uint8_t *kinds = host->kinds + host->nparams;
+    if (host->nresults == 0)
+        return result == Py_None ? 0 : -1;
+    if (host->nresults == 1)
+        return number_to_raw(result, kinds[0], &values[0]);
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != host->nresults)
+        return -1;
+    wasmtime_val_raw_t converted[MAX_FAST_VALUES];
+    for (Py_ssize_t i = 0; i < host->nresults; i++)
+        if (number_to_raw(PyTuple_GET_ITEM(result, i), kinds[i], &converted[i]) < 0)
+            return -1;
+    memcpy(values, converted, host->nresults * sizeof(wasmtime_val_raw_t));
+    return 0;
+}
+
+static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
+{
+    PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)values);
+    if (address == NULL)
+        return -1;
+    if (!host->fast) {
+        PyObject *done = PyObject_CallOneArg(host->slow_invoke, address);
+        Py_DECREF(address);
+        Py_XDECREF(done);
+        return done == NULL ? -1 : 0;
+    }
+    PyObject *args[MAX_FAST_VALUES];
+    Py_ssize_t made = 0;
+    for (; made < host->nparams; made++) {
+        args[made] = raw_to_number(&values[made], host->kinds[made]);
+        if (args[made] == NULL)
+            break;
+    }
+    PyObject *result = made == host->nparams ? PyObject_Vectorcall(host->fn, args, made, NULL) : NULL;
+    for (Py_ssize_t i = 0; i < made; i++)
+        Py_DECREF(args[i]);
+    int status = -1;
+    if (result != NULL) {
+        if (fast_results(host, result, values) == 0) {
+            status = 0;
+        } else {
+            PyObject *done = PyObject_CallFunctionObjArgs(host->write_results, result, address, NULL);
+            status = done == NULL ? -1 : 0;
+            Py_XDECREF(done);
+        }
+        Py_DECREF(result);
+    }
+    Py_DECREF(address);
+    return status;
+}
+
+/* Keeps the raised exception, with its traceback, for the Python caller of the outer call. */
+static wasm_trap_t *host_exception_trap(HostFunc *host)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    const char *name = type != NULL ? ((PyTypeObject *)type)->tp_name : "an exception";
+    char message[256];
+    PyOS_snprintf(message, sizeof(message), "host function raised %s", name);
+    if (value != NULL)
+        Py_XSETREF(host->handle->pending, value);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return wasmtime_trap_new(message, strlen(message));
+}
+
+static wasm_trap_t *host_trampoline(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *values,
+                                    size_t nvalues)
+{
+    (void)caller;
+    (void)nvalues;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    HostFunc *host = (HostFunc *)env;
+    wasm_trap_t *trap = host_invoke(host, values) < 0 ? host_exception_trap(host) : NULL;
+    PyGILState_Release(gil);
+    return trap;
+}
+
+static PyObject *trampoline_address(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&host_trampoline);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* externref payloads: wasm holds a strong reference to a Python object, dropped by wasmtime's GC */
+
+static void externref_drop(void *object)
+{
+    if (!Py_IsInitialized())
+        return; /* the interpreter is gone, and its objects with it */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    Py_DECREF((PyObject *)object);
+    PyGILState_Release(gil);
+}
+
+static PyObject *externref_drop_address(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&externref_drop);
+}
+
+static PyObject *keep_object(PyObject *module, PyObject *object)
+{
+    Py_INCREF(object);
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)object);
+}
+
+static PyObject *kept_object(PyObject *module, PyObject *address)
+{
+    unsigned long long value = PyLong_AsUnsignedLongLong(address);
+    if (value == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    return Py_NewRef((PyObject *)(uintptr_t)value);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static PyMethodDef module_methods[] = {
+    {"externref_drop_address", externref_drop_address, METH_NOARGS,
+     "The address of the finalizer that releases an object kept by keep_object()."},
+    {"keep_object", keep_object, METH_O,
+     "Takes a reference to the object for wasm and returns its address (released by the finalizer)."},
+    {"kept_object", kept_object, METH_O, "The object at an address returned by keep_object()."},
+    {"host_trampoline_address", trampoline_address, METH_NOARGS,
+     "The address of the C callback that calls a HostFunc (env: the HostFunc object)."},
+    {NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "wasmpy._native",
+    .m_doc = "wasmpy's C fast paths and buffer support.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void)
+{
+    PyTypeObject *types[] = {&BufferExporterType, &StoreHandleType, &CallerType, &HostFuncType};
+    const char *names[] = {"BufferExporter", "StoreHandle", "Caller", "HostFunc"};
+    PyObject *module = PyModule_Create(&native_module);
+    if (module == NULL)
+        return NULL;
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(module, names[i], (PyObject *)types[i]) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
+}
