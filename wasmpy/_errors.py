@@ -104,9 +104,11 @@ def _cause(message: str) -> str:
     A chain of causes ("0: memory fault at ...", "1: wasm trap: out of bounds
     memory access") becomes the last cause, with the others in parentheses.
     """
-    if "Caused by:" in message:
-        message = message.split("Caused by:", 1)[1]
-    causes = [re.sub(r"^\d+: ", "", line.strip()) for line in message.strip().splitlines() if line.strip()]
+    head, _, rest = message.partition("Caused by:")
+    if head.startswith("error while executing at wasm backtrace"):
+        head = ""  # the backtrace, which Trap.frames holds
+    lines = [line.strip() for line in (head + "\n" + rest).splitlines()]
+    causes = [re.sub(r"^\d+: ", "", line) for line in lines if line]
     causes = [cause[len("wasm trap: "):] if cause.startswith("wasm trap: ") else cause for cause in causes]
     if len(causes) <= 1:
         return causes[0] if causes else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, Dict, Iterator, List, Optional, Union
 
@@ -15,7 +16,7 @@ from ._module import Module
 from ._store import Store
 from ._table import Table
 from ._wasi import WASI_MODULE
-from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType
+from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType, ValType
 
 __all__ = ["Instance", "Exports"]
 
@@ -67,6 +68,29 @@ def _type_fits(given: ExternType, needed: ExternType) -> bool:
             and _limits_fit(given.minimum, given.maximum, needed.minimum, needed.maximum))
 
 
+def _current_type(value: Extern) -> ExternType:
+    """The type an extern matches now: memories and tables match by their current size."""
+    if isinstance(value, Memory):
+        return dataclasses.replace(value.type, minimum=value.size)
+    if isinstance(value, Table):
+        return TableType(value.type.element, value.size, value.type.maximum)
+    return value.type
+
+
+_EXACT_VALTYPES = {ValType.i32, ValType.i64, ValType.f32, ValType.f64, ValType.v128, ValType.externref}
+
+
+def _exact(externtype: ExternType) -> bool:
+    """Whether ValType describes the type exactly (no typed or GC references), so Python can check it."""
+    if isinstance(externtype, FuncType):
+        return all(t in _EXACT_VALTYPES for t in externtype.params + externtype.results)
+    if isinstance(externtype, GlobalType):
+        return externtype.content in _EXACT_VALTYPES
+    if isinstance(externtype, TableType):
+        return externtype.element in (ValType.funcref, ValType.externref)
+    return True
+
+
 def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
     """Turns a user-supplied import value into a wasmpy extern of ``store``, checking its type."""
     where = f"{imported.module}.{imported.name}"
@@ -74,10 +98,10 @@ def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
     if isinstance(value, (Func, Memory, Global, Table)):
         if value.store is not store:
             raise LinkError(f"import {where}: the {_kind_name(value.type)} belongs to a different store")
-        given = value.type
-        if type(given) is not type(needed) or not _type_fits(given, needed):
+        given = _current_type(value)
+        if type(given) is not type(needed) or (_exact(given) and _exact(needed) and not _type_fits(given, needed)):
             raise LinkError(f"import {where}: expected {needed}, got {given}")
-        return value
+        return value  # wasmtime checks what ValType cannot tell apart (e.g. typed references)
     if isinstance(needed, FuncType) and callable(value):
         check_annotations(value, needed, where)
         return Func(store, value, needed)
@@ -191,7 +215,7 @@ class Instance:
         failure = take_call_failure(status, trap, error)
         if pending is not None:
             return pending
-        if "import" in failure.message:
+        if "import" in failure.message or "incompatible" in failure.message:
             return LinkError(failure.message)
         return WasmError(failure.message)
 
