@@ -8,6 +8,20 @@ typedef uint8_t wasmtime_extern_kind_t;
 #define WASMTIME_EXTERN_TABLE 2
 #define WASMTIME_EXTERN_MEMORY 3
 #define WASMTIME_EXTERN_SHAREDMEMORY 4
+#define WASMTIME_EXTERN_TAG 5
+
+/* wasmtime/tag.h: exception tags. */
+typedef struct wasmtime_tag {
+    struct {
+        uint64_t store_id;
+        uint32_t __private1;
+    };
+    uint32_t __private2;
+} wasmtime_tag_t;
+
+wasmtime_error_t *wasmtime_tag_new(wasmtime_context_t *store, const wasm_tagtype_t *type, wasmtime_tag_t *ret);
+wasm_tagtype_t *wasmtime_tag_type(const wasmtime_context_t *store, const wasmtime_tag_t *tag);
+bool wasmtime_tag_eq(const wasmtime_context_t *store, const wasmtime_tag_t *a, const wasmtime_tag_t *b);
 
 typedef union wasmtime_extern_union {
     wasmtime_func_t func;
@@ -15,6 +29,7 @@ typedef union wasmtime_extern_union {
     wasmtime_table_t table;
     wasmtime_memory_t memory;
     wasmtime_sharedmemory_t *sharedmemory;
+    wasmtime_tag_t tag;
 } wasmtime_extern_union_t;
 
 typedef struct wasmtime_extern {

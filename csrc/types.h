@@ -124,6 +124,11 @@ void wasm_tabletype_delete(wasm_tabletype_t *type);
 typedef struct wasm_memorytype_t wasm_memorytype_t;
 void wasm_memorytype_delete(wasm_memorytype_t *type);
 
+typedef struct wasm_tagtype_t wasm_tagtype_t;
+wasm_tagtype_t *wasm_tagtype_new(wasm_functype_t *functype);
+const wasm_functype_t *wasm_tagtype_functype(const wasm_tagtype_t *type);
+void wasm_tagtype_delete(wasm_tagtype_t *type);
+
 typedef uint8_t wasm_externkind_t;
 #define WASM_EXTERN_FUNC 0
 #define WASM_EXTERN_GLOBAL 1
@@ -137,6 +142,7 @@ const wasm_functype_t *wasm_externtype_as_functype_const(const wasm_externtype_t
 const wasm_globaltype_t *wasm_externtype_as_globaltype_const(const wasm_externtype_t *type);
 const wasm_tabletype_t *wasm_externtype_as_tabletype_const(const wasm_externtype_t *type);
 const wasm_memorytype_t *wasm_externtype_as_memorytype_const(const wasm_externtype_t *type);
+const wasm_tagtype_t *wasm_externtype_as_tagtype_const(const wasm_externtype_t *type);
 void wasm_externtype_delete(wasm_externtype_t *type);
 
 typedef struct wasm_importtype_t wasm_importtype_t;

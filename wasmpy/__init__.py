@@ -27,7 +27,8 @@ from ._module import Module, wat2wasm
 from ._run import run
 from ._store import Store, StoreLimits
 from ._table import Table
-from ._types import ExportType, FuncType, GlobalType, ImportType, MemoryType, TableType, ValType
+from ._tag import Tag
+from ._types import ExportType, FuncType, GlobalType, ImportType, MemoryType, TableType, TagType, ValType
 from ._values import Val
 from ._wasi import WasiConfig
 
@@ -36,8 +37,8 @@ WASMTIME_VERSION = "50.0.1"
 install_import_hook()
 
 __all__ = [
-    "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
-    "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType", "ExportType",
+    "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table", "Tag",
+    "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType", "ImportType", "ExportType",
     "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook", "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
     "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

@@ -15,12 +15,13 @@ from ._memory import Memory
 from ._module import Module
 from ._store import Store
 from ._table import Table
+from ._tag import Tag
 from ._wasi import WASI_MODULE
-from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType, ValType
+from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType, TagType, ValType
 
 __all__ = ["Instance", "Exports"]
 
-Extern = Union[Func, Global, Memory, Table]
+Extern = Union[Func, Global, Memory, Table, Tag]
 
 
 def extern_from_c(store: Store, item, name: str) -> Extern:
@@ -34,6 +35,8 @@ def extern_from_c(store: Store, item, name: str) -> Extern:
         return Global._from_c(store, ffi.addressof(item.of, "global"))
     if kind == lib.WASMTIME_EXTERN_TABLE:
         return Table._from_c(store, ffi.addressof(item.of, "table"))
+    if kind == lib.WASMTIME_EXTERN_TAG:
+        return Tag._from_c(store, ffi.addressof(item.of, "tag"))
     raise NotImplementedError(f"exports of kind {kind} (e.g. shared memories) are not supported yet")
 
 
@@ -45,12 +48,15 @@ def _write_extern(value: Extern, out) -> None:
     elif isinstance(value, Global):
         out.kind = lib.WASMTIME_EXTERN_GLOBAL
         setattr(out.of, "global", value._global[0])  # `global` is a Python keyword
-    else:
+    elif isinstance(value, Table):
         out.kind, out.of.table = lib.WASMTIME_EXTERN_TABLE, value._table[0]
+    else:
+        out.kind, out.of.tag = lib.WASMTIME_EXTERN_TAG, value._tag[0]
 
 
 def _kind_name(externtype: ExternType) -> str:
-    return {FuncType: "function", GlobalType: "global", MemoryType: "memory", TableType: "table"}[type(externtype)]
+    return {FuncType: "function", GlobalType: "global", MemoryType: "memory", TableType: "table",
+            TagType: "tag"}[type(externtype)]
 
 
 def _limits_fit(given_min: int, given_max: Optional[int], need_min: int, need_max: Optional[int]) -> bool:
@@ -58,7 +64,7 @@ def _limits_fit(given_min: int, given_max: Optional[int], need_min: int, need_ma
 
 
 def _type_fits(given: ExternType, needed: ExternType) -> bool:
-    if isinstance(needed, FuncType) or isinstance(needed, GlobalType):
+    if isinstance(needed, (FuncType, GlobalType, TagType)):
         return given == needed
     if isinstance(needed, MemoryType):
         return (isinstance(given, MemoryType) and given.is_64 == needed.is_64 and given.shared == needed.shared
@@ -84,6 +90,8 @@ def _exact(externtype: ExternType) -> bool:
     """Whether ValType describes the type exactly (no typed or GC references), so Python can check it."""
     if isinstance(externtype, FuncType):
         return all(t in _EXACT_VALTYPES for t in externtype.params + externtype.results)
+    if isinstance(externtype, TagType):
+        return all(t in _EXACT_VALTYPES for t in externtype.params)
     if isinstance(externtype, GlobalType):
         return externtype.content in _EXACT_VALTYPES
     if isinstance(externtype, TableType):
@@ -95,7 +103,7 @@ def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
     """Turns a user-supplied import value into a wasmpy extern of ``store``, checking its type."""
     where = f"{imported.module}.{imported.name}"
     needed = imported.type
-    if isinstance(value, (Func, Memory, Global, Table)):
+    if isinstance(value, (Func, Memory, Global, Table, Tag)):
         if value.store is not store:
             raise LinkError(f"import {where}: the {_kind_name(value.type)} belongs to a different store")
         given = _current_type(value)

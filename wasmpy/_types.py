@@ -9,7 +9,7 @@ from typing import Iterable, Optional, Tuple, Union
 from ._errors import check
 from ._ffi import ffi, lib
 
-__all__ = ["ValType", "FuncType", "GlobalType", "MemoryType", "TableType", "ImportType",
+__all__ = ["ValType", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType", "ImportType",
            "ExportType", "ExternType"]
 
 
@@ -285,7 +285,30 @@ class TableType:
                    None if limits.max == 0xFFFFFFFF else limits.max)
 
 
-ExternType = Union[FuncType, GlobalType, MemoryType, TableType]
+@dataclass(frozen=True)
+class TagType:
+    """The type of an exception tag: the types of the values an exception with this tag carries."""
+
+    params: Tuple[ValType, ...]
+
+    def __init__(self, params: Iterable[Union[ValType, str]] = ()) -> None:
+        object.__setattr__(self, "params", tuple(ValType.parse(p) for p in params))
+
+    def __str__(self) -> str:
+        return f"tag({', '.join(map(str, self.params))})"
+
+    def _to_c(self):
+        functype = FuncType(self.params, ())
+        return ffi.gc(lib.wasm_tagtype_new(lib.wasm_functype_new(_valtype_vec(functype.params),
+                                                                 _valtype_vec(()))),
+                      lib.wasm_tagtype_delete)
+
+    @classmethod
+    def _from_c(cls, ptr) -> "TagType":
+        return cls(FuncType._from_c(lib.wasm_tagtype_functype(ptr)).params)
+
+
+ExternType = Union[FuncType, GlobalType, MemoryType, TableType, TagType]
 
 
 def externtype_from_c(ptr) -> ExternType:
@@ -298,7 +321,9 @@ def externtype_from_c(ptr) -> ExternType:
         return MemoryType._from_c(lib.wasm_externtype_as_memorytype_const(ptr))
     if kind == lib.WASM_EXTERN_TABLE:
         return TableType._from_c(lib.wasm_externtype_as_tabletype_const(ptr))
-    raise NotImplementedError(f"extern kind {kind} (e.g. exception tags) is not supported yet")
+    if kind == lib.WASM_EXTERN_TAG:
+        return TagType._from_c(lib.wasm_externtype_as_tagtype_const(ptr))
+    raise NotImplementedError(f"extern kind {kind} is not supported yet")
 
 
 @dataclass(frozen=True)

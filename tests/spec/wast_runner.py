@@ -89,8 +89,6 @@ SKIP: Dict[str, str] = {
 _GC_VALUES = ("non-null GC references cannot cross into Python: a struct/array/i31 result, an anyref holding a "
               "host value, or an externref wrapping a GC reference raises NotImplementedError, and a non-null "
               "anyref argument cannot be passed")
-_TAGS = ("exception tags as imports or exports: Module.imports/exports and Instance raise NotImplementedError "
-         "(wasmpy has no Tag class), so modules exporting a tag cannot be instantiated or registered")
 _TABLE64 = "spectest.table64 cannot be built: TableType has no 64-bit (i64 index) flag"
 _SHARED_MEMORY = ("shared memories: Memory(store, MemoryType(1, 2, shared=True)) raises WasmError and exporting one "
                   "raises NotImplementedError (wasmpy has no SharedMemory), so spectest.shared_memory cannot be "
@@ -110,14 +108,10 @@ API_GAPS: Dict[str, str] = {
     "wasm-3.0/array_new_elem.wast": _GC_VALUES,
     "wasm-3.0/extern.wast": _GC_VALUES,
     "wasm-3.0/i31.wast": _GC_VALUES,
-    "wasm-3.0/imports.wast": _TAGS,
-    "wasm-3.0/instance.wast": _TAGS,
     "wasm-3.0/proposals/threads/exports.wast": _SHARED_MEMORY,
     "wasm-3.0/proposals/threads/imports.wast": _join(_SHARED_MEMORY, _NO_REFERENCE_TYPES),
     "wasm-3.0/struct.wast": _GC_VALUES,
     "wasm-3.0/table64.wast": _TABLE64,
-    "wasm-3.0/tag.wast": _TAGS,
-    "wasm-3.0/try_table.wast": _TAGS,
 }
 
 
