@@ -73,6 +73,15 @@ bool wasmtime_externref_new(wasmtime_context_t *context, void *data, void (*fina
                             wasmtime_externref_t *out);
 void *wasmtime_externref_data(wasmtime_context_t *context, const wasmtime_externref_t *data);
 void wasmtime_externref_unroot(wasmtime_externref_t *ref);
+
+void wasmtime_anyref_clone(const wasmtime_anyref_t *anyref, wasmtime_anyref_t *out);
+void wasmtime_anyref_unroot(wasmtime_anyref_t *ref);
+void wasmtime_anyref_from_raw(wasmtime_context_t *context, uint32_t raw, wasmtime_anyref_t *out);
+uint32_t wasmtime_anyref_to_raw(wasmtime_context_t *context, const wasmtime_anyref_t *ref);
+void wasmtime_anyref_from_i31(wasmtime_context_t *context, uint32_t i31val, wasmtime_anyref_t *out);
+bool wasmtime_anyref_i31_get_s(wasmtime_context_t *context, const wasmtime_anyref_t *anyref, int32_t *dst);
+bool wasmtime_anyref_is_struct(wasmtime_context_t *context, const wasmtime_anyref_t *anyref);
+bool wasmtime_anyref_is_array(wasmtime_context_t *context, const wasmtime_anyref_t *anyref);
 void wasmtime_externref_from_raw(wasmtime_context_t *context, uint32_t raw, wasmtime_externref_t *out);
 uint32_t wasmtime_externref_to_raw(wasmtime_context_t *context, const wasmtime_externref_t *ref);
 

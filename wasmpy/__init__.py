@@ -15,6 +15,7 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "Install wasmpy (pip install .) and run from outside the checkout, or build it in place "
         "(pip install -e .)") from error
 
+from ._anyref import AnyRef
 from ._engine import Engine
 from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError
 from ._func import Func
@@ -38,7 +39,7 @@ install_import_hook()
 
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table", "Tag",
-    "ValType", "Val", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType", "ImportType", "ExportType",
+    "ValType", "Val", "AnyRef", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType", "ImportType", "ExportType",
     "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook", "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
     "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

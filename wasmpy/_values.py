@@ -8,6 +8,7 @@ from typing import Any, List
 from ._errors import WasmError
 from ._ffi import ffi, lib
 from ._native import externref_drop_address, keep_object, kept_object
+from ._anyref import AnyRef
 from ._types import ValType
 
 __all__ = ["Val"]
@@ -26,9 +27,14 @@ _NULL_ONLY = (ValType.nullfuncref, ValType.nullexternref, ValType.nullref, ValTy
 
 
 def _check_null_only(valtype: ValType, value: Any) -> None:
-    if value is not None and (valtype in _NULL_ONLY or _FAMILY[valtype] in ("any", "exn")):
-        if valtype in _NULL_ONLY:
-            raise TypeError(f"{valtype} holds only None (the null reference), got {type(value).__name__}")
+    if value is None:
+        return
+    if valtype in _NULL_ONLY:
+        raise TypeError(f"{valtype} holds only None (the null reference), got {type(value).__name__}")
+    family = _FAMILY[valtype]
+    if family == "any" and not isinstance(value, AnyRef):
+        raise TypeError(f"expected a wasmpy.AnyRef or None for {valtype}, got {type(value).__name__}")
+    if family == "exn":
         raise NotImplementedError(f"passing non-null {valtype} values from Python is not supported yet")
 
 
@@ -219,6 +225,8 @@ def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> Non
             _new_externref(store, value, ref)
             roots.append(ref)
             raw.externref = lib.wasmtime_externref_to_raw(store._context(), ref)
+        elif family == "any" and value is not None:
+            raw.anyref = value._to_raw(store)
         else:  # a null reference
             raw.anyref = 0
 
@@ -261,6 +269,10 @@ def read_raw(store, valtype: ValType, raw) -> Any:
         return Func._from_c(store, func)
     if raw.externref == 0:  # the null reference, in every 32-bit family
         return None
+    if family == "any":
+        ref = ffi.new("wasmtime_anyref_t *")
+        lib.wasmtime_anyref_from_raw(store._context(), raw.anyref, ref)
+        return AnyRef._take(store, ref)
     if family != "extern":
         raise _unsupported_value(valtype)
     ref = ffi.new("wasmtime_externref_t *")
@@ -319,7 +331,11 @@ def to_val(store, valtype: ValType, value: Any):
     val.kind = _FAMILY_VAL_KIND[family]
     if value is None:
         return val  # store_id 0 is the null reference
-    if family == "extern":
+    if family == "any":
+        if value.store is not store:
+            raise TypeError("the reference belongs to a different store")
+        lib.wasmtime_anyref_clone(value._ref, ffi.addressof(val.of, "anyref"))
+    elif family == "extern":
         _new_externref(store, value, ffi.addressof(val.of, "externref"))
     else:
         val.of.funcref = _check_func(store, value)._func[0]
@@ -340,9 +356,11 @@ def from_val(store, val, exact: bool = False) -> Any:
             value = None if val.of.externref.store_id == 0 else _externref_object(
                 store, ffi.addressof(val.of, "externref"))
         elif valtype is ValType.anyref:
-            if val.of.anyref.store_id != 0:
-                raise _unsupported_value(valtype)
             value = None
+            if val.of.anyref.store_id != 0:
+                ref = ffi.new("wasmtime_anyref_t *")
+                lib.wasmtime_anyref_clone(ffi.addressof(val.of, "anyref"), ref)
+                value = AnyRef._take(store, ref)
         elif valtype is ValType.funcref:
             from ._func import Func
 
