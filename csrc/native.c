@@ -234,6 +234,12 @@ static PyMethodDef handle_methods[] = {
     {NULL},
 };
 
+static PyMemberDef handle_members[] = {
+    {"depth", T_ULONG, offsetof(StoreHandle, depth), READONLY,
+     "How many times the lock is held (by its owner): more than one while wasm of the store runs."},
+    {NULL},
+};
+
 static PyGetSetDef handle_getset[] = {
     {"closed", (getter)handle_get_closed, NULL, "Whether the store is closed.", NULL},
     {NULL},
@@ -250,6 +256,7 @@ static PyTypeObject StoreHandleType = {
     .tp_traverse = (traverseproc)handle_traverse,
     .tp_clear = (inquiry)handle_clear,
     .tp_methods = handle_methods,
+    .tp_members = handle_members,
     .tp_getset = handle_getset,
 };
 

@@ -22,7 +22,8 @@ _DIGEST_SIZE = 32
 def wat2wasm(text: Union[str, bytes]) -> bytes:
     """Translates the WebAssembly text format to the binary format; CompileError on a syntax error."""
     if isinstance(text, str):
-        text = text.encode("utf-8")
+        # A lone surrogate becomes malformed UTF-8, which the parser reports as a CompileError.
+        text = text.encode("utf-8", "surrogatepass")
     elif not isinstance(text, (bytes, bytearray)):
         raise TypeError(f"wat2wasm takes str or bytes, not {type(text).__name__}")
     out = ffi.new("wasm_byte_vec_t *")

@@ -142,6 +142,8 @@ class Store:
         with self._lock:
             if self._ctx is _CLOSED:
                 return
+            if self._handle.depth > 1:
+                raise WasmError("cannot close the store while its wasm code is running (from a host function)")
             if any(memory._buffer_exports for memory in self._memories):
                 raise BufferError("cannot close the store: a memoryview of one of its memories is alive")
             self._ctx = _CLOSED
