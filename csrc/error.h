@@ -1,6 +1,7 @@
 /* wasm.h / wasmtime/error.h / wasmtime/trap.h: errors, traps and backtraces. */
 
 typedef struct wasmtime_error wasmtime_error_t;
+wasmtime_error_t *wasmtime_error_new(const char *message);
 void wasmtime_error_delete(wasmtime_error_t *error);
 void wasmtime_error_message(const wasmtime_error_t *error, wasm_name_t *message);
 bool wasmtime_error_exit_status(const wasmtime_error_t *error, int *status);

@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <time.h>
 
 #include "api.h"
 
@@ -106,6 +107,7 @@ typedef struct {
     unsigned long owner;         /* thread holding the lock, valid while depth > 0 */
     unsigned long depth;
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
+    long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
 } StoreHandle;
 
 static PyTypeObject StoreHandleType;
@@ -235,6 +237,8 @@ static PyMethodDef handle_methods[] = {
 };
 
 static PyMemberDef handle_members[] = {
+    {"deadline_ns", T_LONGLONG, offsetof(StoreHandle, deadline_ns), 0,
+     "time.monotonic_ns() value after which running wasm is interrupted; 0 for no deadline."},
     {"depth", T_ULONG, offsetof(StoreHandle, depth), READONLY,
      "How many times the lock is held (by its owner): more than one while wasm of the store runs."},
     {NULL},
@@ -668,6 +672,65 @@ static PyObject *trampoline_address(PyObject *module, PyObject *unused)
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Interruption: called by wasmtime whenever the engine's epoch (advanced by wasmpy's ticker
+ * thread) passes the store's epoch deadline, which is always the next tick. */
+
+/* Messages wasmpy maps back to exceptions (_store.call_failure). */
+#define DEADLINE_MESSAGE "wasmpy: deadline exceeded"
+#define SIGNAL_MESSAGE "wasmpy: interrupted by a signal handler"
+
+static unsigned long main_thread;
+
+static long long monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (long long)now.tv_sec * 1000000000LL + now.tv_nsec;
+}
+
+static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, uint64_t *delta,
+                                     wasmtime_update_deadline_kind_t *kind)
+{
+    (void)context;
+    StoreHandle *handle = (StoreHandle *)data;
+    *delta = 1;
+    *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
+    if (handle->deadline_ns != 0 && monotonic_ns() >= handle->deadline_ns)
+        return wasmtime_error_new(DEADLINE_MESSAGE);
+    if (PyThread_get_thread_ident() != main_thread)
+        return NULL; /* Python runs signal handlers in the main thread only */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    int raised = PyErr_CheckSignals() < 0; /* Ctrl-C: the handler raises KeyboardInterrupt */
+    if (raised) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL && value != NULL)
+            PyException_SetTraceback(value, traceback);
+        if (value != NULL)
+            Py_XSETREF(handle->pending, value);
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+    }
+    PyGILState_Release(gil);
+    return raised ? wasmtime_error_new(SIGNAL_MESSAGE) : NULL;
+}
+
+static PyObject *epoch_check_address(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&epoch_check);
+}
+
+static PyObject *set_main_thread(PyObject *module, PyObject *ident)
+{
+    unsigned long value = PyLong_AsUnsignedLong(ident);
+    if (value == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    main_thread = value;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* externref payloads: wasm holds a strong reference to a Python object, dropped by wasmtime's GC */
 
 static void externref_drop(void *object)
@@ -701,6 +764,9 @@ static PyObject *kept_object(PyObject *module, PyObject *address)
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
+    {"epoch_check_address", epoch_check_address, METH_NOARGS,
+     "The address of the epoch deadline callback (data: the StoreHandle)."},
+    {"set_main_thread", set_main_thread, METH_O, "Names the thread whose wasm runs Python's signal handlers."},
     {"externref_drop_address", externref_drop_address, METH_NOARGS,
      "The address of the finalizer that releases an object kept by keep_object()."},
     {"keep_object", keep_object, METH_O,
@@ -721,6 +787,7 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    main_thread = PyThread_get_thread_ident();
     PyTypeObject *types[] = {&BufferExporterType, &StoreHandleType, &CallerType, &HostFuncType};
     const char *names[] = {"BufferExporter", "StoreHandle", "Caller", "HostFunc"};
     PyObject *module = PyModule_Create(&native_module);

@@ -300,11 +300,11 @@ def test_out_of_fuel_with_empty_tank():
     assert _trap(exports.count, 1).code is TrapCode.OUT_OF_FUEL
 
 
-def test_interrupt_by_epoch():
-    engine = Engine(epoch_interruption=True)
-    exports = Instance(Module(FUEL_WAT, engine), store=Store(engine)).exports
-    engine.increment_epoch()
-    assert _trap(exports.spin).code is TrapCode.INTERRUPT
+def test_interrupt_by_deadline():
+    store = Store()
+    exports = Instance(Module(FUEL_WAT), store=store).exports
+    with store.deadline(0.05):
+        assert _trap(exports.spin).code is TrapCode.INTERRUPT
 
 
 # --- serialized modules ----------------------------------------------------------------------------

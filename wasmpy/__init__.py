@@ -7,6 +7,8 @@
 3
 """
 
+import threading
+
 try:
     from . import _ffi  # noqa: F401
 except ImportError as error:  # pragma: no cover - only in an unbuilt source tree
@@ -15,6 +17,7 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "Install wasmpy (pip install .) and run from outside the checkout, or build it in place "
         "(pip install -e .)") from error
 
+from . import _native
 from ._anyref import AnyRef
 from ._engine import Engine
 from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError
@@ -36,6 +39,7 @@ from ._wasi import WasiConfig
 WASMTIME_VERSION = "50.0.1"
 
 install_import_hook()
+_native.set_main_thread(threading.main_thread().ident)
 
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table", "Tag",

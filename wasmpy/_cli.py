@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 from typing import Any, List, Optional, Sequence, Tuple
 
 from ._engine import Engine
@@ -108,7 +107,7 @@ def _parse_argument(text: str, valtype: ValType) -> Any:
 
 
 def _run(options: argparse.Namespace) -> int:
-    engine = Engine(consume_fuel=options.fuel is not None, epoch_interruption=options.timeout is not None)
+    engine = Engine(consume_fuel=options.fuel is not None)
     module = _load(options.file, engine)
     for host, _ in options.dir + options.dir_ro:
         if not os.path.isdir(host):
@@ -117,12 +116,8 @@ def _run(options: argparse.Namespace) -> int:
     wasi = WasiConfig(argv=[name] + ([] if options.invoke else options.args), env=dict(options.env),
                       preopens=[(h, g, False) for h, g in options.dir] + [(h, g, True) for h, g in options.dir_ro])
     store = Store(engine, fuel=options.fuel, wasi=wasi)
-    timer = None
     if options.timeout is not None:
-        store.set_epoch_deadline(1)
-        timer = threading.Timer(options.timeout, engine.increment_epoch)
-        timer.daemon = True
-        timer.start()
+        store.set_deadline(options.timeout)
     try:
         instance = Instance(module, {}, store)
         if options.invoke is None:
@@ -134,9 +129,6 @@ def _run(options: argparse.Namespace) -> int:
     except Trap as trap:
         print(f"wasmpy: {name}: {trap}", file=sys.stderr)
         return TRAP_EXIT_STATUS
-    finally:
-        if timer is not None:
-            timer.cancel()
 
 
 def _start(instance: Instance, name: str) -> int:

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 import threading
+import time
+import weakref
 from typing import Any, Dict, Optional
 
 from ._ffi import ffi, lib
@@ -56,8 +58,9 @@ OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level"])
 
 
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The options to apply: ``config`` plus features turned off because what they need is off."""
-    resolved = dict(config)
+    """The options to apply: ``config``, wasmpy's defaults, and features turned off because what
+    they need is off."""
+    resolved = {"epoch_interruption": True, **config}
     for feature, needs in _NEEDS.items():
         missing = [need for need in needs if resolved.get(need) is False]
         if not missing:
@@ -135,11 +138,43 @@ def _apply(config, name: str, value: Any) -> None:
         raise TypeError(f"unknown Engine option {name!r}; the options are: {', '.join(OPTIONS)}")
 
 
+class _Ticker:
+    """One thread for the whole process that advances the epoch of every interruptible engine.
+
+    Each tick makes running wasm check its store's deadline and, in the main
+    thread, run Python's signal handlers (so Ctrl-C raises KeyboardInterrupt).
+    """
+
+    interval = 0.01  # seconds: the precision of deadlines
+
+    def __init__(self) -> None:
+        self._engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, engine: "Engine") -> None:
+        with self._lock:
+            self._engines.add(engine)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="wasmpy epoch ticker", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            for engine in list(self._engines):
+                lib.wasmtime_engine_increment_epoch(engine._ptr)
+
+
+_ticker = _Ticker()
+
+
 class Engine:
     """Compiles and runs WebAssembly; holds the settings every module and store of it shares.
 
     Options (all optional; wasmtime's defaults otherwise): ``consume_fuel``,
-    ``epoch_interruption``, ``max_wasm_stack`` (bytes), ``cranelift_opt_level``
+    ``epoch_interruption`` (on by default: it lets deadlines and Ctrl-C stop
+    running wasm, for a few percent of speed), ``max_wasm_stack`` (bytes), ``cranelift_opt_level``
     ('none', 'speed', 'speed_and_size'), ``parallel_compilation``,
     ``nan_canonicalization``, ``debug_info``, and the wasm features ``simd``,
     ``relaxed_simd``, ``threads``, ``gc``, ``function_references``, ``tail_call``,
@@ -166,7 +201,9 @@ class Engine:
         if engine == ffi.NULL:
             raise ValueError(f"wasmtime rejected this engine configuration: {config}")
         self._ptr = ffi.gc(engine, lib.wasm_engine_delete)
-        self.config: Dict[str, Any] = dict(sorted(config.items()))
+        self.config: Dict[str, Any] = dict(sorted(resolved.items()))
+        if resolved["epoch_interruption"]:
+            _ticker.add(self)
 
     @classmethod
     def default(cls) -> "Engine":
@@ -177,9 +214,10 @@ class Engine:
                     cls._default = cls()
         return cls._default
 
-    def increment_epoch(self) -> None:
-        """Advances the epoch, interrupting code whose epoch deadline has passed."""
-        lib.wasmtime_engine_increment_epoch(self._ptr)
+    @property
+    def interruptible(self) -> bool:
+        """Whether running wasm can be interrupted: deadlines and Ctrl-C (``epoch_interruption``)."""
+        return self.config["epoch_interruption"]
 
     def __repr__(self) -> str:
         options = ", ".join(f"{name}={value!r}" for name, value in self.config.items())

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 from ._checks import require_instance, require_int
 from ._engine import Engine
-from ._errors import WasmError, check, take_call_failure
+from ._errors import Trap, TrapCode, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
-from ._native import StoreHandle
+from ._native import StoreHandle, epoch_check_address
 from ._wasi import WasiConfig
 
 __all__ = ["Store", "StoreLimits"]
@@ -35,15 +37,24 @@ class StoreLimits:
 
 
 _CLOSED = object()
+_EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uint64_t *, "
+                        "wasmtime_update_deadline_kind_t *)", epoch_check_address())
+_DEADLINE_MESSAGE = "wasmpy: deadline exceeded"  # as csrc/native.c words it
 
 
 def call_failure(pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
     """The exception for a failed call (``status`` 1: ``trap``, 2: ``error``, owned; addresses or
-    cdata): the host function's own exception ``pending`` if one caused it."""
+    cdata): the exception ``pending`` a host function or signal handler raised, if one caused it."""
     if isinstance(trap, int):
         trap, error = ffi.cast("wasm_trap_t *", trap), ffi.cast("wasmtime_error_t *", error)
     exception = take_call_failure(status, ffi.new("wasm_trap_t **", trap), ffi.new("wasmtime_error_t **", error))
-    return pending if pending is not None else exception
+    if pending is not None:
+        return pending
+    if isinstance(exception, Trap) and exception.code is None and _DEADLINE_MESSAGE in exception.message:
+        exception.code = TrapCode.INTERRUPT
+        exception.message = "deadline exceeded"
+        exception.args = (exception.message,)
+    return exception
 
 
 class Store:
@@ -65,6 +76,10 @@ class Store:
         # store) and the exception a host function raised, shared with the C call paths.
         self._handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
         self._lock = self._handle
+        if engine.interruptible:  # the check runs at every tick of the engine's epoch
+            lib.wasmtime_store_epoch_deadline_callback(self._ptr, _EPOCH_CHECK, ffi.cast("void *", id(self._handle)),
+                                                       ffi.NULL)
+            lib.wasmtime_context_set_epoch_deadline(self._ctx, 1)
         self._host_funcs: List[Any] = []  # objects wasmtime refers to by address
         self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._wasi_ready = False
@@ -125,12 +140,39 @@ class Store:
         with self._lock:
             check(lib.wasmtime_context_set_fuel(self._context(), value))
 
-    def set_epoch_deadline(self, ticks: int) -> None:
-        """Interrupts wasm (Trap with code INTERRUPT) once the engine's epoch has advanced ``ticks``
-        times from now; needs ``Engine(epoch_interruption=True)``."""
-        require_int(ticks, "ticks", 0, 2**64 - 1)
+    def set_deadline(self, seconds: Optional[float]) -> None:
+        """Interrupts wasm of this store (``Trap`` with code ``TrapCode.INTERRUPT``) once ``seconds``
+        have passed from now, in this call or a later one; None removes the deadline.
+
+        Needs an interruptible engine (the default); the precision is about 10 ms.
+        """
+        if seconds is None:
+            self._handle.deadline_ns = 0
+            return
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+            raise TypeError(f"seconds must be a number or None, not {type(seconds).__name__}")
+        if not seconds >= 0:
+            raise ValueError(f"seconds must not be negative, not {seconds}")
+        if not self.engine.interruptible:
+            raise WasmError("deadlines need an engine with epoch_interruption=True (the default)")
+        self._handle.deadline_ns = time.monotonic_ns() + max(1, int(seconds * 1e9))
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """``with store.deadline(seconds):`` interrupts wasm running too long in the block."""
+        previous = self._handle.deadline_ns
+        self.set_deadline(seconds)
+        try:
+            yield
+        finally:
+            self._handle.deadline_ns = previous
+
+    def add_fuel(self, fuel: int) -> int:
+        """Adds fuel and returns the new amount (see :attr:`fuel`)."""
+        require_int(fuel, "fuel", 0, 2**64 - 1)
         with self._lock:
-            lib.wasmtime_context_set_epoch_deadline(self._context(), ticks)
+            self.fuel = min(self.fuel + fuel, 2**64 - 1)
+            return self.fuel
 
     def gc(self) -> None:
         """Collects unreachable wasm GC objects and externrefs now."""
