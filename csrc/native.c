@@ -1,7 +1,8 @@
 /* wasmpy._native: the parts of wasmpy that must be C for speed or for the buffer protocol.
  *
- * - BufferExporter: base class of Memory, so memoryview(memory) works on every
- *   supported Python (a pure-Python class can export a buffer only from 3.12 on).
+ * - MemoryBase: base class of Memory, so memoryview(memory) works on every supported
+ *   Python (a pure-Python class can export a buffer only from 3.12 on), with fast reads
+ *   and writes.
  * - StoreHandle: a store's context pointer, its reentrant lock, and the slot for
  *   an exception raised by a host function, shared by Python and C.
  * - Caller: base class of Func; calls numeric signatures without leaving C.
@@ -42,60 +43,6 @@ enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
 
 /* Signatures with more values than this take the Python path. */
 #define MAX_FAST_VALUES 16
-
-/* ------------------------------------------------------------------------------------------ */
-/* BufferExporter */
-
-typedef struct {
-    PyObject_HEAD
-    Py_ssize_t exports;
-} BufferExporter;
-
-static int exporter_getbuffer(PyObject *self, Py_buffer *view, int flags)
-{
-    PyObject *span = PyObject_CallMethod(self, "_buffer_span", NULL);
-    if (span == NULL)
-        return -1;
-    unsigned long long address;
-    Py_ssize_t length;
-    int parsed = PyArg_ParseTuple(span, "Kn;_buffer_span() must return (address, length)", &address, &length);
-    Py_DECREF(span);
-    if (!parsed)
-        return -1;
-    if (length < 0) {
-        PyErr_SetString(PyExc_BufferError, "negative buffer length");
-        return -1;
-    }
-    if (PyBuffer_FillInfo(view, self, (void *)(uintptr_t)address, length, 0, flags) < 0)
-        return -1;
-    ((BufferExporter *)self)->exports++;
-    return 0;
-}
-
-static void exporter_releasebuffer(PyObject *self, Py_buffer *view)
-{
-    (void)view;
-    ((BufferExporter *)self)->exports--;
-}
-
-static PyBufferProcs exporter_as_buffer = {exporter_getbuffer, exporter_releasebuffer};
-
-static PyMemberDef exporter_members[] = {
-    {"_buffer_exports", T_PYSSIZET, offsetof(BufferExporter, exports), READONLY,
-     "Number of live buffer views of this object."},
-    {NULL},
-};
-
-static PyTypeObject BufferExporterType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.BufferExporter",
-    .tp_basicsize = sizeof(BufferExporter),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
-    .tp_doc = "Base class exporting `_buffer_span()` through the buffer protocol.",
-    .tp_as_buffer = &exporter_as_buffer,
-    .tp_members = exporter_members,
-    .tp_new = PyType_GenericNew,
-};
 
 /* ------------------------------------------------------------------------------------------ */
 /* StoreHandle */
@@ -263,6 +210,229 @@ static PyTypeObject StoreHandleType = {
     .tp_members = handle_members,
     .tp_getset = handle_getset,
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
+
+static PyObject *WasmError; /* wasmpy.WasmError, given by set_errors() */
+
+typedef struct {
+    PyObject_HEAD
+    StoreHandle *handle;
+    wasmtime_memory_t memory;
+    Py_ssize_t exports; /* live buffer views */
+} MemoryBase;
+
+static int memory_traverse(MemoryBase *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->handle);
+    return 0;
+}
+
+static int memory_clear(MemoryBase *self)
+{
+    Py_CLEAR(self->handle);
+    return 0;
+}
+
+static void memory_dealloc(MemoryBase *self)
+{
+    PyObject_GC_UnTrack(self);
+    memory_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *memory_bind(MemoryBase *self, PyObject *args)
+{
+    PyObject *handle;
+    unsigned long long address;
+    if (!PyArg_ParseTuple(args, "O!K:_bind_memory", &StoreHandleType, &handle, &address))
+        return NULL;
+    self->memory = *(const wasmtime_memory_t *)(uintptr_t)address;
+    Py_INCREF(handle);
+    Py_XSETREF(self->handle, (StoreHandle *)handle);
+    Py_RETURN_NONE;
+}
+
+/* Locks the store and finds the memory's bytes; on failure raises, with the lock released. */
+static int memory_locate(MemoryBase *self, uint8_t **data, size_t *size)
+{
+    if (self->handle == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this memory is not bound to a store");
+        return -1;
+    }
+    handle_acquire(self->handle);
+    wasmtime_context_t *context = self->handle->context;
+    if (context == NULL) {
+        handle_release(self->handle);
+        PyErr_SetString(WasmError != NULL ? WasmError : PyExc_RuntimeError, "the store is closed");
+        return -1;
+    }
+    *data = wasmtime_memory_data(context, &self->memory);
+    *size = wasmtime_memory_data_size(context, &self->memory);
+    return 0;
+}
+
+static int index_argument(PyObject *value, const char *name, Py_ssize_t *out)
+{
+    if (!PyLong_Check(value) || PyBool_Check(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(value)->tp_name);
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    /* Beyond the range of the platform, a value is out of bounds either way. */
+    *out = overflow > 0 || v > PY_SSIZE_T_MAX ? PY_SSIZE_T_MAX : overflow < 0 || v < 0 ? -1 : (Py_ssize_t)v;
+    return 0;
+}
+
+/* Locks the store and checks [offset, offset + length); on failure raises, with the lock released. */
+static int memory_span(MemoryBase *self, Py_ssize_t offset, Py_ssize_t length, uint8_t **address)
+{
+    uint8_t *data;
+    size_t size;
+    if (memory_locate(self, &data, &size) < 0)
+        return -1;
+    if (offset < 0 || length < 0 || (size_t)offset > size || (size_t)length > size - (size_t)offset) {
+        handle_release(self->handle);
+        PyErr_Format(PyExc_IndexError, "bytes %zd..%zd are out of bounds of a memory of %zu bytes", offset,
+                     length < 0 || offset < 0 ? length : offset + (length > PY_SSIZE_T_MAX - offset ? 0 : length),
+                     size);
+        return -1;
+    }
+    *address = data + offset;
+    return 0;
+}
+
+static PyObject *memory_read(MemoryBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset, length;
+    uint8_t *address;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "read() takes 2 arguments (offset, length), %zd given", nargs);
+        return NULL;
+    }
+    if (index_argument(args[0], "offset", &offset) < 0 || index_argument(args[1], "length", &length) < 0)
+        return NULL;
+    if (memory_span(self, offset, length, &address) < 0)
+        return NULL;
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)address, length);
+    handle_release(self->handle);
+    return bytes;
+}
+
+static PyObject *memory_write(MemoryBase *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t offset;
+    uint8_t *address;
+    Py_buffer view;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "write() takes 2 arguments (offset, data), %zd given", nargs);
+        return NULL;
+    }
+    if (index_argument(args[0], "offset", &offset) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_C_CONTIGUOUS) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError) && !PyErr_ExceptionMatches(PyExc_BufferError))
+            return NULL;
+        PyErr_Clear();
+        if (!PyObject_CheckBuffer(args[1])) {
+            PyErr_Format(PyExc_TypeError, "data must be bytes-like, not %.100s", Py_TYPE(args[1])->tp_name);
+            return NULL;
+        }
+        PyObject *copy = PyBytes_FromObject(args[1]); /* a non-contiguous view: copy it first */
+        if (copy == NULL)
+            return NULL;
+        PyObject *call_args[2] = {args[0], copy};
+        PyObject *done = memory_write(self, call_args, 2);
+        Py_DECREF(copy);
+        return done;
+    }
+    if (memory_span(self, offset, view.len, &address) < 0) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    memmove(address, view.buf, view.len);
+    handle_release(self->handle);
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+static PyObject *memory_get_data_size(MemoryBase *self, void *closure)
+{
+    uint8_t *data;
+    size_t size;
+    if (memory_locate(self, &data, &size) < 0)
+        return NULL;
+    handle_release(self->handle);
+    return PyLong_FromSize_t(size);
+}
+
+static int memory_getbuffer(MemoryBase *self, Py_buffer *view, int flags)
+{
+    uint8_t *data;
+    size_t size;
+    if (memory_locate(self, &data, &size) < 0)
+        return -1;
+    handle_release(self->handle);
+    if (PyBuffer_FillInfo(view, (PyObject *)self, data, (Py_ssize_t)size, 0, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void memory_releasebuffer(MemoryBase *self, Py_buffer *view)
+{
+    (void)view;
+    self->exports--;
+}
+
+static PyBufferProcs memory_as_buffer = {(getbufferproc)memory_getbuffer, (releasebufferproc)memory_releasebuffer};
+
+static PyMethodDef memory_methods[] = {
+    {"_bind_memory", (PyCFunction)memory_bind, METH_VARARGS, "_bind_memory(handle, memory_address)"},
+    {"read", (PyCFunction)(void (*)(void))memory_read, METH_FASTCALL,
+     "read(offset, length) -> bytes: a copy of length bytes at offset."},
+    {"write", (PyCFunction)(void (*)(void))memory_write, METH_FASTCALL,
+     "write(offset, data): copies data (any bytes-like object) to offset."},
+    {NULL},
+};
+
+static PyMemberDef memory_members[] = {
+    {"_buffer_exports", T_PYSSIZET, offsetof(MemoryBase, exports), READONLY,
+     "Number of live buffer views of this memory."},
+    {NULL},
+};
+
+static PyGetSetDef memory_getset[] = {
+    {"data_size", (getter)memory_get_data_size, NULL, "The current size, in bytes.", NULL},
+    {NULL},
+};
+
+static PyTypeObject MemoryBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "wasmpy._native.MemoryBase",
+    .tp_basicsize = sizeof(MemoryBase),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "Base class of Memory: the buffer protocol (memoryview works on every Python), read, write.",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)memory_dealloc,
+    .tp_traverse = (traverseproc)memory_traverse,
+    .tp_clear = (inquiry)memory_clear,
+    .tp_as_buffer = &memory_as_buffer,
+    .tp_methods = memory_methods,
+    .tp_members = memory_members,
+    .tp_getset = memory_getset,
+};
+
+static PyObject *set_errors(PyObject *module, PyObject *wasm_error)
+{
+    Py_INCREF(wasm_error);
+    Py_XSETREF(WasmError, wasm_error);
+    Py_RETURN_NONE;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Conversions of numeric values */
@@ -764,6 +934,7 @@ static PyObject *kept_object(PyObject *module, PyObject *address)
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
+    {"set_errors", set_errors, METH_O, "Gives the module wasmpy.WasmError, for a closed store."},
     {"epoch_check_address", epoch_check_address, METH_NOARGS,
      "The address of the epoch deadline callback (data: the StoreHandle)."},
     {"set_main_thread", set_main_thread, METH_O, "Names the thread whose wasm runs Python's signal handlers."},
@@ -788,8 +959,8 @@ static struct PyModuleDef native_module = {
 PyMODINIT_FUNC PyInit__native(void)
 {
     main_thread = PyThread_get_thread_ident();
-    PyTypeObject *types[] = {&BufferExporterType, &StoreHandleType, &CallerType, &HostFuncType};
-    const char *names[] = {"BufferExporter", "StoreHandle", "Caller", "HostFunc"};
+    PyTypeObject *types[] = {&MemoryBaseType, &StoreHandleType, &CallerType, &HostFuncType};
+    const char *names[] = {"MemoryBase", "StoreHandle", "Caller", "HostFunc"};
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL)
         return NULL;

@@ -40,6 +40,7 @@ WASMTIME_VERSION = "50.0.1"
 
 install_import_hook()
 _native.set_main_thread(threading.main_thread().ident)
+_native.set_errors(WasmError)
 
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table", "Tag",

@@ -50,13 +50,14 @@ class Func(Caller):
         self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
 
     @classmethod
-    def _from_c(cls, store: Store, func, name: str = "wasm function") -> "Func":
-        """Wraps a ``wasmtime_func_t`` (copied) of ``store``."""
-        functype_ptr = lib.wasmtime_func_type(store._context(), func)
-        try:
-            functype = FuncType._from_c(functype_ptr)
-        finally:
-            lib.wasm_functype_delete(functype_ptr)
+    def _from_c(cls, store: Store, func, name: str = "wasm function", functype: Optional[FuncType] = None) -> "Func":
+        """Wraps a ``wasmtime_func_t`` (copied) of ``store``, whose type is asked unless given."""
+        if functype is None:
+            functype_ptr = lib.wasmtime_func_type(store._context(), func)
+            try:
+                functype = FuncType._from_c(functype_ptr)
+            finally:
+                lib.wasm_functype_delete(functype_ptr)
         self = cls.__new__(cls)
         self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
         return self

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ._checks import require_instance
 from ._errors import check
@@ -32,15 +32,18 @@ class Global:
         self._store, self._global, self.type = store, handle, type
 
     @classmethod
-    def _from_c(cls, store: Store, handle) -> "Global":
+    def _from_c(cls, store: Store, handle, type: Optional[GlobalType] = None) -> "Global":
+        """Wraps a ``wasmtime_global_t`` (copied) of ``store``, whose type is asked unless given."""
         self = cls.__new__(cls)
         self._store = store
         self._global = ffi.new("wasmtime_global_t *", handle[0])
-        ptr = lib.wasmtime_global_type(store._context(), self._global)
-        try:
-            self.type = GlobalType._from_c(ptr)
-        finally:
-            lib.wasm_globaltype_delete(ptr)
+        if type is None:
+            ptr = lib.wasmtime_global_type(store._context(), self._global)
+            try:
+                type = GlobalType._from_c(ptr)
+            finally:
+                lib.wasm_globaltype_delete(ptr)
+        self.type = type
         return self
 
     @property

@@ -24,19 +24,19 @@ __all__ = ["Instance", "Exports"]
 Extern = Union[Func, Global, Memory, Table, Tag]
 
 
-def extern_from_c(store: Store, item, name: str) -> Extern:
-    """The wasmpy object for a ``wasmtime_extern_t``."""
+def extern_from_c(store: Store, item, name: str, externtype: Optional[ExternType] = None) -> Extern:
+    """The wasmpy object for a ``wasmtime_extern_t``; ``externtype`` saves asking wasmtime for its type."""
     kind = item.kind
     if kind == lib.WASMTIME_EXTERN_FUNC:
-        return Func._from_c(store, ffi.addressof(item.of, "func"), name)
+        return Func._from_c(store, ffi.addressof(item.of, "func"), name, externtype)
     if kind == lib.WASMTIME_EXTERN_MEMORY:
         return Memory._from_c(store, ffi.addressof(item.of, "memory"))
     if kind == lib.WASMTIME_EXTERN_GLOBAL:
-        return Global._from_c(store, ffi.addressof(item.of, "global"))
+        return Global._from_c(store, ffi.addressof(item.of, "global"), externtype)
     if kind == lib.WASMTIME_EXTERN_TABLE:
-        return Table._from_c(store, ffi.addressof(item.of, "table"))
+        return Table._from_c(store, ffi.addressof(item.of, "table"), externtype)
     if kind == lib.WASMTIME_EXTERN_TAG:
-        return Tag._from_c(store, ffi.addressof(item.of, "tag"))
+        return Tag._from_c(store, ffi.addressof(item.of, "tag"), externtype)
     raise NotImplementedError(f"exports of kind {kind} (e.g. shared memories) are not supported yet")
 
 
@@ -156,7 +156,7 @@ class Instance:
             raise WasmError("the module and the store belong to different engines")
         self.module = module
         self.store = store
-        wanted = module.imports
+        wanted = module._import_types()
         wasi = any(i.module == WASI_MODULE for i in wanted) and not (
             isinstance(imports, Mapping) and WASI_MODULE in imports)
         with store._lock:
@@ -231,7 +231,7 @@ class Instance:
         return f"<wasmpy.Instance: exports {', '.join(self.exports)}>"
 
 
-class Exports(Mapping):
+class Exports(Mapping):  # wrappers are made on first access, so instantiating stays cheap
     """An instance's exports, by name: ``exports.gcd``, ``exports['gcd']``, ``list(exports)``, ``len(exports)``.
 
     Functions are :class:`Func`, memories :class:`Memory`, globals
@@ -240,40 +240,58 @@ class Exports(Mapping):
     method stays reachable as ``Mapping.get(exports, name)``.
     """
 
-    __slots__ = ("__items", "__dict__")
+    __slots__ = ("__instance", "__types", "__dict__")
 
     def __init__(self, instance: Instance) -> None:
+        object.__setattr__(self, "_Exports__instance", instance)
+        object.__setattr__(self, "_Exports__types", instance.module._export_types())
+        # Attribute access is then a plain instance-dict lookup, the fastest path for `exports.f(...)`.
+        # Names that class attributes would answer first are made now.
+        for name in self.__types:
+            if hasattr(Exports, name):
+                self.__dict__[name] = self.__load(name)
+
+    def __load(self, name: str) -> Extern:
+        instance = self.__instance
         store = instance.store
-        items: Dict[str, Extern] = {}
+        encoded = name.encode("utf-8", "surrogateescape")
         item = ffi.new("wasmtime_extern_t *")
-        name, name_len = ffi.new("char **"), ffi.new("size_t *")
-        index = 0
-        while lib.wasmtime_instance_export_nth(store._context(), instance._instance, index, name, name_len, item):
-            export_name = ffi.unpack(name[0], name_len[0]).decode("utf-8", "replace")
-            items[export_name] = extern_from_c(store, item, export_name)
-            index += 1
-        object.__setattr__(self, "_Exports__items", items)
-        # Attribute access is a plain instance-dict lookup, the fastest path for `exports.f(...)`.
-        self.__dict__.update(items)
+        with store._lock:
+            if not lib.wasmtime_instance_export_get(store._context(), instance._instance, encoded, len(encoded),
+                                                    item):
+                raise KeyError(name)
+            return extern_from_c(store, item, name, self.__types[name])
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.__types:
+            value = self.__dict__[name] = self.__load(name)
+            return value
         raise AttributeError(f"the instance has no export named {name!r}; its exports are: "
-                             f"{', '.join(self.__items) or '(none)'}")
+                             f"{', '.join(self.__types) or '(none)'}")
 
     def __getitem__(self, name: str) -> Extern:
-        return self.__items[name]
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            if name not in self.__types:
+                raise
+        value = self.__dict__[name] = self.__load(name)
+        return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__items)
+        return iter(self.__types)
 
     def __len__(self) -> int:
-        return len(self.__items)
+        return len(self.__types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.__types
 
     def __dir__(self) -> List[str]:
-        return sorted(set(self.__items) | set(dir(type(self))))
+        return sorted(set(self.__types) | set(dir(type(self))))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("exports are read-only")
 
     def __repr__(self) -> str:
-        return "<wasmpy.Exports: " + ", ".join(f"{name}: {item.type}" for name, item in self.__items.items()) + ">"
+        return "<wasmpy.Exports: " + ", ".join(f"{name}: {typ}" for name, typ in self.__types.items()) + ">"

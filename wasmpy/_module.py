@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import CompileError, WasmError, check, error_message
 from ._ffi import ffi, lib
-from ._types import ExportType, ImportType, externtype_from_c
+from ._types import ExportType, ExternType, ImportType, externtype_from_c
 
 __all__ = ["Module", "wat2wasm"]
 
@@ -66,7 +66,7 @@ class Module:
     def _set_ptr(self, ptr) -> None:
         self._ptr = ffi.gc(ptr, lib.wasmtime_module_delete)
         self._imports: Optional[List[ImportType]] = None
-        self._exports: Optional[List[ExportType]] = None
+        self._exports: Optional[Dict[str, ExternType]] = None
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":
@@ -92,6 +92,9 @@ class Module:
     @property
     def imports(self) -> List[ImportType]:
         """The module's imports, in order."""
+        return list(self._import_types())
+
+    def _import_types(self) -> List[ImportType]:
         if self._imports is None:
             vec = ffi.new("wasm_importtype_vec_t *")
             lib.wasmtime_module_imports(self._ptr, vec)
@@ -103,22 +106,26 @@ class Module:
                 ]
             finally:
                 lib.wasm_importtype_vec_delete(vec)
-        return list(self._imports)
+        return self._imports
 
     @property
     def exports(self) -> List[ExportType]:
         """The module's exports, in order."""
+        return [ExportType(name, externtype) for name, externtype in self._export_types().items()]
+
+    def _export_types(self) -> Dict[str, ExternType]:
+        """Export names, in order, and their types."""
         if self._exports is None:
             vec = ffi.new("wasm_exporttype_vec_t *")
             lib.wasmtime_module_exports(self._ptr, vec)
             try:
-                self._exports = [
-                    ExportType(_name(lib.wasm_exporttype_name(item)), externtype_from_c(lib.wasm_exporttype_type(item)))
+                self._exports = {
+                    _name(lib.wasm_exporttype_name(item)): externtype_from_c(lib.wasm_exporttype_type(item))
                     for item in (vec.data[i] for i in range(vec.size))
-                ]
+                }
             finally:
                 lib.wasm_exporttype_vec_delete(vec)
-        return list(self._exports)
+        return self._exports
 
     def serialize(self) -> bytes:
         """The compiled machine code, for :meth:`deserialize` with an engine of the same settings."""

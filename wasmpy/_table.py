@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any
+from typing import Any, Optional
 
 from ._checks import require_instance, require_int
 from ._errors import check
@@ -38,15 +38,18 @@ class Table:
         self._store, self._table, self.type = store, handle, type
 
     @classmethod
-    def _from_c(cls, store: Store, handle) -> "Table":
+    def _from_c(cls, store: Store, handle, type: Optional[TableType] = None) -> "Table":
+        """Wraps a ``wasmtime_table_t`` (copied) of ``store``, whose type is asked unless given."""
         self = cls.__new__(cls)
         self._store = store
         self._table = ffi.new("wasmtime_table_t *", handle[0])
-        ptr = lib.wasmtime_table_type(store._context(), self._table)
-        try:
-            self.type = TableType._from_c(ptr)
-        finally:
-            lib.wasm_tabletype_delete(ptr)
+        if type is None:
+            ptr = lib.wasmtime_table_type(store._context(), self._table)
+            try:
+                type = TableType._from_c(ptr)
+            finally:
+                lib.wasm_tabletype_delete(ptr)
+        self.type = type
         return self
 
     @property

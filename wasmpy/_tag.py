@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ._checks import require_instance
 from ._errors import check
 from ._ffi import ffi, lib
@@ -28,15 +30,18 @@ class Tag:
         self._store, self._tag, self.type = store, handle, type
 
     @classmethod
-    def _from_c(cls, store: Store, handle) -> "Tag":
+    def _from_c(cls, store: Store, handle, type: Optional[TagType] = None) -> "Tag":
+        """Wraps a ``wasmtime_tag_t`` (copied) of ``store``, whose type is asked unless given."""
         self = cls.__new__(cls)
         self._store = store
         self._tag = ffi.new("wasmtime_tag_t *", handle[0])
-        ptr = lib.wasmtime_tag_type(store._context(), self._tag)
-        try:
-            self.type = TagType._from_c(ptr)
-        finally:
-            lib.wasm_tagtype_delete(ptr)
+        if type is None:
+            ptr = lib.wasmtime_tag_type(store._context(), self._tag)
+            try:
+                type = TagType._from_c(ptr)
+            finally:
+                lib.wasm_tagtype_delete(ptr)
+        self.type = type
         return self
 
     @property

@@ -104,7 +104,6 @@ def _join(*reasons: str) -> str:
 
 API_GAPS: Dict[str, str] = {
     "wasm-3.0/extern.wast": _GC_VALUES,
-    "wasm-3.0/proposals/threads/exports.wast": _SHARED_MEMORY,
     "wasm-3.0/proposals/threads/imports.wast": _join(_SHARED_MEMORY, _NO_REFERENCE_TYPES),
     "wasm-3.0/table64.wast": _TABLE64,
 }
