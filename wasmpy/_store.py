@@ -40,6 +40,7 @@ _CLOSED = object()
 _EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uint64_t *, "
                         "wasmtime_update_deadline_kind_t *)", epoch_check_address())
 _DEADLINE_MESSAGE = "wasmpy: deadline exceeded"  # as csrc/native.c words it
+_FOREVER = 100 * 365 * 24 * 3600  # seconds: further deadlines are none at all
 
 
 def call_failure(pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
@@ -155,6 +156,9 @@ class Store:
             raise ValueError(f"seconds must not be negative, not {seconds}")
         if not self.engine.interruptible:
             raise WasmError("deadlines need an engine with epoch_interruption=True (the default)")
+        if seconds > _FOREVER:  # inf and the like: no deadline
+            self._handle.deadline_ns = 0
+            return
         self._handle.deadline_ns = time.monotonic_ns() + max(1, int(seconds * 1e9))
 
     @contextlib.contextmanager
