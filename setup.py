@@ -1,3 +1,4 @@
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -16,7 +17,10 @@ class BuildExtWithWasmtime(build_ext):
         super().run()
         target = Path(self.get_ext_fullpath("wasmpy._ffi")).parent / LIBRARY.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(LIBRARY, target)
+        # Replaced, not overwritten: processes that have the old library mapped keep it intact.
+        temporary = target.with_name(target.name + ".tmp")
+        shutil.copyfile(LIBRARY, temporary)
+        os.replace(temporary, target)
 
 
 setup(
