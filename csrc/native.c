@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "stack.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)
@@ -55,6 +56,7 @@ typedef struct {
     unsigned long depth;
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
+    Py_ssize_t stack_needed;     /* native stack bytes a call into wasm may use (csrc/stack.h) */
 } StoreHandle;
 
 static PyTypeObject StoreHandleType;
@@ -184,6 +186,8 @@ static PyMethodDef handle_methods[] = {
 };
 
 static PyMemberDef handle_members[] = {
+    {"stack_needed", T_PYSSIZET, offsetof(StoreHandle, stack_needed), 0,
+     "Native stack bytes that must be left to call into wasm."},
     {"deadline_ns", T_LONGLONG, offsetof(StoreHandle, deadline_ns), 0,
      "time.monotonic_ns() value after which running wasm is interrupted; 0 for no deadline."},
     {"depth", T_ULONG, offsetof(StoreHandle, depth), READONLY,
@@ -633,6 +637,8 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
             return call_slow(self, args, NULL); /* explains, or handles Val */
 
     StoreHandle *handle = self->handle;
+    if (!wasmpy_stack_allows((size_t)handle->stack_needed))
+        return call_slow(self, args, NULL); /* raises RecursionError */
     handle_acquire(handle);
     wasmtime_context_t *context = handle->context;
     if (context == NULL) {

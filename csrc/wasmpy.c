@@ -1,8 +1,12 @@
 /* wasmpy's own C helpers: see wasmpy.h. Included into the cffi module's source. */
 
+#include "stack.h"
+
 int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
-                size_t nvalues, wasm_trap_t **trap, wasmtime_error_t **error)
+                size_t nvalues, size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)
 {
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
     *trap = NULL;
     *error = wasmtime_func_call_unchecked(context, func, values, nvalues, trap);
     if (*error != NULL)
@@ -12,8 +16,10 @@ int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmti
 
 int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
-                       wasm_trap_t **trap, wasmtime_error_t **error)
+                       size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)
 {
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
     *trap = NULL;
     *error = wasmtime_instance_new(context, module, imports, nimports, instance, trap);
     if (*error != NULL)
@@ -23,8 +29,10 @@ int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *mod
 
 int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
                               const wasmtime_module_t *module, wasmtime_instance_t *instance,
-                              wasm_trap_t **trap, wasmtime_error_t **error)
+                              size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)
 {
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
     *trap = NULL;
     *error = wasmtime_linker_instantiate(linker, context, module, instance, trap);
     if (*error != NULL)

@@ -1,16 +1,17 @@
 /* wasmpy's own C helpers, implemented in wasmpy.c. */
 
-/* Calls `func` with its arguments in `values`, which receives the results.
- * Returns 0 on success, 1 with `*trap` set, or 2 with `*error` set. */
+/* Calls `func` with its arguments in `values`, which receives the results. Returns 0 on
+ * success, 1 with `*trap` set, 2 with `*error` set, or 3 without calling when less than
+ * `stack_needed` bytes of native stack are left (csrc/stack.h). */
 int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
-                size_t nvalues, wasm_trap_t **trap, wasmtime_error_t **error);
+                size_t nvalues, size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);
 
 /* Instantiates `module`, with the same result convention as wasmpy_call. */
 int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
-                       wasm_trap_t **trap, wasmtime_error_t **error);
+                       size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);
 
 /* Instantiates `module` through `linker`, with the same result convention as wasmpy_call. */
 int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
                               const wasmtime_module_t *module, wasmtime_instance_t *instance,
-                              wasm_trap_t **trap, wasmtime_error_t **error);
+                              size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);

@@ -38,7 +38,17 @@ class Func(Caller):
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         require_instance(store, Store, "store")
-        functype = _host_type(fn, type)
+        self._make_host(store, fn, _host_type(fn, type))
+
+    @classmethod
+    def _for_import(cls, store: Store, fn: Callable[..., Any], functype: FuncType, where: str) -> "Func":
+        """A host function for the import ``where`` of type ``functype``; LinkError if ``fn`` does not fit."""
+        check_annotations(fn, functype, where)
+        self = cls.__new__(cls)
+        self._make_host(store, fn, functype)
+        return self
+
+    def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
         host = _HostFunction(store, fn, functype)
         native = HostFunc(store._handle, fn, _kinds(functype.params), _kinds(functype.results),
                           host.invoke, host.write_results)
@@ -102,7 +112,7 @@ class Func(Caller):
                         write_raw(store, valtype, buf[index], arg, roots)
                 except (TypeError, OverflowError):
                     raise self._argument_error(args) from None
-                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), trap, error)
+                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), store._handle.stack_needed, trap, error)
             finally:
                 release_roots(roots)
             if status:
@@ -230,8 +240,7 @@ def annotation_matches(annotated: Union[ValType, type, None], declared: ValType)
     return False
 
 
-def _annotations(fn: Callable[..., Any]) -> Tuple[List[Tuple[str, Any]], Any]:
-    signature = inspect.signature(fn)
+def _annotations(signature: inspect.Signature) -> Tuple[List[Tuple[str, Any]], Any]:
     params = [(p.name, annotation_type(p.annotation)) for p in signature.parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     returns = signature.return_annotation
@@ -249,13 +258,15 @@ def _annotations(fn: Callable[..., Any]) -> Tuple[List[Tuple[str, Any]], Any]:
 def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
     """Raises LinkError if ``fn``'s annotations contradict ``functype`` (absent ones match anything)."""
     try:
-        params, results = _annotations(fn)
-    except (TypeError, ValueError) as error:  # builtins without a signature, or a bad annotation
-        if isinstance(error, TypeError) and "not a wasm value type" in str(error):
-            raise LinkError(f"{where}: {error}") from None
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: nothing to check
         return
+    try:
+        params, results = _annotations(signature)
+    except TypeError as error:  # an annotation that names no wasm type
+        raise LinkError(f"{where}: {error}") from None
     annotated = [t for _, t in params]
-    low, high = _positional_range(fn)
+    low, high = _positional_range(signature)
     if not low <= len(functype.params) <= high:
         takes = f"{low}" if low == high else f"{low} to {high}" if high < 2**31 else f"at least {low}"
         raise LinkError(f"{where} takes {takes} positional parameters, but the import is {functype}")
@@ -270,12 +281,9 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
                         f"{functype}")
 
 
-def _positional_range(fn: Callable[..., Any]) -> Tuple[int, int]:
-    """How many positional arguments ``fn`` accepts, at least and at most."""
-    try:
-        parameters = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return 0, 2**31
+def _positional_range(signature: inspect.Signature) -> Tuple[int, int]:
+    """How many positional arguments a function accepts, at least and at most."""
+    parameters = signature.parameters.values()
     positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     low = sum(1 for p in positional if p.default is p.empty)
     if any(p.kind == p.VAR_POSITIONAL for p in parameters):
@@ -297,7 +305,7 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
             raise TypeError(f"type must be a wasmpy.FuncType, not {builtin_type(functype).__name__}")
         check_annotations(fn, functype, _name(fn))
         return functype
-    params, results = _annotations(fn)
+    params, results = _annotations(inspect.signature(fn))
     for name, annotated in params:
         if not isinstance(annotated, ValType):
             raise TypeError(f"cannot tell the wasm type of parameter {name!r} of {_name(fn)}: annotate it "

@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Optional, Union
 from ._checks import require_instance
 from ._errors import LinkError, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
-from ._func import Func, check_annotations
+from ._func import Func
 from ._global import Global
 from ._memory import Memory
 from ._module import Module
@@ -111,8 +111,7 @@ def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
             raise LinkError(f"import {where}: expected {needed}, got {given}")
         return value  # wasmtime checks what ValType cannot tell apart (e.g. typed references)
     if isinstance(needed, FuncType) and callable(value):
-        check_annotations(value, needed, where)
-        return Func(store, value, needed)
+        return Func._for_import(store, value, needed, where)
     if isinstance(needed, GlobalType) and not needed.mutable and isinstance(value, (int, float)):
         try:
             return Global(store, needed, value)
@@ -172,11 +171,11 @@ class Instance:
                 for index, value in enumerate(values):
                     _write_extern(value, externs[index])
                 status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
-                                                trap, error)
+                                                store._handle.stack_needed, trap, error)
             if status:
                 raise self._instantiation_error(store, status, trap, error)
             self._instance = instance
-            self.exports = Exports(self)
+            self.exports = Exports(store, instance, module._export_types())
         # Imports made here (host functions, globals) live as long as the instance.
         self._imports = values
 
@@ -213,11 +212,12 @@ class Instance:
             module_name, name = imported.module.encode(), imported.name.encode()
             check(lib.wasmtime_linker_define(linker, store._context(), module_name, len(module_name), name,
                                              len(name), item), LinkError)
-        return lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance, trap, error)
+        return lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance,
+                                             store._handle.stack_needed, trap, error)
 
     @staticmethod
     def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:
-        if status == 1:
+        if status != 2:
             return store._failure(status, trap, error)
         pending = store._handle.take_pending()
         failure = take_call_failure(status, trap, error)
@@ -240,11 +240,13 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
     method stays reachable as ``Mapping.get(exports, name)``.
     """
 
-    __slots__ = ("__instance", "__types", "__dict__")
+    # Not the Instance itself: a cycle with it would leave freeing the store to the cyclic GC.
+    __slots__ = ("__store", "__instance", "__types", "__dict__")
 
-    def __init__(self, instance: Instance) -> None:
+    def __init__(self, store: Store, instance, types: Dict[str, ExternType]) -> None:
+        object.__setattr__(self, "_Exports__store", store)
         object.__setattr__(self, "_Exports__instance", instance)
-        object.__setattr__(self, "_Exports__types", instance.module._export_types())
+        object.__setattr__(self, "_Exports__types", types)
         # Attribute access is then a plain instance-dict lookup, the fastest path for `exports.f(...)`.
         # Names that class attributes would answer first are made now.
         for name in self.__types:
@@ -252,13 +254,11 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
                 self.__dict__[name] = self.__load(name)
 
     def __load(self, name: str) -> Extern:
-        instance = self.__instance
-        store = instance.store
+        store = self.__store
         encoded = name.encode("utf-8", "surrogateescape")
         item = ffi.new("wasmtime_extern_t *")
         with store._lock:
-            if not lib.wasmtime_instance_export_get(store._context(), instance._instance, encoded, len(encoded),
-                                                    item):
+            if not lib.wasmtime_instance_export_get(store._context(), self.__instance, encoded, len(encoded), item):
                 raise KeyError(name)
             return extern_from_c(store, item, name, self.__types[name])
 

@@ -41,11 +41,17 @@ _EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uin
                         "wasmtime_update_deadline_kind_t *)", epoch_check_address())
 _DEADLINE_MESSAGE = "wasmpy: deadline exceeded"  # as csrc/native.c words it
 _FOREVER = 100 * 365 * 24 * 3600  # seconds: further deadlines are none at all
+_DEFAULT_WASM_STACK = 512 * 1024  # wasmtime's default max_wasm_stack
+_HOST_STACK_MARGIN = 256 * 1024  # for wasmtime's and Python's frames around the wasm ones
+_STACK_EXHAUSTED = 3  # a wasmpy_call status: not called, too little native stack left
 
 
 def call_failure(pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
     """The exception for a failed call (``status`` 1: ``trap``, 2: ``error``, owned; addresses or
     cdata): the exception ``pending`` a host function or signal handler raised, if one caused it."""
+    if status == _STACK_EXHAUSTED:
+        return RecursionError("not enough native stack left to call into wasm safely (deep recursion "
+                              "between Python and wasm, or a thread with a small stack)")
     if isinstance(trap, int):
         trap, error = ffi.cast("wasm_trap_t *", trap), ffi.cast("wasmtime_error_t *", error)
     exception = take_call_failure(status, ffi.new("wasm_trap_t **", trap), ffi.new("wasmtime_error_t **", error))
@@ -76,6 +82,7 @@ class Store:
         # The context, a reentrant lock (wasm may call a host function that calls back into this
         # store) and the exception a host function raised, shared with the C call paths.
         self._handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
+        self._handle.stack_needed = engine.config.get("max_wasm_stack", _DEFAULT_WASM_STACK) + _HOST_STACK_MARGIN
         self._lock = self._handle
         if engine.interruptible:  # the check runs at every tick of the engine's epoch
             lib.wasmtime_store_epoch_deadline_callback(self._ptr, _EPOCH_CHECK, ffi.cast("void *", id(self._handle)),
@@ -130,6 +137,7 @@ class Store:
     @property
     def fuel(self) -> int:
         """The fuel left (needs ``Engine(consume_fuel=True)``); assignable."""
+        self._require_fuel()
         out = ffi.new("uint64_t *")
         with self._lock:
             check(lib.wasmtime_context_get_fuel(self._context(), out))
@@ -138,8 +146,14 @@ class Store:
     @fuel.setter
     def fuel(self, value: int) -> None:
         require_int(value, "fuel", 0, 2**64 - 1)
+        self._require_fuel()
         with self._lock:
             check(lib.wasmtime_context_set_fuel(self._context(), value))
+
+    def _require_fuel(self) -> None:
+        if not self.engine.config.get("consume_fuel"):
+            raise WasmError("fuel needs an engine made with consume_fuel=True: "
+                            "Store(Engine(consume_fuel=True), fuel=...)")
 
     def set_deadline(self, seconds: Optional[float]) -> None:
         """Interrupts wasm of this store (``Trap`` with code ``TrapCode.INTERRUPT``) once ``seconds``

@@ -1,0 +1,100 @@
+"""Smoke tests of the benchmark suite: ``python -m benchmarks --quick`` runs to the end and writes its JSON.
+
+Figures are never checked against any bound (a test machine is too noisy for
+that): only that the run succeeds and that the JSON has its parts.
+
+The child runs the ``benchmarks`` package of this checkout the way ``python -m``
+does (runpy, ``__main__``), with the wasmpy this test imports ahead of the
+checkout on ``sys.path``: after a plain ``pip install .`` the checkout's own
+``wasmpy/`` has no compiled extension, and must not shadow the installed one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import wasmpy
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_ROOT = Path(wasmpy.__file__).resolve().parent.parent
+TIMEOUT = 900  # seconds: a quick run takes well under a minute, but test machines can be slow
+
+EXPECTED = {
+    "calls": ["noop", "add_i32", "add_i64", "add_f64", "sum5_i32", "two_results", "ident_i32", "host_call",
+              "host_overhead"],
+    "compute": ["fib30", "nbody", "fnv1a_1mib"],
+    "memory": ["read_1mib", "write_1mib", "read16", "write16", "slice16", "new_view"],
+    "instantiate": ["new_store", "new_store_call", "same_store", "with_import"],
+}
+
+
+def run_benchmarks(cwd: Path, *args: str, prelude: str = "") -> subprocess.CompletedProcess:
+    """``python -m benchmarks ARGS`` in a child interpreter (``prelude``: code to run first)."""
+    code = "\n".join([
+        "import runpy, sys",
+        f"sys.path[:0] = [{str(PACKAGE_ROOT)!r}, {str(ROOT)!r}]",
+        prelude,
+        f"sys.argv = ['benchmarks', *{list(args)!r}]",
+        "runpy.run_module('benchmarks', run_name='__main__', alter_sys=True)",
+    ])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-c", code], cwd=str(cwd), env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def check_ran(done: subprocess.CompletedProcess) -> None:
+    assert done.returncode == 0, f"exit status {done.returncode}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+
+
+def test_quick_run_writes_every_group(tmp_path):
+    out = tmp_path / "bench.json"
+    done = run_benchmarks(tmp_path, "--quick", "--json", str(out))
+    check_ran(done)
+    figures = json.loads(out.read_text())
+    for key in ("schema", "meta", "runtimes", "groups", "targets", "import_cache"):
+        assert key in figures, key
+    assert figures["meta"]["quick"] is True
+    assert figures["runtimes"]["wasmpy"]["available"] is True
+    for peer in ("wasmtime", "pywasm3"):  # optional: reported either way
+        assert "available" in figures["runtimes"][peer]
+        assert figures["runtimes"][peer]["requirement"]
+    assert set(figures["groups"]) == {"calls", "compute", "memory", "instantiate", "threads"}
+    for group, keys in EXPECTED.items():
+        benchmarks = figures["groups"][group]["benchmarks"]
+        for key in keys:
+            assert key in benchmarks, (group, key)
+            median = benchmarks[key]["median_ns"]["wasmpy"]
+            assert isinstance(median, (int, float)), (group, key, benchmarks[key])
+    assert "speedup" in figures["groups"]["threads"]["runtimes"]["wasmpy"]
+    assert {target["name"] for target in figures["targets"]} >= {
+        "add_vs_pywasm3", "add_vs_wasmtime", "host_call_vs_pywasm3", "fib30_vs_wasmtime", "read16_ns",
+        "instantiate_us", "import_cache_ratio"}
+    assert "ratio" in figures["import_cache"]
+    assert (tmp_path / "bench.import_cache.json").exists()
+    assert "Targets of the Performance issue" in done.stdout
+
+
+def test_only_one_group_without_import_cache(tmp_path):
+    out = tmp_path / "calls.json"
+    done = run_benchmarks(tmp_path, "--quick", "--only", "calls", "--skip-import-cache", "--json", str(out))
+    check_ran(done)
+    figures = json.loads(out.read_text())
+    assert set(figures["groups"]) == {"calls"}
+    assert "skipped" in figures["import_cache"]
+    assert not (tmp_path / "calls.import_cache.json").exists()
+
+
+def test_missing_peers_are_reported_not_fatal(tmp_path):
+    out = tmp_path / "alone.json"
+    # None in sys.modules makes `import wasmtime` and `import wasm3` raise ImportError.
+    done = run_benchmarks(tmp_path, "--quick", "--only", "calls", "--only", "instantiate", "--json", str(out),
+                          prelude="sys.modules['wasmtime'] = sys.modules['wasm3'] = None")
+    check_ran(done)
+    assert "MISSING" in done.stdout
+    figures = json.loads(out.read_text())
+    for peer in ("wasmtime", "pywasm3"):
+        assert figures["runtimes"][peer]["available"] is False
+        assert figures["runtimes"][peer]["error"]
+    assert set(figures["groups"]["calls"]["benchmarks"]["add_i32"]["median_ns"]) == {"wasmpy"}
