@@ -215,6 +215,24 @@ static PyTypeObject StoreHandleType = {
     .tp_getset = handle_getset,
 };
 
+/* Moves the raised exception, with its traceback, to the store's pending slot, where the
+ * Python caller of the outer call picks it up; `trap_message` (may be NULL) gets a trap's text. */
+static void keep_raised(StoreHandle *handle, char *trap_message, size_t size)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL)
+        PyException_SetTraceback(value, traceback);
+    if (trap_message != NULL)
+        PyOS_snprintf(trap_message, size, "host function raised %s",
+                      type != NULL ? ((PyTypeObject *)type)->tp_name : "an exception");
+    if (value != NULL)
+        Py_XSETREF(handle->pending, value);
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
 
@@ -812,21 +830,10 @@ static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
     return status;
 }
 
-/* Keeps the raised exception, with its traceback, for the Python caller of the outer call. */
 static wasm_trap_t *host_exception_trap(HostFunc *host)
 {
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL && value != NULL)
-        PyException_SetTraceback(value, traceback);
-    const char *name = type != NULL ? ((PyTypeObject *)type)->tp_name : "an exception";
     char message[256];
-    PyOS_snprintf(message, sizeof(message), "host function raised %s", name);
-    if (value != NULL)
-        Py_XSETREF(host->handle->pending, value);
-    Py_XDECREF(type);
-    Py_XDECREF(traceback);
+    keep_raised(host->handle, message, sizeof(message));
     return wasmtime_trap_new(message, strlen(message));
 }
 
@@ -877,17 +884,8 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
         return NULL; /* Python runs signal handlers in the main thread only */
     PyGILState_STATE gil = PyGILState_Ensure();
     int raised = PyErr_CheckSignals() < 0; /* Ctrl-C: the handler raises KeyboardInterrupt */
-    if (raised) {
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        if (traceback != NULL && value != NULL)
-            PyException_SetTraceback(value, traceback);
-        if (value != NULL)
-            Py_XSETREF(handle->pending, value);
-        Py_XDECREF(type);
-        Py_XDECREF(traceback);
-    }
+    if (raised)
+        keep_raised(handle, NULL, 0);
     PyGILState_Release(gil);
     return raised ? wasmtime_error_new(SIGNAL_MESSAGE) : NULL;
 }

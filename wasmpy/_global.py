@@ -9,7 +9,7 @@ from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
 from ._types import GlobalType
-from ._values import from_val, release_val, to_val
+from ._values import from_val, val_of
 
 __all__ = ["Global"]
 
@@ -23,12 +23,8 @@ class Global:
         require_instance(store, Store, "store")
         require_instance(type, GlobalType, "type")
         handle = ffi.new("wasmtime_global_t *")
-        with store._lock:
-            val = to_val(store, type.content, value)
-            try:
-                check(lib.wasmtime_global_new(store._context(), type._to_c(), val, handle))
-            finally:
-                release_val(val)
+        with store._lock, val_of(store, type.content, value) as val:
+            check(lib.wasmtime_global_new(store._context(), type._to_c(), val, handle))
         self._store, self._global, self.type = store, handle, type
 
     @classmethod
@@ -69,12 +65,8 @@ class Global:
         """Sets the value (a Python value or a :class:`Val`); AttributeError if the global is immutable."""
         if not self.type.mutable:
             raise AttributeError(f"cannot set an immutable global ({self.type})")
-        with self._store._lock:
-            val = to_val(self._store, self.type.content, value)
-            try:
-                check(lib.wasmtime_global_set(self._store._context(), self._global, val))
-            finally:
-                release_val(val)
+        with self._store._lock, val_of(self._store, self.type.content, value) as val:
+            check(lib.wasmtime_global_set(self._store._context(), self._global, val))
 
     def __repr__(self) -> str:
         if self._store.closed:

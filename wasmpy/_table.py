@@ -11,7 +11,7 @@ from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
 from ._types import TableType
-from ._values import from_val, release_val, to_val
+from ._values import from_val, val_of
 
 __all__ = ["Table"]
 
@@ -29,12 +29,8 @@ class Table:
         require_instance(store, Store, "store")
         require_instance(type, TableType, "type")
         handle = ffi.new("wasmtime_table_t *")
-        with store._lock:
-            val = to_val(store, type.element, init)
-            try:
-                check(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
-            finally:
-                release_val(val)
+        with store._lock, val_of(store, type.element, init) as val:
+            check(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
         self._store, self._table, self.type = store, handle, type
 
     @classmethod
@@ -68,12 +64,8 @@ class Table:
         """Adds ``delta`` elements set to ``init``; returns the previous size. WasmError if it cannot."""
         require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
-        with self._store._lock:
-            val = to_val(self._store, self.type.element, init)
-            try:
-                check(lib.wasmtime_table_grow(self._store._context(), self._table, delta, val, previous))
-            finally:
-                release_val(val)
+        with self._store._lock, val_of(self._store, self.type.element, init) as val:
+            check(lib.wasmtime_table_grow(self._store._context(), self._table, delta, val, previous))
         return previous[0]
 
     def _index(self, index: Any) -> int:
@@ -98,11 +90,8 @@ class Table:
     def __setitem__(self, index: int, value: Any) -> None:
         with self._store._lock:
             position = self._index(index)
-            val = to_val(self._store, self.type.element, value)
-            try:
+            with val_of(self._store, self.type.element, value) as val:
                 check(lib.wasmtime_table_set(self._store._context(), self._table, position, val))
-            finally:
-                release_val(val)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Table {self.type}>"

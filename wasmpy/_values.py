@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import operator
-from typing import Any, List
+from typing import Any, Iterator, List
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
@@ -311,8 +312,19 @@ _FROM_VAL_KIND.update({lib.WASMTIME_FUNCREF: ValType.funcref, lib.WASMTIME_EXTER
                        lib.WASMTIME_ANYREF: ValType.anyref})
 
 
+@contextlib.contextmanager
+def val_of(store, valtype: ValType, value: Any) -> Iterator[Any]:
+    """``with val_of(store, valtype, value) as val:`` a ``wasmtime_val_t *`` holding ``value``,
+    whose reference (if any) is released after the block."""
+    val = to_val(store, valtype, value)
+    try:
+        yield val
+    finally:
+        lib.wasmtime_val_unroot(val)
+
+
 def to_val(store, valtype: ValType, value: Any):
-    """A new ``wasmtime_val_t *`` holding ``value``; pass it to ``release_val`` when done."""
+    """A new ``wasmtime_val_t *`` holding ``value``, which may own a root (see val_of)."""
     val = ffi.new("wasmtime_val_t *")
     if isinstance(value, Val):
         if value.type is not valtype:
@@ -340,10 +352,6 @@ def to_val(store, valtype: ValType, value: Any):
     else:
         val.of.funcref = _check_func(store, value)._func[0]
     return val
-
-
-def release_val(val) -> None:
-    lib.wasmtime_val_unroot(val)
 
 
 def from_val(store, val, exact: bool = False) -> Any:
