@@ -10,12 +10,15 @@ __all__ = ["AnyRef"]
 
 
 class AnyRef:
-    """A non-null reference of the ``any`` hierarchy (anyref, eqref, i31ref, structref, arrayref).
+    """A non-null wasm GC reference (anyref, eqref, i31ref, structref, arrayref): a struct, an
+    array or an i31.
 
     wasm hands these to Python as results; Python can pass them back as
-    arguments of the same store. ``kind`` says what it refers to: 'i31',
-    'struct', 'array', or 'any' (e.g. an extern value converted by
-    ``any.convert_extern``). ``AnyRef.from_i31(store, n)`` makes an i31 one.
+    arguments of the same store, as anyref or (converted) as externref.
+    ``kind`` says what it refers to: 'i31', 'struct' or 'array'.
+    ``AnyRef.from_i31(store, n)`` makes an i31 one. Plain Python objects
+    travel as anyref too: wasm sees them as converted externrefs, and they
+    come back as themselves.
     """
 
     __slots__ = ("_store", "_ref", "__weakref__")

@@ -202,6 +202,7 @@ class Engine:
             raise ValueError(f"wasmtime rejected this engine configuration: {config}")
         self._ptr = ffi.gc(engine, lib.wasm_engine_delete)
         self.config: Dict[str, Any] = dict(sorted(resolved.items()))
+        self._gc_bridge_module: Any = None  # see _values._bridge_call
         if resolved["epoch_interruption"]:
             _ticker.add(self)
 

@@ -91,6 +91,7 @@ class Store:
         self._host_funcs: List[Any] = []  # objects wasmtime refers to by address
         self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
         self._wasi_ready = False
+        self._gc_bridge: Any = None  # exports converting externref <-> anyref, made when needed
         self.wasi = wasi
         if limits is not None:
             require_instance(limits, StoreLimits, "limits")._apply(self._ptr)

@@ -33,7 +33,7 @@ def _check_null_only(valtype: ValType, value: Any) -> None:
     if valtype in _NULL_ONLY:
         raise TypeError(f"{valtype} holds only None (the null reference), got {type(value).__name__}")
     family = _FAMILY[valtype]
-    if family == "any" and not isinstance(value, AnyRef):
+    if family == "any" and valtype is not ValType.anyref and not isinstance(value, AnyRef):
         raise TypeError(f"expected a wasmpy.AnyRef or None for {valtype}, got {type(value).__name__}")
     if family == "exn":
         raise NotImplementedError(f"passing non-null {valtype} values from Python is not supported yet")
@@ -183,10 +183,47 @@ def _new_externref(store, obj: Any, out) -> None:
 
 
 def _externref_object(store, ref) -> Any:
+    """The Python object an externref holds; an AnyRef for one that wraps a wasm GC reference."""
     data = lib.wasmtime_externref_data(store._context(), ref)
-    if data == ffi.NULL:
-        raise NotImplementedError("externref values that wrap wasm GC references are not supported yet")
+    if data == ffi.NULL:  # made by extern.convert_any
+        return AnyRef._take(store, _bridge_call(store, "to_any", lib.wasmtime_externref_to_raw(store._context(), ref)))
     return kept_object(int(ffi.cast("uintptr_t", data)))
+
+
+# --- externref <-> anyref: wasm converts between them (any.convert_extern, extern.convert_any), the
+# C API cannot, so each store that needs it gets a tiny helper instance. Python objects then travel
+# as anyref too, and GC references as externref.
+
+_BRIDGE_WAT = """(module
+  (func (export "to_any") (param externref) (result anyref) local.get 0 any.convert_extern)
+  (func (export "to_extern") (param anyref) (result externref) local.get 0 extern.convert_any))"""
+
+
+def _bridge_call(store, name: str, raw_value: int):
+    """Calls helper ``name`` on a raw reference; returns the result, rooted (an owned ref cdata)."""
+    bridge = store._gc_bridge
+    if bridge is None:
+        from ._instance import Instance
+        from ._module import Module
+
+        engine = store.engine
+        if engine._gc_bridge_module is None:
+            engine._gc_bridge_module = Module(_BRIDGE_WAT, engine)
+        bridge = store._gc_bridge = Instance(engine._gc_bridge_module, {}, store).exports
+    func = bridge[name]
+    values = ffi.new("wasmtime_val_raw_t *")
+    values.externref = raw_value  # both helpers take a 32-bit reference
+    trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+    status = lib.wasmpy_call(store._context(), func._func, values, 1, store._handle.stack_needed, trap, error)
+    if status:
+        raise store._failure(status, trap, error)
+    if name == "to_any":
+        out = ffi.new("wasmtime_anyref_t *")
+        lib.wasmtime_anyref_from_raw(store._context(), values.anyref, out)
+    else:
+        out = ffi.new("wasmtime_externref_t *")
+        lib.wasmtime_externref_from_raw(store._context(), values.externref, out)
+    return out
 
 
 def _check_func(store, value: Any):
@@ -222,11 +259,17 @@ def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> Non
             raw.funcref = ffi.NULL if value is None else lib.wasmtime_func_to_raw(
                 store._context(), _check_func(store, value)._func)
         elif family == "extern" and value is not None:
-            ref = ffi.new("wasmtime_externref_t *")
-            _new_externref(store, value, ref)
+            if isinstance(value, AnyRef):  # a GC reference, as an externref
+                ref = _bridge_call(store, "to_extern", value._to_raw(store))
+            else:
+                ref = ffi.new("wasmtime_externref_t *")
+                _new_externref(store, value, ref)
             roots.append(ref)
             raw.externref = lib.wasmtime_externref_to_raw(store._context(), ref)
         elif family == "any" and value is not None:
+            if not isinstance(value, AnyRef):  # a Python object, as an anyref
+                value = _object_as_anyref(store, value)
+                roots.append(value)
             raw.anyref = value._to_raw(store)
         else:  # a null reference
             raw.anyref = 0
@@ -241,9 +284,20 @@ def _write_bits(valtype: ValType, raw, bits: int) -> None:
         ffi.memmove(raw.v128, bits.to_bytes(16, "little"), 16)
 
 
-def release_roots(roots: List[Any]) -> None:
-    for ref in roots:
+def _object_as_anyref(store, value: Any) -> AnyRef:
+    ref = ffi.new("wasmtime_externref_t *")
+    _new_externref(store, value, ref)
+    try:
+        return AnyRef._take(store, _bridge_call(store, "to_any", lib.wasmtime_externref_to_raw(store._context(), ref)))
+    finally:
         lib.wasmtime_externref_unroot(ref)
+
+
+def release_roots(roots: List[Any]) -> None:
+    """Releases what write_raw rooted for a call: externrefs, and AnyRefs (which free themselves)."""
+    for ref in roots:
+        if not isinstance(ref, AnyRef):
+            lib.wasmtime_externref_unroot(ref)
     roots.clear()
 
 
@@ -273,11 +327,22 @@ def read_raw(store, valtype: ValType, raw) -> Any:
     if family == "any":
         ref = ffi.new("wasmtime_anyref_t *")
         lib.wasmtime_anyref_from_raw(store._context(), raw.anyref, ref)
-        return AnyRef._take(store, ref)
+        return _anyref_value(store, AnyRef._take(store, ref))
     if family != "extern":
         raise _unsupported_value(valtype)
     ref = ffi.new("wasmtime_externref_t *")
     lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
+    try:
+        return _externref_object(store, ref)
+    finally:
+        lib.wasmtime_externref_unroot(ref)
+
+
+def _anyref_value(store, anyref: AnyRef) -> Any:
+    """A Python object that wasm converted to anyref comes back as itself; GC objects as AnyRef."""
+    if anyref.kind != "any":
+        return anyref
+    ref = _bridge_call(store, "to_extern", anyref._to_raw(store))
     try:
         return _externref_object(store, ref)
     finally:
@@ -344,9 +409,10 @@ def to_val(store, valtype: ValType, value: Any):
     if value is None:
         return val  # store_id 0 is the null reference
     if family == "any":
-        if value.store is not store:
+        anyref = value if isinstance(value, AnyRef) else _object_as_anyref(store, value)
+        if anyref.store is not store:
             raise TypeError("the reference belongs to a different store")
-        lib.wasmtime_anyref_clone(value._ref, ffi.addressof(val.of, "anyref"))
+        lib.wasmtime_anyref_clone(anyref._ref, ffi.addressof(val.of, "anyref"))
     elif family == "extern":
         _new_externref(store, value, ffi.addressof(val.of, "externref"))
     else:
@@ -368,7 +434,7 @@ def from_val(store, val, exact: bool = False) -> Any:
             if val.of.anyref.store_id != 0:
                 ref = ffi.new("wasmtime_anyref_t *")
                 lib.wasmtime_anyref_clone(ffi.addressof(val.of, "anyref"), ref)
-                value = AnyRef._take(store, ref)
+                value = _anyref_value(store, AnyRef._take(store, ref))
         elif valtype is ValType.funcref:
             from ._func import Func
 
