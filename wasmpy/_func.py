@@ -133,14 +133,13 @@ class Func(Caller):
                 else:
                     write_raw(self._store, valtype, scratch[0], arg, [])
             except (TypeError, OverflowError) as error:
-                return builtin_type(error)(f"{self.name}() argument {index + 1}: {error} ({self.type})")
+                return type(error)(f"{self.name}() argument {index + 1}: {error} ({self.type})")
         return TypeError(f"{self.name}(): invalid arguments {args!r} ({self.type})")
 
     def __repr__(self) -> str:
         return f"<wasmpy.Func {self.name}: {self.type}>"
 
 
-builtin_type = type
 
 _HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
 # Value kinds as the C paths read them (wasmtime_valkind_t numbering); 255: not a number.
@@ -190,7 +189,7 @@ class _HostFunction:
                 try:
                     write_raw(self.store, valtype, values[index], value, roots)
                 except (TypeError, OverflowError) as error:
-                    raise builtin_type(error)(
+                    raise type(error)(
                         f"host function {_name(self.fn)} result {index + 1}: {error}") from None
         finally:
             release_roots(roots)
@@ -299,10 +298,10 @@ def _show(annotated: Any) -> str:
 
 def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType:
     if not callable(fn):
-        raise TypeError(f"Func needs a callable, not {builtin_type(fn).__name__}")
+        raise TypeError(f"Func needs a callable, not {type(fn).__name__}")
     if functype is not None:
         if not isinstance(functype, FuncType):
-            raise TypeError(f"type must be a wasmpy.FuncType, not {builtin_type(functype).__name__}")
+            raise TypeError(f"type must be a wasmpy.FuncType, not {type(functype).__name__}")
         check_annotations(fn, functype, _name(fn))
         return functype
     params, results = _annotations(inspect.signature(fn))
