@@ -773,7 +773,7 @@ def test_dir_and_help_show_exports_with_types(mods, monkeypatch):
         assert "table: table(4" in text
 
     shown = []
-    monkeypatch.setattr(pydoc, "pager", shown.append)
+    monkeypatch.setattr(pydoc, "pager", lambda text, *title: shown.append(text))
     help(module)
     assert any("gcd: func(i32, i32) -> i32" in page for page in shown)
 
