@@ -68,11 +68,13 @@ typedef struct wasmtime_val {
 } wasmtime_val_t;
 
 void wasmtime_val_unroot(wasmtime_val_t *val);
+void wasmtime_val_clone(const wasmtime_val_t *src, wasmtime_val_t *dst);
 
 bool wasmtime_externref_new(wasmtime_context_t *context, void *data, void (*finalizer)(void *),
                             wasmtime_externref_t *out);
 void *wasmtime_externref_data(wasmtime_context_t *context, const wasmtime_externref_t *data);
 void wasmtime_externref_unroot(wasmtime_externref_t *ref);
+void wasmtime_externref_clone(const wasmtime_externref_t *ref, wasmtime_externref_t *out);
 
 void wasmtime_anyref_clone(const wasmtime_anyref_t *anyref, wasmtime_anyref_t *out);
 void wasmtime_anyref_unroot(wasmtime_anyref_t *ref);

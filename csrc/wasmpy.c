@@ -14,6 +14,19 @@ int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmti
     return *trap != NULL;
 }
 
+int wasmpy_call_checked(wasmtime_context_t *context, const wasmtime_func_t *func, const wasmtime_val_t *args,
+                        size_t nargs, wasmtime_val_t *results, size_t nresults, size_t stack_needed,
+                        wasm_trap_t **trap, wasmtime_error_t **error)
+{
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
+    *trap = NULL;
+    *error = wasmtime_func_call(context, func, args, nargs, results, nresults, trap);
+    if (*error != NULL)
+        return 2;
+    return *trap != NULL;
+}
+
 int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
                        size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)

@@ -6,6 +6,11 @@
 int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
                 size_t nvalues, size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);
 
+/* Like wasmpy_call, through wasmtime's checked call, which verifies the arguments' types. */
+int wasmpy_call_checked(wasmtime_context_t *context, const wasmtime_func_t *func, const wasmtime_val_t *args,
+                        size_t nargs, wasmtime_val_t *results, size_t nresults, size_t stack_needed,
+                        wasm_trap_t **trap, wasmtime_error_t **error);
+
 /* Instantiates `module`, with the same result convention as wasmpy_call. */
 int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *module,
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,

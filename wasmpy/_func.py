@@ -7,12 +7,12 @@ import inspect
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 from ._checks import require_instance
-from ._errors import LinkError
+from ._errors import LinkError, Trap
 from ._ffi import ffi, lib
 from ._native import Caller, HostFunc, host_trampoline_address
 from ._store import Store, call_failure
 from ._types import FuncType, ValType
-from ._values import check_reference, read_raw, read_raw_val, release_roots, write_raw
+from ._values import check_reference, from_val, read_raw, read_raw_val, release_roots, val_of, write_raw
 
 __all__ = ["Func"]
 
@@ -77,8 +77,9 @@ class Func(Caller):
         self._func = func
         self.type = functype
         self.name = name
-        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), _kinds(functype.params),
-                          _kinds(functype.results), Func._call_slow, call_failure)
+        # Only exactly known signatures may take the C path, which trusts the types it is given.
+        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), _kinds(functype.params, functype.exact),
+                          _kinds(functype.results, functype.exact), Func._call_slow, call_failure)
 
     @property
     def store(self) -> Store:
@@ -99,6 +100,8 @@ class Func(Caller):
         params, results = self.type.params, self.type.results
         if len(args) != len(params):
             raise self._arity_error(args)
+        if not self.type.exact:
+            return self._call_checked(args, exact)
         store = self._store
         read = read_raw_val if exact else read_raw
         roots: List[Any] = []
@@ -118,6 +121,35 @@ class Func(Caller):
             if status:
                 raise store._failure(status, trap, error)
             return tuple(read(store, valtype, buf[index]) for index, valtype in enumerate(results))
+
+    def _call_checked(self, args: Tuple[Any, ...], exact: bool) -> Tuple[Any, ...]:
+        """Calls through wasmtime's checked path: for typed references, which ValType only
+        approximates, wasmtime verifies that each argument has the right type."""
+        params, results = self.type.params, self.type.results
+        store = self._store
+        arguments = ffi.new("wasmtime_val_t[]", max(len(params), 1))
+        outputs = ffi.new("wasmtime_val_t[]", max(len(results), 1))
+        trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+        with store._lock:
+            made = 0
+            try:
+                for index, (valtype, arg) in enumerate(zip(params, args)):
+                    try:
+                        with val_of(store, valtype, arg) as val:
+                            lib.wasmtime_val_clone(val, ffi.addressof(arguments, index))
+                    except (TypeError, OverflowError):
+                        raise self._argument_error(args) from None
+                    made += 1
+                status = lib.wasmpy_call_checked(store._context(), self._func, arguments, len(params), outputs,
+                                                 len(results), store._handle.stack_needed, trap, error)
+            finally:
+                for index in range(made):
+                    lib.wasmtime_val_unroot(ffi.addressof(arguments, index))
+            if status:
+                failure = store._failure(status, trap, error)
+                raise TypeError(f"{self.name}(): {failure} ({self.type})") if status == 2 and isinstance(
+                    failure, Trap) and "type mismatch" in failure.message else failure
+            return tuple(from_val(store, ffi.addressof(outputs, index), exact) for index in range(len(results)))
 
     def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
         count = len(self.type.params)
@@ -147,8 +179,8 @@ _NUMBER_KINDS = {ValType.i32: lib.WASMTIME_I32, ValType.i64: lib.WASMTIME_I64, V
                  ValType.f64: lib.WASMTIME_F64}
 
 
-def _kinds(types: Tuple[ValType, ...]) -> bytes:
-    return bytes(_NUMBER_KINDS.get(t, 255) for t in types)
+def _kinds(types: Tuple[ValType, ...], exact: bool = True) -> bytes:
+    return bytes(_NUMBER_KINDS.get(t, 255) if exact else 255 for t in types)
 
 
 # --- host functions: Python called from wasm.

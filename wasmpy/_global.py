@@ -59,7 +59,7 @@ class Global:
         val = ffi.new("wasmtime_val_t *")
         with self._store._lock:
             lib.wasmtime_global_get(self._store._context(), self._global, val)
-            return from_val(self._store, val, exact)
+            return from_val(self._store, val, exact, self.type.content)
 
     def set(self, value: Any) -> None:
         """Sets the value (a Python value or a :class:`Val`); AttributeError if the global is immutable."""

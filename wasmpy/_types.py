@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Iterable, Optional, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from ._errors import check
 from ._ffi import ffi, lib
@@ -83,12 +83,19 @@ class ValType(enum.Enum):
 
     @classmethod
     def _from_c(cls, ptr) -> "ValType":
+        return cls._from_c_precisely(ptr)[0]
+
+    @classmethod
+    def _from_c_precisely(cls, ptr) -> Tuple["ValType", bool]:
+        """The ValType, and whether it is exactly that: False for references it only approximates
+        (non-nullable, or typed: ``(ref $t)``), whose values wasm must check."""
         valtype = ffi.new("wasmtime_valtype_t *")
         lib.wasmtime_valtype_new(ptr, valtype)
         try:
             if valtype.kind != lib.WASMTIME_VALTYPE_KIND_REF:
-                return _FROM_VALTYPE_KIND[valtype.kind]
-            return _FROM_HEAP_KIND[valtype.reftype.heaptype.kind]
+                return _FROM_VALTYPE_KIND[valtype.kind], True
+            heap_kind = valtype.reftype.heaptype.kind
+            return _FROM_HEAP_KIND[heap_kind], bool(valtype.reftype.nullable) and heap_kind in _CHECKED_HEAP_KINDS
         finally:
             lib.wasmtime_valtype_delete(valtype)
 
@@ -122,6 +129,11 @@ _HEAP_KIND = {
     ValType.nullexnref: lib.WASMTIME_HEAPTYPE_KIND_NOEXN,
 }
 _FROM_HEAP_KIND = {kind: valtype for valtype, kind in _HEAP_KIND.items()}
+# The nullable reference types whose values Python checks fully: any Func is a funcref, any
+# object an externref or anyref, the bottom types hold only None, and so do exnrefs from Python.
+_CHECKED_HEAP_KINDS = {_HEAP_KIND[t] for t in (ValType.funcref, ValType.externref, ValType.anyref, ValType.exnref,
+                                               ValType.nullfuncref, ValType.nullexternref, ValType.nullref,
+                                               ValType.nullexnref)}
 _FROM_HEAP_KIND.update({
     lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_FUNC: ValType.funcref,
     lib.WASMTIME_HEAPTYPE_KIND_CONCRETE_ARRAY: ValType.arrayref,
@@ -139,8 +151,8 @@ def _valtype_vec(types: Tuple[ValType, ...]):
     return vec
 
 
-def _valtypes_from_vec(vec) -> Tuple[ValType, ...]:
-    return tuple(ValType._from_c(vec.data[i]) for i in range(vec.size))
+def _vec_items(vec) -> List[Any]:
+    return [vec.data[i] for i in range(vec.size)]
 
 
 @dataclass(frozen=True)
@@ -169,10 +181,19 @@ class FuncType:
         return ffi.gc(lib.wasm_functype_new(_valtype_vec(self.params), _valtype_vec(self.results)),
                       lib.wasm_functype_delete)
 
+    @property
+    def exact(self) -> bool:
+        """False when some of its reference types are approximated by ValType (typed or
+        non-nullable references, e.g. ``(ref $t)``): wasm then checks each argument's type."""
+        return self.__dict__.get("_exact", True)
+
     @classmethod
     def _from_c(cls, ptr) -> "FuncType":
-        return cls(_valtypes_from_vec(lib.wasm_functype_params(ptr)),
-                   _valtypes_from_vec(lib.wasm_functype_results(ptr)))
+        params = [ValType._from_c_precisely(p) for p in _vec_items(lib.wasm_functype_params(ptr))]
+        results = [ValType._from_c_precisely(r) for r in _vec_items(lib.wasm_functype_results(ptr))]
+        functype = cls([t for t, _ in params], [t for t, _ in results])
+        object.__setattr__(functype, "_exact", all(exact for _, exact in params + results))
+        return functype
 
 
 @dataclass(frozen=True)

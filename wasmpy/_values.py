@@ -413,6 +413,10 @@ def to_val(store, valtype: ValType, value: Any):
         if anyref.store is not store:
             raise TypeError("the reference belongs to a different store")
         lib.wasmtime_anyref_clone(anyref._ref, ffi.addressof(val.of, "anyref"))
+    elif family == "extern" and isinstance(value, AnyRef):  # a GC reference, as an externref
+        ref = _bridge_call(store, "to_extern", value._to_raw(store))
+        lib.wasmtime_externref_clone(ref, ffi.addressof(val.of, "externref"))
+        lib.wasmtime_externref_unroot(ref)
     elif family == "extern":
         _new_externref(store, value, ffi.addressof(val.of, "externref"))
     else:
@@ -420,8 +424,11 @@ def to_val(store, valtype: ValType, value: Any):
     return val
 
 
-def from_val(store, val, exact: bool = False) -> Any:
-    """The Python value (or with ``exact``, the Val) of a ``wasmtime_val_t *``; unroots it."""
+def from_val(store, val, exact: bool = False, declared: Any = None) -> Any:
+    """The Python value (or with ``exact``, the Val) of a ``wasmtime_val_t *``; unroots it.
+
+    ``declared`` is the ValType the value was declared with (a Val of an eqref global is
+    an eqref Val, though wasmtime hands the value over as an anyref)."""
     try:
         valtype = _FROM_VAL_KIND.get(val.kind)
         if valtype is None:
@@ -443,6 +450,6 @@ def from_val(store, val, exact: bool = False) -> Any:
         else:
             raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
             return read_raw_val(store, valtype, raw) if exact else read_raw(store, valtype, raw)
-        return Val(valtype, value) if exact else value
+        return Val(declared or valtype, value) if exact else value
     finally:
         lib.wasmtime_val_unroot(val)
