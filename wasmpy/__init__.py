@@ -43,8 +43,9 @@ _native.set_main_thread(threading.main_thread().ident)
 _native.set_errors(WasmError)
 
 __all__ = [
-    "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table", "Tag",
-    "ValType", "Val", "AnyRef", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType", "ImportType", "ExportType",
-    "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook", "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError",
-    "WasmError", "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
+    "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
+    "Tag", "ValType", "Val", "AnyRef", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType",
+    "ImportType", "ExportType", "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook",
+    "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError", "WasmError",
+    "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

@@ -11,7 +11,7 @@ from ._errors import LinkError, Trap
 from ._ffi import ffi, lib
 from ._native import Caller, HostFunc, host_trampoline_address
 from ._store import Store, call_failure
-from ._types import FuncType, ValType
+from ._types import FuncType, ValType, take_type
 from ._values import check_reference, from_val, read_raw, read_raw_val, release_roots, val_of, write_raw
 
 __all__ = ["Func"]
@@ -63,11 +63,7 @@ class Func(Caller):
     def _from_c(cls, store: Store, func, name: str = "wasm function", functype: Optional[FuncType] = None) -> "Func":
         """Wraps a ``wasmtime_func_t`` (copied) of ``store``, whose type is asked unless given."""
         if functype is None:
-            functype_ptr = lib.wasmtime_func_type(store._context(), func)
-            try:
-                functype = FuncType._from_c(functype_ptr)
-            finally:
-                lib.wasm_functype_delete(functype_ptr)
+            functype = take_type(lib.wasmtime_func_type(store._context(), func), FuncType, lib.wasm_functype_delete)
         self = cls.__new__(cls)
         self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
         return self

@@ -8,7 +8,7 @@ from ._checks import require_instance
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
-from ._types import GlobalType
+from ._types import GlobalType, take_type
 from ._values import from_val, val_of
 
 __all__ = ["Global"]
@@ -34,11 +34,8 @@ class Global:
         self._store = store
         self._global = ffi.new("wasmtime_global_t *", handle[0])
         if type is None:
-            ptr = lib.wasmtime_global_type(store._context(), self._global)
-            try:
-                type = GlobalType._from_c(ptr)
-            finally:
-                lib.wasm_globaltype_delete(ptr)
+            type = take_type(lib.wasmtime_global_type(store._context(), self._global), GlobalType,
+                             lib.wasm_globaltype_delete)
         self.type = type
         return self
 

@@ -7,7 +7,7 @@ from ._errors import check
 from ._ffi import ffi, lib
 from ._native import MemoryBase
 from ._store import Store
-from ._types import MemoryType
+from ._types import MemoryType, take_type
 
 __all__ = ["Memory"]
 
@@ -49,11 +49,8 @@ class Memory(MemoryBase):
     @property
     def type(self) -> MemoryType:
         with self._store._lock:
-            ptr = lib.wasmtime_memory_type(self._store._context(), self._memory)
-        try:
-            return MemoryType._from_c(ptr)
-        finally:
-            lib.wasm_memorytype_delete(ptr)
+            return take_type(lib.wasmtime_memory_type(self._store._context(), self._memory), MemoryType,
+                             lib.wasm_memorytype_delete)
 
     @property
     def size(self) -> int:

@@ -10,7 +10,7 @@ from ._checks import require_instance, require_int
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
-from ._types import TableType
+from ._types import TableType, take_type
 from ._values import from_val, val_of
 
 __all__ = ["Table"]
@@ -40,11 +40,8 @@ class Table:
         self._store = store
         self._table = ffi.new("wasmtime_table_t *", handle[0])
         if type is None:
-            ptr = lib.wasmtime_table_type(store._context(), self._table)
-            try:
-                type = TableType._from_c(ptr)
-            finally:
-                lib.wasm_tabletype_delete(ptr)
+            type = take_type(lib.wasmtime_table_type(store._context(), self._table), TableType,
+                             lib.wasm_tabletype_delete)
         self.type = type
         return self
 

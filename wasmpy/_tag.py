@@ -8,7 +8,7 @@ from ._checks import require_instance
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
-from ._types import TagType
+from ._types import TagType, take_type
 
 __all__ = ["Tag"]
 
@@ -36,11 +36,8 @@ class Tag:
         self._store = store
         self._tag = ffi.new("wasmtime_tag_t *", handle[0])
         if type is None:
-            ptr = lib.wasmtime_tag_type(store._context(), self._tag)
-            try:
-                type = TagType._from_c(ptr)
-            finally:
-                lib.wasm_tagtype_delete(ptr)
+            type = take_type(lib.wasmtime_tag_type(store._context(), self._tag), TagType,
+                             lib.wasm_tagtype_delete)
         self.type = type
         return self
 

@@ -332,6 +332,14 @@ class TagType:
 ExternType = Union[FuncType, GlobalType, MemoryType, TableType, TagType]
 
 
+def take_type(ptr, cls: Any, delete: Any) -> Any:
+    """``cls``'s reading of the owned C type ``ptr``, which ``delete`` then frees."""
+    try:
+        return cls._from_c(ptr)
+    finally:
+        delete(ptr)
+
+
 def externtype_from_c(ptr) -> ExternType:
     kind = lib.wasm_externtype_kind(ptr)
     if kind == lib.WASM_EXTERN_FUNC:
