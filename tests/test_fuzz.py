@@ -38,7 +38,6 @@ import signal
 import struct
 import subprocess
 import sys
-import textwrap
 from collections import Counter
 from decimal import Decimal
 from fractions import Fraction
@@ -48,6 +47,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import pytest
 
 import wasmpy
+from childproc import assert_clean_exit, describe, run_python, start_rss_watchdog
 from wasmpy import (AnyRef, CompileError, Engine, Func, FuncType, Global, GlobalType, Instance, LinkError, Memory,
                     MemoryType, Module, Store, StoreLimits, Table, TableType, Tag, TagType, Trap, Val, ValType,
                     WasmError, wat2wasm)
@@ -91,54 +91,6 @@ CALL_ALLOWED = (TypeError, OverflowError, ValueError, WasmError)
 
 
 # --------------------------------------------------------------------------- child interpreters
-
-def run_python(code: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Runs ``code`` in a fresh interpreter that imports wasmpy from this checkout and this file as
-    ``MODULE_NAME``; a timeout is reported as exit code -9 with the output so far."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, TESTS_DIR])
-    env.pop("RUST_BACKTRACE", None)
-    argv = [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)]
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=TESTS_DIR)
-    except subprocess.TimeoutExpired as expired:
-        def text(out: Any) -> str:
-            return out.decode("utf-8", "replace") if isinstance(out, bytes) else (out or "")
-        return subprocess.CompletedProcess(argv, -signal.SIGKILL, text(expired.stdout),
-                                           text(expired.stderr) + f"\n(timed out after {timeout} s: a hang)")
-
-
-def describe(proc: subprocess.CompletedProcess) -> str:
-    code = proc.returncode
-    how = f"exit code {code}"
-    if code < 0:
-        try:
-            how = f"killed by {signal.Signals(-code).name} ({code})"
-        except ValueError:
-            how = f"killed by signal {-code}"
-    return f"child {how}\n--- stdout (tail):\n{proc.stdout[-3000:]}\n--- stderr (tail):\n{proc.stderr[-4000:]}"
-
-
-def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, describe(proc)
-
-
-def start_rss_watchdog(limit_bytes: int = 2 << 30) -> None:
-    """In a child: exit with status 99 if its RSS passes ``limit_bytes``, before the OOM killer steps in."""
-    import threading
-    import time
-
-    def watch() -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
-        while True:
-            with open("/proc/self/statm") as statm:
-                rss = int(statm.read().split()[1]) * page
-            if rss > limit_bytes:
-                os.write(2, f"RSS watchdog: {rss >> 20} MiB, giving up\n".encode())
-                os._exit(99)
-            time.sleep(0.05)
-    threading.Thread(target=watch, daemon=True).start()
-
 
 def short(value: Any, limit: int = 300) -> str:
     try:

@@ -18,9 +18,7 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
-import textwrap
 import weakref
 from collections import Counter
 from typing import Any, Dict, List, Tuple
@@ -28,6 +26,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 import wasmpy
+from childproc import assert_clean_exit, child_json, describe, run_python, start_rss_watchdog
 from wasmpy import (CompileError, Engine, Func, FuncType, Global, GlobalType, Instance, LinkError, Memory,
                     MemoryType, Module, Store, StoreLimits, Table, TableType, Trap, Val, ValType, WasmError,
                     wat2wasm)
@@ -38,55 +37,6 @@ MODULE_NAME = os.path.splitext(os.path.basename(__file__))[0]
 
 
 # --------------------------------------------------------------------------- helpers
-
-def run_python(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Runs ``code`` in a fresh interpreter that imports wasmpy from this checkout."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_ROOT, TESTS_DIR])
-    env.pop("RUST_BACKTRACE", None)
-    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=TESTS_DIR)
-
-
-def describe(proc: subprocess.CompletedProcess) -> str:
-    code = proc.returncode
-    how = f"exit code {code}"
-    if code < 0:
-        try:
-            how = f"killed by {signal.Signals(-code).name} ({code})"
-        except ValueError:
-            how = f"killed by signal {-code}"
-    return f"child {how}\n--- stdout (tail):\n{proc.stdout[-3000:]}\n--- stderr (tail):\n{proc.stderr[-3000:]}"
-
-
-def assert_clean_exit(proc: subprocess.CompletedProcess) -> None:
-    assert proc.returncode == 0, describe(proc)
-
-
-def child_json(proc: subprocess.CompletedProcess) -> Any:
-    """The JSON object the child printed last on stdout (after asserting it exited 0)."""
-    assert_clean_exit(proc)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert lines, describe(proc)
-    return json.loads(lines[-1])
-
-
-def start_rss_watchdog(limit_bytes: int = 2 << 30) -> None:
-    """In a child: exit with status 99 if its RSS passes ``limit_bytes``, before the OOM killer steps in."""
-    import threading
-    import time
-
-    def watch() -> None:
-        page = os.sysconf("SC_PAGE_SIZE")
-        while True:
-            with open("/proc/self/statm") as statm:
-                rss = int(statm.read().split()[1]) * page
-            if rss > limit_bytes:
-                os.write(2, f"RSS watchdog: {rss >> 20} MiB, giving up\n".encode())
-                os._exit(99)
-            time.sleep(0.01)
-    threading.Thread(target=watch, daemon=True).start()
-
 
 class _Payload:
     """A weak-referenceable object to pass into wasm as an externref."""

@@ -19,10 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import traceback
@@ -31,6 +27,7 @@ from typing import Any, Dict, List
 import pytest
 
 import wasmpy
+from childproc import child_json, run_python
 from wasmpy import Engine, Instance, Module, Store, StoreLimits, Table, TableType, Trap, TrapCode, WasmError
 
 PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(wasmpy.__file__)))
@@ -41,34 +38,6 @@ CTRL_C_SLACK = 0.25
 
 
 # --------------------------------------------------------------------------- helpers
-
-def run_child(code: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Runs ``code`` in a fresh interpreter that imports wasmpy from this checkout."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
-    env.pop("RUST_BACKTRACE", None)
-    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=PACKAGE_ROOT)
-
-
-def describe(proc: subprocess.CompletedProcess) -> str:
-    code = proc.returncode
-    how = f"exit code {code}"
-    if code < 0:
-        try:
-            how = f"killed by {signal.Signals(-code).name} ({code})"
-        except ValueError:
-            how = f"killed by signal {-code}"
-    return f"child {how}\n--- stdout (tail):\n{proc.stdout[-3000:]}\n--- stderr (tail):\n{proc.stderr[-3000:]}"
-
-
-def child_json(proc: subprocess.CompletedProcess) -> Any:
-    """The JSON object the child printed last on stdout, after checking that it exited cleanly."""
-    assert proc.returncode == 0, describe(proc)
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    assert lines, describe(proc)
-    return json.loads(lines[-1])
-
 
 def join_all(threads: List[threading.Thread], timeout: float = 30) -> None:
     """Joins ``threads``; a thread still running after ``timeout`` seconds in all fails the test."""
@@ -420,7 +389,7 @@ CTRL_C_CHILD_PRELUDE = """
 
 
 def test_ctrl_c_interrupts_a_wasm_loop_in_the_main_thread():
-    proc = run_child(CTRL_C_CHILD_PRELUDE + """
+    proc = run_python(CTRL_C_CHILD_PRELUDE + """
     store = Store()
     exports = Instance(Module('''
         (module (func (export "spin") (loop $l (br $l)))
@@ -448,7 +417,7 @@ def test_ctrl_c_interrupts_a_wasm_loop_in_the_main_thread():
 
 
 def test_ctrl_c_while_a_host_function_runs_inside_wasm():
-    proc = run_child(CTRL_C_CHILD_PRELUDE + """
+    proc = run_python(CTRL_C_CHILD_PRELUDE + """
     entered = threading.Event()
 
     def wait_forever():
@@ -489,7 +458,7 @@ def test_ctrl_c_while_a_host_function_runs_inside_wasm():
 
 def test_ctrl_c_with_a_custom_signal_handler_raising_its_own_exception():
     """Any Python signal handler runs while wasm runs in the main thread; what it raises is what the caller gets."""
-    proc = run_child(CTRL_C_CHILD_PRELUDE + """
+    proc = run_python(CTRL_C_CHILD_PRELUDE + """
     class Stop(Exception):
         pass
 
@@ -683,7 +652,7 @@ DEEP_ALTERNATION_CHILD = """
 
 
 def test_deep_python_wasm_alternation_never_crashes():
-    results = child_json(run_child(DEEP_ALTERNATION_CHILD))
+    results = child_json(run_python(DEEP_ALTERNATION_CHILD))
     print(json.dumps(results, indent=1))
     assert len(results) == 7
     for label, result in results.items():
@@ -696,7 +665,7 @@ def test_deep_python_wasm_alternation_never_crashes():
     (1024, "Trap STACK_OVERFLOW"),
 ])
 def test_stack_overflow_in_a_thread_with_a_small_stack_never_crashes(stack_kib, expected):
-    proc = run_child(f"""
+    proc = run_python(f"""
     import threading
     from wasmpy import Instance, Module, Trap
 
@@ -954,7 +923,7 @@ SHARED_STORE_CHILD = """
 
 
 def test_one_store_used_from_four_threads_at_once():
-    result = child_json(run_child(SHARED_STORE_CHILD))
+    result = child_json(run_python(SHARED_STORE_CHILD))
     workers, rounds, grow_every = 4, 1500, 100
     assert result["alive"] == [False] * workers
     assert result["problems"] == []
