@@ -538,7 +538,14 @@ static PyObject *results_to_python(const wasmtime_val_raw_t *raw, const uint8_t 
     return tuple;
 }
 
-static int signature_is_numeric(const char *kinds, Py_ssize_t count)
+/* A function's signature as the C paths use it. */
+typedef struct {
+    Py_ssize_t nparams, nresults;
+    uint8_t kinds[2 * MAX_FAST_VALUES]; /* params, then results */
+    int fast;                           /* numbers only, and few enough to fit `kinds` */
+} Signature;
+
+static int kinds_are_numeric(const char *kinds, Py_ssize_t count)
 {
     if (count > MAX_FAST_VALUES)
         return 0;
@@ -548,6 +555,18 @@ static int signature_is_numeric(const char *kinds, Py_ssize_t count)
     return 1;
 }
 
+static void signature_set(Signature *signature, const char *params, Py_ssize_t nparams, const char *results,
+                          Py_ssize_t nresults)
+{
+    signature->nparams = nparams;
+    signature->nresults = nresults;
+    signature->fast = kinds_are_numeric(params, nparams) && kinds_are_numeric(results, nresults);
+    if (signature->fast) {
+        memcpy(signature->kinds, params, nparams);
+        memcpy(signature->kinds + nparams, results, nresults);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Caller: Python -> wasm */
 
@@ -555,9 +574,7 @@ typedef struct {
     PyObject_HEAD
     StoreHandle *handle;
     wasmtime_func_t func;
-    Py_ssize_t nparams, nresults;
-    uint8_t kinds[2 * MAX_FAST_VALUES]; /* params, then results */
-    int fast;                           /* numeric signature that fits `kinds` */
+    Signature signature;
     PyObject *slow_call;                /* callable(self, *args): the Python path */
     PyObject *failure;                  /* callable(pending, status, trap, error) -> exception */
 } Caller;
@@ -595,13 +612,7 @@ static PyObject *caller_bind(Caller *self, PyObject *args)
                           &nparams, &results, &nresults, &slow_call, &failure))
         return NULL;
     self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
-    self->nparams = nparams;
-    self->nresults = nresults;
-    self->fast = signature_is_numeric(params, nparams) && signature_is_numeric(results, nresults);
-    if (self->fast) {
-        memcpy(self->kinds, params, nparams);
-        memcpy(self->kinds + nparams, results, nresults);
-    }
+    signature_set(&self->signature, params, nparams, results, nresults);
     Py_INCREF(handle);
     Py_XSETREF(self->handle, (StoreHandle *)handle);
     Py_INCREF(slow_call);
@@ -645,13 +656,14 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_TypeError, "this function is not bound to a store");
         return NULL;
     }
+    const Signature *signature = &self->signature;
     Py_ssize_t nargs = PyTuple_GET_SIZE(args);
-    if (!self->fast || nargs != self->nparams || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0))
+    if (!signature->fast || nargs != signature->nparams || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0))
         return call_slow(self, args, kwargs);
 
     wasmtime_val_raw_t values[MAX_FAST_VALUES];
     for (Py_ssize_t i = 0; i < nargs; i++)
-        if (number_to_raw(PyTuple_GET_ITEM(args, i), self->kinds[i], &values[i]) < 0)
+        if (number_to_raw(PyTuple_GET_ITEM(args, i), signature->kinds[i], &values[i]) < 0)
             return call_slow(self, args, NULL); /* explains, or handles Val */
 
     StoreHandle *handle = self->handle;
@@ -665,7 +677,7 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
     }
     wasm_trap_t *trap = NULL;
     wasmtime_error_t *error;
-    size_t count = self->nparams > self->nresults ? self->nparams : self->nresults;
+    size_t count = signature->nparams > signature->nresults ? signature->nparams : signature->nresults;
     Py_BEGIN_ALLOW_THREADS
     error = wasmtime_func_call_unchecked(context, &self->func, values, count ? count : 1, &trap);
     Py_END_ALLOW_THREADS
@@ -676,7 +688,7 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
         return raise_failure(self->failure, pending, error != NULL ? 2 : 1, trap, error);
     }
     handle_release(handle);
-    return results_to_python(values, self->kinds + self->nparams, self->nresults);
+    return results_to_python(values, signature->kinds + signature->nparams, signature->nresults);
 }
 
 static PyMethodDef caller_methods[] = {
@@ -708,9 +720,7 @@ typedef struct {
     PyObject *fn;            /* the Python function */
     PyObject *slow_invoke;   /* callable(values_address): the Python path, for every signature */
     PyObject *write_results; /* callable(result, values_address): checks and stores results */
-    Py_ssize_t nparams, nresults;
-    uint8_t kinds[2 * MAX_FAST_VALUES];
-    int fast;
+    Signature signature;
 } HostFunc;
 
 static int host_traverse(HostFunc *self, visitproc visit, void *arg)
@@ -753,13 +763,7 @@ static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->fn = Py_NewRef(fn);
     self->slow_invoke = Py_NewRef(slow_invoke);
     self->write_results = Py_NewRef(write_results);
-    self->nparams = nparams;
-    self->nresults = nresults;
-    self->fast = signature_is_numeric(params, nparams) && signature_is_numeric(results, nresults);
-    if (self->fast) {
-        memcpy(self->kinds, params, nparams);
-        memcpy(self->kinds + nparams, results, nresults);
-    }
+    signature_set(&self->signature, params, nparams, results, nresults);
     return (PyObject *)self;
 }
 
@@ -779,27 +783,29 @@ static PyTypeObject HostFuncType = {
  * (no exception set), so that Python checks them and explains what is wrong. */
 static int fast_results(HostFunc *host, PyObject *result, wasmtime_val_raw_t *values)
 {
-    const uint8_t *kinds = host->kinds + host->nparams;
-    if (host->nresults == 0)
+    const Signature *signature = &host->signature;
+    const uint8_t *kinds = signature->kinds + signature->nparams;
+    if (signature->nresults == 0)
         return result == Py_None ? 0 : -1;
-    if (host->nresults == 1)
+    if (signature->nresults == 1)
         return number_to_raw(result, kinds[0], &values[0]);
-    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != host->nresults)
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != signature->nresults)
         return -1;
     wasmtime_val_raw_t converted[MAX_FAST_VALUES];
-    for (Py_ssize_t i = 0; i < host->nresults; i++)
+    for (Py_ssize_t i = 0; i < signature->nresults; i++)
         if (number_to_raw(PyTuple_GET_ITEM(result, i), kinds[i], &converted[i]) < 0)
             return -1;
-    memcpy(values, converted, host->nresults * sizeof(wasmtime_val_raw_t));
+    memcpy(values, converted, signature->nresults * sizeof(wasmtime_val_raw_t));
     return 0;
 }
 
 static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
 {
+    const Signature *signature = &host->signature;
     PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)values);
     if (address == NULL)
         return -1;
-    if (!host->fast) {
+    if (!signature->fast) {
         PyObject *done = PyObject_CallOneArg(host->slow_invoke, address);
         Py_DECREF(address);
         Py_XDECREF(done);
@@ -807,12 +813,12 @@ static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
     }
     PyObject *args[MAX_FAST_VALUES];
     Py_ssize_t made = 0;
-    for (; made < host->nparams; made++) {
-        args[made] = raw_to_number(&values[made], host->kinds[made]);
+    for (; made < signature->nparams; made++) {
+        args[made] = raw_to_number(&values[made], signature->kinds[made]);
         if (args[made] == NULL)
             break;
     }
-    PyObject *result = made == host->nparams ? PyObject_Vectorcall(host->fn, args, made, NULL) : NULL;
+    PyObject *result = made == signature->nparams ? PyObject_Vectorcall(host->fn, args, made, NULL) : NULL;
     for (Py_ssize_t i = 0; i < made; i++)
         Py_DECREF(args[i]);
     int status = -1;
