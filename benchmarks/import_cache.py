@@ -58,7 +58,7 @@ def _function(index: int, rng: random.Random) -> str:
         f"  (func $f{index} (param $a i32) (param $b i32) (result i32)",
         "    (local $c i32) (local $d i64) (local $i i32)",
         f"    (local.set $c (i32.xor (local.get $a) (i32.const {k[0]})))",
-        f"    (local.set $d (i64.extend_i32_u (local.get $b)))",
+        "    (local.set $d (i64.extend_i32_u (local.get $b)))",
     ]
     for j in range(1, 41, 4):
         lines += [
@@ -68,7 +68,7 @@ def _function(index: int, rng: random.Random) -> str:
             f" (i64.extend_i32_u (local.get $c))))",
         ]
     lines += [
-        f"    (local.set $i (i32.and (local.get $b) (i32.const 7)))",
+        "    (local.set $i (i32.and (local.get $b) (i32.const 7)))",
         "    (block $done",
         "      (loop $again",
         "        (br_if $done (i32.eqz (local.get $i)))",

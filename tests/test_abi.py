@@ -67,7 +67,7 @@ def counterpart(names):
         pytest.fail(f"{names[0]} has no counterpart in wasmtime._bindings (looked for {', '.join(names)}): "
                     "is it really part of wasmtime's C API?")
     if len(set(found.values())) > 1:
-        pytest.fail(f"wasmtime._bindings gives these names different types: "
+        pytest.fail("wasmtime._bindings gives these names different types: "
                     + ", ".join(f"{name} = {ctype.__name__}" for name, ctype in found.items()))
     return next(iter(found.values()))
 

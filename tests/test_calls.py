@@ -371,6 +371,37 @@ def test_annotation_mismatch_message_shows_the_annotations(callback_module, stor
     assert "i32" in str(info.value).split("but")[0]
 
 
+def test_a_callable_that_fitted_one_import_is_still_checked_against_another(callback_module, store):
+    def callback(a: "i64", b: "f32") -> "i32":
+        return 7
+
+    other = wasmpy.Module('(module (import "env" "callback" (func (param i32 f32) (result i32))))')
+    for _ in range(2):  # the second round finds the first round's checks remembered
+        assert wasmpy.Instance(callback_module, {"env": {"callback": callback}}, store).exports.go(0, 0) == 7
+        with pytest.raises(LinkError, match="env.callback"):
+            wasmpy.Instance(other, {"env": {"callback": callback}}, store)
+
+
+def test_callables_that_cannot_be_weakly_referenced_are_checked_every_time(store):
+    module = wasmpy.Module('(module (import "env" "f" (func (param f64) (result f64))) '
+                           '(func (export "go") (param f64) (result f64) local.get 0 call 0))')
+    for _ in range(2):
+        assert wasmpy.Instance(module, {"env": {"f": abs}}, store).exports.go(-2.5) == 2.5
+    with pytest.raises(LinkError):
+        wasmpy.Instance(module, {"env": {"f": divmod}}, store)
+
+
+def test_one_functype_serves_host_functions_of_several_engines():
+    functype = FuncType(["i32"], ["i32"])
+    wat = ('(module (import "env" "f" (func (param i32) (result i32))) '
+           '(func (export "go") (param i32) (result i32) local.get 0 call 0))')
+    for engine in (wasmpy.Engine(), wasmpy.Engine(epoch_interruption=False), wasmpy.Engine()):
+        store = wasmpy.Store(engine)
+        double = Func(store, lambda x: 2 * x, functype)
+        assert double(21) == 42
+        assert wasmpy.Instance(wasmpy.Module(wat, engine), [double], store).exports.go(5) == 10
+
+
 def test_unannotated_callable_with_wrong_arity_is_link_error(callback_module, store):
     with pytest.raises(LinkError) as info:
         wasmpy.Instance(callback_module, {"env": {"callback": lambda a: 0}}, store)

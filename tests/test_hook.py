@@ -19,7 +19,6 @@ import math
 import os
 import pydoc
 import re
-import stat
 import subprocess
 import sys
 import textwrap

@@ -55,6 +55,8 @@ _OPT_LEVELS = {
     "speed_and_size": lib.WASMTIME_OPT_LEVEL_SPEED_AND_SIZE,
 }
 OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level"])
+_DEFAULT_WASM_STACK = 512 * 1024  # wasmtime's default max_wasm_stack
+_HOST_STACK_MARGIN = 256 * 1024  # for wasmtime's and Python's frames around the wasm ones
 
 
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -203,6 +205,9 @@ class Engine:
         self._ptr = ffi.gc(engine, lib.wasm_engine_delete)
         self.config: Dict[str, Any] = dict(sorted(resolved.items()))
         self._gc_bridge_module: Any = None  # see _values._bridge_call
+        self._host_signatures: Dict[Any, Any] = {}  # see _func._host_signature
+        # The native stack a call into wasm may need: the checks in csrc/stack.h refuse calls without it.
+        self._stack_needed = resolved.get("max_wasm_stack", _DEFAULT_WASM_STACK) + _HOST_STACK_MARGIN
         if resolved["epoch_interruption"]:
             _ticker.add(self)
 

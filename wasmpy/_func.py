@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import ast
 import inspect
-from typing import Any, Callable, List, Optional, Tuple, Union
+import weakref
+from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
 
 from ._checks import require_instance
+from ._engine import Engine
 from ._errors import LinkError, Trap
 from ._ffi import ffi, lib
 from ._native import Caller, HostFunc, host_trampoline_address
@@ -43,18 +45,18 @@ class Func(Caller):
     @classmethod
     def _for_import(cls, store: Store, fn: Callable[..., Any], functype: FuncType, where: str) -> "Func":
         """A host function for the import ``where`` of type ``functype``; LinkError if ``fn`` does not fit."""
-        check_annotations(fn, functype, where)
+        _check_annotations_once(fn, functype, where)
         self = cls.__new__(cls)
         self._make_host(store, fn, functype)
         return self
 
     def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
+        signature = _host_signature(store.engine, functype)
         host = _HostFunction(store, fn, functype)
-        native = HostFunc(store._handle, fn, _kinds(functype.params), _kinds(functype.results),
-                          host.invoke, host.write_results)
+        native = HostFunc(store._handle, fn, signature.params, signature.results, host.invoke, host.write_results)
         func = ffi.new("wasmtime_func_t *")
         with store._lock:
-            lib.wasmtime_func_new_unchecked(store._context(), functype._to_c(), _HOST_TRAMPOLINE,
+            lib.wasmtime_func_new_unchecked(store._context(), signature.c_type, _HOST_TRAMPOLINE,
                                             ffi.cast("void *", id(native)), ffi.NULL, func)
             store._host_funcs.append(native)  # wasmtime refers to it by address
         self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
@@ -74,8 +76,9 @@ class Func(Caller):
         self.type = functype
         self.name = name
         # Only exactly known signatures may take the C path, which trusts the types it is given.
-        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), _kinds(functype.params, functype.exact),
-                          _kinds(functype.results, functype.exact), Func._call_slow, call_failure)
+        params, results = functype._value_kinds()
+        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), params, results, Func._call_slow,
+                          call_failure)
 
     @property
     def store(self) -> Store:
@@ -170,13 +173,28 @@ class Func(Caller):
 
 
 _HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
-# Value kinds as the C paths read them (wasmtime_valkind_t numbering); 255: not a number.
-_NUMBER_KINDS = {ValType.i32: lib.WASMTIME_I32, ValType.i64: lib.WASMTIME_I64, ValType.f32: lib.WASMTIME_F32,
-                 ValType.f64: lib.WASMTIME_F64}
+class _HostSignature(NamedTuple):
+    c_type: Any  # wasm_functype_t *
+    params: bytes
+    results: bytes
 
 
-def _kinds(types: Tuple[ValType, ...], exact: bool = True) -> bytes:
-    return bytes(_NUMBER_KINDS.get(t, 255) if exact else 255 for t in types)
+_HOST_SIGNATURES_KEPT = 1024  # per engine: beyond that many distinct signatures, start over
+
+
+def _host_signature(engine: Engine, functype: FuncType) -> _HostSignature:
+    """The C type and value kinds of host functions of type ``functype``, made once per engine.
+
+    One ``wasm_functype_t`` per engine: wasmtime registers it with the first
+    engine that uses it, and it must not meet another.
+    """
+    cache = engine._host_signatures
+    signature = cache.get(functype)
+    if signature is None:
+        if len(cache) >= _HOST_SIGNATURES_KEPT:
+            cache.clear()
+        signature = cache[functype] = _HostSignature(functype._to_c(), *functype._value_kinds())
+    return signature
 
 
 # --- host functions: Python called from wasm.
@@ -306,6 +324,26 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
         shown_results = "" if results is None else " -> " + ", ".join(_show(t) for t in results)
         raise LinkError(f"{where} is annotated ({shown}){shown_results}, but the import is declared "
                         f"{functype}")
+
+
+# Functions already found to fit a type: instantiating a module again checks its imports again.
+_FITTING: "weakref.WeakKeyDictionary[Callable[..., Any], Set[FuncType]]" = weakref.WeakKeyDictionary()
+
+
+def _check_annotations_once(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
+    """check_annotations, remembered for functions that can be weakly referenced."""
+    try:
+        fitting = _FITTING.get(fn)
+    except TypeError:  # not weakly referenceable (e.g. some builtins) or unhashable
+        check_annotations(fn, functype, where)
+        return
+    if fitting is not None and functype in fitting:
+        return
+    check_annotations(fn, functype, where)
+    try:
+        _FITTING.setdefault(fn, set()).add(functype)
+    except TypeError:
+        pass
 
 
 def _positional_range(signature: inspect.Signature) -> Tuple[int, int]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
 
 from ._checks import require_instance
 from ._errors import LinkError, WasmError, check, take_call_failure
@@ -136,6 +136,24 @@ def _lookup(namespace: Any, imported: ImportType) -> Any:
     return value
 
 
+class _Plan(NamedTuple):
+    """What instantiating a module needs to know, worked out once per module."""
+
+    imports: List[ImportType]
+    imports_wasi: bool
+    exports: Dict[str, ExternType]
+    shadowing: List[str]  # exports named like Exports' own attributes
+
+
+def _plan(module: Module) -> _Plan:
+    plan = module._instance_plan
+    if plan is None:
+        imports, exports = module._import_types(), module._export_types()
+        plan = module._instance_plan = _Plan(imports, any(i.module == WASI_MODULE for i in imports), exports,
+                                             [name for name in exports if hasattr(Exports, name)])
+    return plan
+
+
 class Instance:
     """An instantiated module: ``Instance(module, imports, store).exports.gcd(27, 6)``.
 
@@ -155,9 +173,9 @@ class Instance:
             raise WasmError("the module and the store belong to different engines")
         self.module = module
         self.store = store
-        wanted = module._import_types()
-        wasi = any(i.module == WASI_MODULE for i in wanted) and not (
-            isinstance(imports, Mapping) and WASI_MODULE in imports)
+        plan = _plan(module)
+        wanted = plan.imports
+        wasi = plan.imports_wasi and not (isinstance(imports, Mapping) and WASI_MODULE in imports)
         with store._lock:
             instance = ffi.new("wasmtime_instance_t *")
             trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
@@ -166,8 +184,8 @@ class Instance:
                 values = self._import_values(store, wanted, imports)
                 status = self._instantiate_with_wasi(store, module, wanted, values, instance, trap, error)
             else:
-                values = self._import_values(store, wanted, imports)
-                externs = ffi.new("wasmtime_extern_t[]", max(len(values), 1))
+                values = self._import_values(store, wanted, imports) if wanted or imports is not None else []
+                externs = ffi.new("wasmtime_extern_t[]", len(values)) if values else ffi.NULL
                 for index, value in enumerate(values):
                     _write_extern(value, externs[index])
                 status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
@@ -175,7 +193,7 @@ class Instance:
             if status:
                 raise self._instantiation_error(store, status, trap, error)
             self._instance = instance
-            self.exports = Exports(store, instance, module._export_types())
+            self.exports = Exports(store, instance, plan.exports, plan.shadowing)
         # Imports made here (host functions, globals) live as long as the instance.
         self._imports = values
 
@@ -243,15 +261,14 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
     # Not the Instance itself: a cycle with it would leave freeing the store to the cyclic GC.
     __slots__ = ("__store", "__instance", "__types", "__dict__")
 
-    def __init__(self, store: Store, instance, types: Dict[str, ExternType]) -> None:
+    def __init__(self, store: Store, instance, types: Dict[str, ExternType], shadowing: List[str]) -> None:
         object.__setattr__(self, "_Exports__store", store)
         object.__setattr__(self, "_Exports__instance", instance)
         object.__setattr__(self, "_Exports__types", types)
         # Attribute access is then a plain instance-dict lookup, the fastest path for `exports.f(...)`.
-        # Names that class attributes would answer first are made now.
-        for name in self.__types:
-            if hasattr(Exports, name):
-                self.__dict__[name] = self.__load(name)
+        # Names that class attributes would answer first (``shadowing``) are made now.
+        for name in shadowing:
+            self.__dict__[name] = self.__load(name)
 
     def __load(self, name: str) -> Extern:
         store = self.__store

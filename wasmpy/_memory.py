@@ -40,7 +40,7 @@ class Memory(MemoryBase):
         self._store = store
         self._memory = memory
         self._bind_memory(store._handle, int(ffi.cast("uintptr_t", memory)))
-        store._memories.add(self)
+        store._track_memory(self)
 
     @property
     def store(self) -> Store:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 from ._checks import require_instance
 from ._engine import Engine
@@ -67,6 +67,7 @@ class Module:
         self._ptr = ffi.gc(ptr, lib.wasmtime_module_delete)
         self._imports: Optional[List[ImportType]] = None
         self._exports: Optional[Dict[str, ExternType]] = None
+        self._instance_plan: Any = None  # what instantiating needs to know, made by Instance once
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":

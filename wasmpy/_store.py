@@ -41,8 +41,6 @@ _EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uin
                         "wasmtime_update_deadline_kind_t *)", epoch_check_address())
 _DEADLINE_MESSAGE = "wasmpy: deadline exceeded"  # as csrc/native.c words it
 _FOREVER = 100 * 365 * 24 * 3600  # seconds: further deadlines are none at all
-_DEFAULT_WASM_STACK = 512 * 1024  # wasmtime's default max_wasm_stack
-_HOST_STACK_MARGIN = 256 * 1024  # for wasmtime's and Python's frames around the wasm ones
 _STACK_EXHAUSTED = 3  # a wasmpy_call status: not called, too little native stack left
 
 
@@ -77,22 +75,24 @@ class Store:
                  limits: Optional[StoreLimits] = None, wasi: Any = None) -> None:
         engine = Engine.default() if engine is None else require_instance(engine, Engine, "engine")
         self.engine = engine
-        self._ptr = ffi.gc(lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL), lib.wasmtime_store_delete)
-        self._ctx: Any = lib.wasmtime_store_context(self._ptr)
+        ptr = lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL)
+        self._ptr = ffi.gc(ptr, lib.wasmtime_store_delete)
+        self._ctx: Any = lib.wasmtime_store_context(ptr)
         # The context, a reentrant lock (wasm may call a host function that calls back into this
         # store) and the exception a host function raised, shared with the C call paths.
-        self._handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
-        self._handle.stack_needed = engine.config.get("max_wasm_stack", _DEFAULT_WASM_STACK) + _HOST_STACK_MARGIN
-        self._lock = self._handle
+        self._handle = handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
+        handle.stack_needed = engine._stack_needed
+        self._lock = handle
         if engine.interruptible:  # the check runs at every tick of the engine's epoch
-            lib.wasmtime_store_epoch_deadline_callback(self._ptr, _EPOCH_CHECK, ffi.cast("void *", id(self._handle)),
-                                                       ffi.NULL)
+            lib.wasmtime_store_epoch_deadline_callback(ptr, _EPOCH_CHECK, ffi.cast("void *", id(handle)), ffi.NULL)
             lib.wasmtime_context_set_epoch_deadline(self._ctx, 1)
         self._host_funcs: List[Any] = []  # objects wasmtime refers to by address
-        self._memories: "weakref.WeakSet[Any]" = weakref.WeakSet()
+        self._memories: "Optional[weakref.WeakSet[Any]]" = None  # made with the first Memory
         self._wasi_ready = False
         self._gc_bridge: Any = None  # exports converting externref <-> anyref, made when needed
-        self.wasi = wasi
+        self._wasi: Optional[WasiConfig] = None
+        if wasi is not None:
+            self.wasi = wasi
         if limits is not None:
             require_instance(limits, StoreLimits, "limits")._apply(self._ptr)
         if fuel is not None:
@@ -124,6 +124,12 @@ class Store:
         config = (self._wasi or WasiConfig())._to_c(self._host_funcs)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
         self._wasi_ready = True
+
+    def _track_memory(self, memory: Any) -> None:
+        """Remembers ``memory`` (weakly), so that :meth:`close` can refuse while views of it are alive."""
+        if self._memories is None:
+            self._memories = weakref.WeakSet()
+        self._memories.add(memory)
 
     def _context(self):
         ctx = self._ctx
@@ -205,7 +211,7 @@ class Store:
                 return
             if self._handle.depth > 1:
                 raise WasmError("cannot close the store while its wasm code is running (from a host function)")
-            if any(memory._buffer_exports for memory in self._memories):
+            if self._memories is not None and any(memory._buffer_exports for memory in self._memories):
                 raise BufferError("cannot close the store: a memoryview of one of its memories is alive")
             self._ctx = _CLOSED
             self._handle.close()

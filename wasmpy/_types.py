@@ -142,6 +142,10 @@ _FROM_HEAP_KIND.update({
 })
 
 
+_NUMBER_KINDS = {ValType.i32: lib.WASMTIME_I32, ValType.i64: lib.WASMTIME_I64, ValType.f32: lib.WASMTIME_F32,
+                 ValType.f64: lib.WASMTIME_F64}
+
+
 def _valtype_vec(types: Tuple[ValType, ...]):
     vec = ffi.new("wasm_valtype_vec_t *")
     if types:
@@ -186,6 +190,17 @@ class FuncType:
         """False when some of its reference types are approximated by ValType (typed or
         non-nullable references, e.g. ``(ref $t)``): wasm then checks each argument's type."""
         return self.__dict__.get("_exact", True)
+
+    def _value_kinds(self) -> Tuple[bytes, bytes]:
+        """Parameter and result kinds as wasmpy's C call paths read them: wasmtime_valkind_t
+        numbers, 255 for what is not a number (everything, unless :attr:`exact`). Made once."""
+        kinds = self.__dict__.get("_kinds")
+        if kinds is None:
+            exact = self.exact
+            kinds = tuple(bytes(_NUMBER_KINDS.get(t, 255) if exact else 255 for t in types)
+                          for types in (self.params, self.results))
+            object.__setattr__(self, "_kinds", kinds)
+        return kinds
 
     @classmethod
     def _from_c(cls, ptr) -> "FuncType":
