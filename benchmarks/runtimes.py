@@ -156,10 +156,22 @@ class Wasmpy(Runtime):
 
 class WasmpyNoEpoch(Wasmpy):
     """wasmpy on an engine without epoch interruption (on by default: it lets deadlines and Ctrl-C stop
-    running wasm): a diagnostic column of the compute group, to show what those checks cost."""
+    running wasm): a column of the compute group, the same engine settings as the wasmtime package's."""
 
     name = "wasmpy-noepoch"
     engine_options = {"epoch_interruption": False}
+
+
+class WasmpyPooled(Wasmpy):
+    """wasmpy on an engine with an instance pool: a column of the instantiate group."""
+
+    name = "wasmpy-pool"
+    pool_size = 1000
+    engine_options = {"instance_pool": pool_size}
+
+    def instantiate_stmts(self, wasm: bytes) -> Dict[str, Optional[Callable[[], Stmt]]]:
+        # A round puts thousands of instances into one store: more than the pool holds.
+        return dict(super().instantiate_stmts(wasm), same_store=None)
 
 
 # --- the wasmtime package (PyPI `wasmtime`, ctypes over the same C API)
@@ -168,7 +180,7 @@ class WasmpyNoEpoch(Wasmpy):
 class WasmtimeInstance(Instance):
     def __init__(self, rt: "WasmtimePackage", wasm: bytes, host: Optional[Callable]) -> None:
         wasmtime = rt.wasmtime
-        self.store = wasmtime.Store(rt.engine)
+        self.store = rt.new_store()
         module = wasmtime.Module(rt.engine, wasm)
         imports: List[Any] = []
         if host is not None:
@@ -203,7 +215,13 @@ class WasmtimePackage(Runtime):
     def _load(self) -> None:
         self.wasmtime = importlib.import_module("wasmtime")
         self.version = self._distribution_version()
-        self.engine = self.wasmtime.Engine()
+        self.engine = self.wasmtime.Engine(self._config())
+
+    def _config(self) -> Any:
+        return self.wasmtime.Config()  # the package's defaults, as its users get them
+
+    def new_store(self) -> Any:
+        return self.wasmtime.Store(self.engine)
 
     def host_type(self) -> Any:
         i32 = self.wasmtime.ValType.i32()
@@ -223,6 +241,23 @@ class WasmtimePackage(Runtime):
             "with_import": lambda: ("s = S(g); I(s, m, [F(s, t, h)])",
                                     dict(base, F=wasmtime.Func, t=self.host_type(), h=_host)),
         }
+
+
+class WasmtimeEpoch(WasmtimePackage):
+    """The wasmtime package on an engine that checks epochs, like wasmpy's default engine: a column of
+    the compute group, the same engine settings as wasmpy's (no epoch ever passes its deadline)."""
+
+    name = "wasmtime-epoch"
+
+    def _config(self) -> Any:
+        config = super()._config()
+        config.epoch_interruption = True
+        return config
+
+    def new_store(self) -> Any:
+        store = super().new_store()
+        store.set_epoch_deadline(2**62)
+        return store
 
 
 # --- pywasm3 (the wasm3 interpreter)

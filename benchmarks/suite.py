@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import modules
-from .runtimes import Instance, Pywasm3, Runtime, WasmpyNoEpoch, _host
+from .runtimes import Instance, Pywasm3, Runtime, WasmpyNoEpoch, WasmpyPooled, WasmtimeEpoch, _host
 from .timing import Case, Result, Settings, measure
 
 MIB = 1 << 20
@@ -71,6 +71,17 @@ class Context:
         self.settings = settings
         self.quick = quick
         self.log = log
+
+    def with_columns(self, *extra: Runtime) -> List[Runtime]:
+        """The runtimes, plus the available ones of ``extra``: runtimes in other settings, shown as
+        columns of their own (the unavailable ones are logged)."""
+        runtimes = list(self.runtimes)
+        for runtime in extra:
+            if runtime.available:
+                runtimes.append(runtime)
+            else:
+                self.log(f"  no {runtime.name} column: {runtime.error}")
+        return runtimes
 
     def instances(self, module: str, host: Optional[Callable] = None,
                   runtimes: Optional[List[Runtime]] = None) -> Dict[str, Any]:
@@ -177,12 +188,10 @@ def calls(ctx: Context) -> Group:
 
 def compute(ctx: Context) -> Group:
     steps = NBODY_STEPS // 10 if ctx.quick else NBODY_STEPS
-    runtimes = list(ctx.runtimes)
-    noepoch = WasmpyNoEpoch()   # a diagnostic column: wasmpy without its (default) epoch checks
-    if noepoch.available:
-        runtimes.append(noepoch)
-    else:
-        ctx.log(f"  no {noepoch.name} column: {noepoch.error}")
+    # wasmpy's default engine checks epochs (for deadlines and Ctrl-C), the wasmtime package's does not:
+    # a column for each in the other's settings compares the bindings on the same engine settings.
+    peers = {rt.name for rt in ctx.runtimes}
+    runtimes = ctx.with_columns(WasmpyNoEpoch(), *([WasmtimeEpoch()] if "wasmtime" in peers else []))
     settings = Settings(ctx.settings.rounds, max(ctx.settings.round_ns, 50_000_000 if not ctx.quick else 0),
                         ctx.settings.budget_ns * 2, ctx.settings.min_rounds)
     rows: List[Row] = []
@@ -252,17 +261,10 @@ def compute(ctx: Context) -> Group:
                      bytes_per_op=MIB * HASH_ROUNDS))
 
     group = Group("compute", "Computation (ms per run)", rows)
-    if noepoch.available:
-        diagnostic = []
-        for row in rows:
-            mine, theirs = row.medians.get(noepoch.name), row.medians.get("wasmtime")
-            default = row.medians.get("wasmpy")
-            if mine and theirs and default:
-                diagnostic.append(f"{row.key} {mine / theirs:.2f}x of wasmtime (default engine: "
-                                  f"{default / theirs:.2f}x)")
-        group.notes.append(f"column {noepoch.name}: wasmpy on Engine(epoch_interruption=False); "
-                           "the default engine checks an epoch deadline (for timeouts and Ctrl-C) in every "
-                           "function and loop" + (": " + "; ".join(diagnostic) if diagnostic else ""))
+    group.notes.append(f"the default engines differ: wasmpy's checks an epoch deadline in every function and "
+                       f"loop (for deadlines and Ctrl-C), the wasmtime package's does not. Same settings: "
+                       f"wasmpy/{WasmtimeEpoch.name} (both check) and {WasmpyNoEpoch.name}/wasmtime (neither "
+                       f"does); see the targets")
     group.extra["checks"] = {"nbody_energy": energies, "fnv1a64": {k: hex(v) for k, v in hashes.items()},
                              "nbody_steps": steps, "hash_rounds": HASH_ROUNDS}
     group.notes.append("kernels: benchmarks/kernels/*.c, clang --target=wasm32 -O2 -nostdlib "
@@ -366,10 +368,11 @@ STORE_INSTANCES = 5000
 
 def instantiate(ctx: Context) -> Group:
     rows: List[Row] = []
+    runtimes = ctx.with_columns(WasmpyPooled())
     for key, label, module in INSTANTIATE:
         cases: Dict[str, Case] = {}
         errors: Dict[str, str] = {}
-        for rt in ctx.runtimes:
+        for rt in runtimes:
             try:
                 factory = rt.instantiate_stmts(modules.wasm(module))[key]
                 if factory is None:
@@ -383,6 +386,8 @@ def instantiate(ctx: Context) -> Group:
         ctx.log(f"  {label}")
         rows.append(_row(key, label, "µs", measure(cases, ctx.settings), errors))
     group = Group("instantiate", "Instantiating an already compiled module (µs)", rows)
+    group.notes.append(f"column {WasmpyPooled.name}: wasmpy on Engine(instance_pool={WasmpyPooled.pool_size}), "
+                       "which takes each instance's memory and tables from a pool reserved once")
     group.notes.append("the cyclic GC stays on while timing (freeing the instances is part of the cost), and "
                        "runs before each round; 'one existing store': a new store per round, all the round's "
                        f"instances (at most {STORE_INSTANCES:,}) in it")

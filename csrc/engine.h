@@ -41,3 +41,25 @@ void wasmtime_config_memory_may_move_set(wasm_config_t *config, bool enable);
 void wasmtime_config_memory_reservation_set(wasm_config_t *config, uint64_t size);
 void wasmtime_config_memory_guard_size_set(wasm_config_t *config, uint64_t size);
 void wasmtime_config_native_unwind_info_set(wasm_config_t *config, bool enable);
+
+/* wasmtime/config.h: the pooling instance allocator. */
+typedef struct wasmtime_pooling_allocation_config_t wasmtime_pooling_allocation_config_t;
+
+wasmtime_pooling_allocation_config_t *wasmtime_pooling_allocation_config_new(void);
+void wasmtime_pooling_allocation_config_delete(wasmtime_pooling_allocation_config_t *config);
+void wasmtime_pooling_allocation_config_total_core_instances_set(wasmtime_pooling_allocation_config_t *config,
+                                                                 uint32_t count);
+void wasmtime_pooling_allocation_config_total_memories_set(wasmtime_pooling_allocation_config_t *config,
+                                                           uint32_t count);
+void wasmtime_pooling_allocation_config_total_tables_set(wasmtime_pooling_allocation_config_t *config,
+                                                         uint32_t count);
+void wasmtime_pooling_allocation_config_total_stacks_set(wasmtime_pooling_allocation_config_t *config,
+                                                         uint32_t count);
+void wasmtime_pooling_allocation_config_total_gc_heaps_set(wasmtime_pooling_allocation_config_t *config,
+                                                           uint32_t count);
+void wasmtime_pooling_allocation_config_max_memories_per_module_set(wasmtime_pooling_allocation_config_t *config,
+                                                                    uint32_t count);
+void wasmtime_pooling_allocation_config_max_tables_per_module_set(wasmtime_pooling_allocation_config_t *config,
+                                                                  uint32_t count);
+void wasmtime_pooling_allocation_strategy_set(wasm_config_t *config,
+                                              const wasmtime_pooling_allocation_config_t *pooling);

@@ -69,7 +69,8 @@ def test_quick_run_writes_every_group(tmp_path):
             assert isinstance(median, (int, float)), (group, key, benchmarks[key])
     assert "speedup" in figures["groups"]["threads"]["runtimes"]["wasmpy"]
     assert {target["name"] for target in figures["targets"]} >= {
-        "add_vs_pywasm3", "add_vs_wasmtime", "host_call_vs_pywasm3", "fib30_vs_wasmtime", "read16_ns",
+        "add_vs_pywasm3", "add_vs_wasmtime", "host_call_vs_pywasm3", "fib30_vs_wasmtime", "fib30_vs_wasmtime_epoch",
+        "nbody_noepoch_vs_wasmtime", "read16_ns", "instantiate_pooled_us",
         "instantiate_us", "import_cache_ratio"}
     assert "ratio" in figures["import_cache"]
     assert (tmp_path / "bench.import_cache.json").exists()

@@ -95,6 +95,70 @@ def test_engine_rejected_configuration_is_a_python_error(run_isolated, config):
     assert done.stdout.split() in (["rejected"], ["accepted"])
 
 
+def test_engine_instance_pool_option_checks():
+    with pytest.raises(TypeError):
+        Engine(instance_pool="10")
+    with pytest.raises(TypeError):
+        Engine(instance_pool=True)
+    with pytest.raises(ValueError):
+        Engine(instance_pool=0)
+    assert Engine(instance_pool=None).config.get("instance_pool") is None
+
+
+POOLED_WAT = """
+(module
+  (memory (export "memory") 1 4)
+  (data (i32.const 8) "seed")
+  (table (export "table") 2 funcref)
+  (global $g (export "g") (mut i32) (i32.const 1))
+  (func (export "scribble") (param i32) (i32.store (local.get 0) (i32.const -1)) (global.set $g (i32.const 99)))
+  (func (export "peek") (param i32) (result i32) (i32.load (local.get 0))))
+"""
+
+
+@pytest.fixture(scope="module")
+def pooled():
+    engine = Engine(instance_pool=4)
+    return engine, Module(POOLED_WAT, engine)
+
+
+def test_pooled_instances_work_like_others(pooled):
+    engine, module = pooled
+    exports = Instance(module).exports
+    assert bytes(memoryview(exports.memory)[8:12]) == b"seed"
+    exports.memory.grow(3)
+    assert exports.memory.size == 4
+    with pytest.raises(wasmpy.WasmError):
+        exports.memory.grow(1)
+    assert len(exports.table) == 2 and exports.g.value == 1
+
+
+def test_a_reused_pool_slot_starts_afresh(pooled):
+    engine, module = pooled
+    for _ in range(10):  # more rounds than slots: each slot is used again
+        store = Store(engine)
+        exports = Instance(module, store=store).exports
+        assert exports.memory.size == 1 and exports.g.value == 1
+        assert exports.peek(8) == int.from_bytes(b"seed", "little")
+        assert exports.peek(1000) == 0
+        exports.memory.grow(1)
+        assert exports.peek(PAGE + 16) == 0
+        for address in (8, 1000, PAGE + 16):
+            exports.scribble(address)
+        store.close()
+
+
+def test_a_full_pool_is_a_clear_error_until_a_slot_is_freed(pooled):
+    engine, module = pooled
+    stores = [Store(engine) for _ in range(4)]
+    for store in stores:
+        Instance(module, store=store)
+    with pytest.raises(wasmpy.WasmError, match="instance_pool=4"):
+        Instance(module, store=Store(engine))
+    stores.pop().close()
+    assert Instance(module, store=Store(engine)).exports.peek(8) != 0
+
+
 # --- Store -------------------------------------------------------------------------------------------
 
 def test_store_engine():

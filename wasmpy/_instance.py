@@ -243,6 +243,10 @@ class Instance:
             return pending
         if "import" in failure.message or "incompatible" in failure.message:
             return LinkError(failure.message)
+        pool = store.engine.config.get("instance_pool")
+        if pool is not None and "concurrent limit" in failure.message:
+            return WasmError(f"{failure.message}: the engine's instance_pool={pool} is full; instances "
+                             "hold their slots until their stores are freed (or closed), or use a larger pool")
         return WasmError(failure.message)
 
     def __repr__(self) -> str:
