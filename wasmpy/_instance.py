@@ -47,11 +47,11 @@ def _write_extern(value: Extern, out) -> None:
         out.kind, out.of.memory = lib.WASMTIME_EXTERN_MEMORY, value._memory[0]
     elif isinstance(value, Global):
         out.kind = lib.WASMTIME_EXTERN_GLOBAL
-        setattr(out.of, "global", value._global[0])  # `global` is a Python keyword
+        setattr(out.of, "global", value._handle[0])  # `global` is a Python keyword
     elif isinstance(value, Table):
-        out.kind, out.of.table = lib.WASMTIME_EXTERN_TABLE, value._table[0]
+        out.kind, out.of.table = lib.WASMTIME_EXTERN_TABLE, value._handle[0]
     else:
-        out.kind, out.of.tag = lib.WASMTIME_EXTERN_TAG, value._tag[0]
+        out.kind, out.of.tag = lib.WASMTIME_EXTERN_TAG, value._handle[0]
 
 
 def _kind_name(externtype: ExternType) -> str:

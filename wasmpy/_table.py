@@ -4,55 +4,41 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any, Optional
+from typing import Any
 
-from ._checks import require_instance, require_int
+from ._checks import require_int
 from ._errors import check
 from ._ffi import ffi, lib
 from ._store import Store
-from ._types import TableType, take_type
+from ._stored import Stored
+from ._types import TableType
 from ._values import from_val, val_of
 
 __all__ = ["Table"]
 
 
-class Table:
+class Table(Stored):
     """A table of references: ``table[i]`` reads and ``table[i] = value`` writes an element.
 
     funcref tables hold :class:`Func` or None, externref tables any Python
     object or None. Negative indices count from the end, as for lists.
     """
 
-    __slots__ = ("_store", "_table", "type", "__weakref__")
+    __slots__ = ()
+    _C_HANDLE = "wasmtime_table_t"
+    _TYPE = TableType
+    _c_type = staticmethod(lib.wasmtime_table_type)
+    _c_type_delete = staticmethod(lib.wasm_tabletype_delete)
 
     def __init__(self, store: Store, type: TableType, init: Any = None) -> None:
-        require_instance(store, Store, "store")
-        require_instance(type, TableType, "type")
-        handle = ffi.new("wasmtime_table_t *")
+        handle = self._start(store, type)
         with store._lock, val_of(store, type.element, init) as val:
             check(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
-        self._store, self._table, self.type = store, handle, type
-
-    @classmethod
-    def _from_c(cls, store: Store, handle, type: Optional[TableType] = None) -> "Table":
-        """Wraps a ``wasmtime_table_t`` (copied) of ``store``, whose type is asked unless given."""
-        self = cls.__new__(cls)
-        self._store = store
-        self._table = ffi.new("wasmtime_table_t *", handle[0])
-        if type is None:
-            type = take_type(lib.wasmtime_table_type(store._context(), self._table), TableType,
-                             lib.wasm_tabletype_delete)
-        self.type = type
-        return self
-
-    @property
-    def store(self) -> Store:
-        return self._store
 
     @property
     def size(self) -> int:
         with self._store._lock:
-            return lib.wasmtime_table_size(self._store._context(), self._table)
+            return lib.wasmtime_table_size(self._store._context(), self._handle)
 
     def __len__(self) -> int:
         return self.size
@@ -62,7 +48,7 @@ class Table:
         require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
         with self._store._lock, val_of(self._store, self.type.element, init) as val:
-            check(lib.wasmtime_table_grow(self._store._context(), self._table, delta, val, previous))
+            check(lib.wasmtime_table_grow(self._store._context(), self._handle, delta, val, previous))
         return previous[0]
 
     def _index(self, index: Any) -> int:
@@ -70,7 +56,7 @@ class Table:
             index = operator.index(index)
         except TypeError:
             raise TypeError(f"table indices must be integers, not {builtins.type(index).__name__}") from None
-        size = lib.wasmtime_table_size(self._store._context(), self._table)
+        size = lib.wasmtime_table_size(self._store._context(), self._handle)
         if index < 0:
             index += size
         if not 0 <= index < size:
@@ -80,7 +66,7 @@ class Table:
     def __getitem__(self, index: int) -> Any:
         val = ffi.new("wasmtime_val_t *")
         with self._store._lock:
-            if not lib.wasmtime_table_get(self._store._context(), self._table, self._index(index), val):
+            if not lib.wasmtime_table_get(self._store._context(), self._handle, self._index(index), val):
                 raise IndexError("table index out of range")
             return from_val(self._store, val)
 
@@ -88,7 +74,7 @@ class Table:
         with self._store._lock:
             position = self._index(index)
             with val_of(self._store, self.type.element, value) as val:
-                check(lib.wasmtime_table_set(self._store._context(), self._table, position, val))
+                check(lib.wasmtime_table_set(self._store._context(), self._handle, position, val))
 
     def __repr__(self) -> str:
         return f"<wasmpy.Table {self.type}>"
