@@ -89,7 +89,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not runtimes[0].available:
         print(f"wasmpy cannot be imported: {runtimes[0].error}", file=sys.stderr)
         return 2
-    from . import modules, report
+    from . import modules, plot, report
     from .suite import Context
 
     started = time.perf_counter()
@@ -178,7 +178,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
-    print(f"\nwrote {args.json}  ({time.perf_counter() - started:.0f} s in all)")
+    picture = args.json.with_suffix(".svg")
+    plot.write(figures, picture)
+    print(f"\nwrote {args.json} and {picture.name}  ({time.perf_counter() - started:.0f} s in all)")
     if failures:
         print(f"failed: {', '.join(failures)}", file=sys.stderr)
         return 1

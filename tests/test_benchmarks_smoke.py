@@ -74,6 +74,8 @@ def test_quick_run_writes_every_group(tmp_path):
         "instantiate_us", "import_cache_ratio"}
     assert "ratio" in figures["import_cache"]
     assert (tmp_path / "bench.import_cache.json").exists()
+    picture = (tmp_path / "bench.svg").read_text(encoding="utf-8")
+    assert picture.startswith("<svg") and "add(1, 2)" in picture
     assert "Targets of the Performance issue" in done.stdout
 
 
