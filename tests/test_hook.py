@@ -818,6 +818,13 @@ def test_cache_written_to_pycache_next_to_source(mods, writing_cache, monkeypatc
     assert assert_loads_from_cache(name, monkeypatch).f(5) == 15
 
 
+def test_module_cached_names_the_cache_file(mods, writing_cache):
+    name, source, cache = _cached_module(mods, writing_cache)
+    module = sys.modules[name]
+    assert module.__cached__ == module.__spec__.cached == str(cache)
+    assert cache.exists()
+
+
 def test_cache_is_used_in_a_new_process(tmp_path):
     (tmp_path / "proc_cached.wat").write_text(GCD_WAT)
     code = f"""

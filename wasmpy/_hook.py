@@ -93,6 +93,10 @@ class WasmLoader(importlib.abc.FileLoader):
             instance.exports["_initialize"]()
         module.__wasm_instance__ = instance
         module.__doc__ = _describe(self.path, compiled)
+        # Where the compiled code is cached, as for a .py file's .pyc (whether or not it was written).
+        module.__cached__ = cache_path(self.path, store.engine)
+        if module.__spec__ is not None:
+            module.__spec__.cached = module.__cached__
         for name, item in instance.exports.items():
             setattr(module, name, item)
 
