@@ -219,7 +219,9 @@ class Engine:
     state of N instances, which then come from that pool: instantiating gets
     several times faster (no memory mapping per instance), for servers and
     tests that instantiate again and again. At most N instances of the
-    engine's stores may be alive at once (one more raises WasmError), and
+    engine's stores may be alive at once (one more raises WasmError), a
+    module must fit a slot (wasmtime's pool defaults: tables of at most 20,000
+    elements, instance state of at most 1 MiB; CompileError otherwise), and
     the reserved address space is about 4 GiB per instance (virtual memory,
     not RAM). None (the default) allocates each instance on demand.
 
