@@ -148,6 +148,12 @@ def test_a_reused_pool_slot_starts_afresh(pooled):
         store.close()
 
 
+def test_a_module_too_big_for_a_pool_slot_is_a_compile_error(pooled):
+    engine, _ = pooled
+    with pytest.raises(wasmpy.CompileError, match="pooling"):
+        Module("(module (table 30000 funcref))", engine)
+
+
 def test_a_full_pool_is_a_clear_error_until_a_slot_is_freed(pooled):
     engine, module = pooled
     stores = [Store(engine) for _ in range(4)]
