@@ -236,7 +236,8 @@ static void keep_raised(StoreHandle *handle, char *trap_message, size_t size)
 /* ------------------------------------------------------------------------------------------ */
 /* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
 
-static PyObject *WasmError; /* wasmpy.WasmError, given by set_errors() */
+static PyObject *WasmError;     /* wasmpy.WasmError, given by set_errors() */
+static PyObject *WasmException; /* wasmpy.WasmException, given by set_errors() */
 
 typedef struct {
     PyObject_HEAD
@@ -449,10 +450,13 @@ static PyTypeObject MemoryBaseType = {
     .tp_getset = memory_getset,
 };
 
-static PyObject *set_errors(PyObject *module, PyObject *wasm_error)
+static PyObject *set_errors(PyObject *module, PyObject *args)
 {
-    Py_INCREF(wasm_error);
-    Py_XSETREF(WasmError, wasm_error);
+    PyObject *wasm_error, *wasm_exception;
+    if (!PyArg_ParseTuple(args, "OO:set_errors", &wasm_error, &wasm_exception))
+        return NULL;
+    Py_XSETREF(WasmError, Py_NewRef(wasm_error));
+    Py_XSETREF(WasmException, Py_NewRef(wasm_exception));
     Py_RETURN_NONE;
 }
 
@@ -720,6 +724,7 @@ typedef struct {
     PyObject *fn;            /* the Python function */
     PyObject *slow_invoke;   /* callable(values_address): the Python path, for every signature */
     PyObject *write_results; /* callable(result, values_address): checks and stores results */
+    PyObject *rethrow;       /* callable(WasmException): the trap that throws it into wasm (address), or None */
     Signature signature;
 } HostFunc;
 
@@ -729,6 +734,7 @@ static int host_traverse(HostFunc *self, visitproc visit, void *arg)
     Py_VISIT(self->fn);
     Py_VISIT(self->slow_invoke);
     Py_VISIT(self->write_results);
+    Py_VISIT(self->rethrow);
     return 0;
 }
 
@@ -738,6 +744,7 @@ static int host_clear(HostFunc *self)
     Py_CLEAR(self->fn);
     Py_CLEAR(self->slow_invoke);
     Py_CLEAR(self->write_results);
+    Py_CLEAR(self->rethrow);
     return 0;
 }
 
@@ -750,11 +757,11 @@ static void host_dealloc(HostFunc *self)
 
 static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *handle, *fn, *slow_invoke, *write_results;
+    PyObject *handle, *fn, *slow_invoke, *write_results, *rethrow;
     const char *params, *results;
     Py_ssize_t nparams, nresults;
-    if (!PyArg_ParseTuple(args, "O!Oy#y#OO:HostFunc", &StoreHandleType, &handle, &fn, &params, &nparams,
-                          &results, &nresults, &slow_invoke, &write_results))
+    if (!PyArg_ParseTuple(args, "O!Oy#y#OOO:HostFunc", &StoreHandleType, &handle, &fn, &params, &nparams,
+                          &results, &nresults, &slow_invoke, &write_results, &rethrow))
         return NULL;
     HostFunc *self = (HostFunc *)type->tp_alloc(type, 0);
     if (self == NULL)
@@ -763,6 +770,7 @@ static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->fn = Py_NewRef(fn);
     self->slow_invoke = Py_NewRef(slow_invoke);
     self->write_results = Py_NewRef(write_results);
+    self->rethrow = Py_NewRef(rethrow);
     signature_set(&self->signature, params, nparams, results, nresults);
     return (PyObject *)self;
 }
@@ -836,8 +844,37 @@ static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
     return status;
 }
 
+/* A WasmException of the store's own tags is thrown into wasm, where wasm code can catch it. */
+static wasm_trap_t *rethrown_trap(HostFunc *host)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    PyObject *address = value != NULL ? PyObject_CallOneArg(host->rethrow, value) : NULL;
+    wasm_trap_t *trap = NULL;
+    if (address != NULL && address != Py_None) {
+        unsigned long long raw = PyLong_AsUnsignedLongLong(address);
+        if (!PyErr_Occurred())
+            trap = (wasm_trap_t *)(uintptr_t)raw;
+    }
+    if (address == Py_None) {
+        PyErr_Restore(type, value, traceback); /* not for wasm: it stays a Python exception */
+        type = value = traceback = NULL;
+    }
+    Py_XDECREF(address);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return trap; /* NULL: with the exception to pass on set */
+}
+
 static wasm_trap_t *host_exception_trap(HostFunc *host)
 {
+    if (WasmException != NULL && PyErr_ExceptionMatches(WasmException)) {
+        wasm_trap_t *trap = rethrown_trap(host);
+        if (trap != NULL)
+            return trap;
+    }
     char message[256];
     keep_raised(host->handle, message, sizeof(message));
     return wasmtime_trap_new(message, strlen(message));
@@ -944,7 +981,8 @@ static PyObject *kept_object(PyObject *module, PyObject *address)
 /* ------------------------------------------------------------------------------------------ */
 
 static PyMethodDef module_methods[] = {
-    {"set_errors", set_errors, METH_O, "Gives the module wasmpy.WasmError, for a closed store."},
+    {"set_errors", set_errors, METH_VARARGS,
+     "set_errors(WasmError, WasmException): for a closed store, and exceptions host functions throw into wasm."},
     {"epoch_check_address", epoch_check_address, METH_NOARGS,
      "The address of the epoch deadline callback (data: the StoreHandle)."},
     {"set_main_thread", set_main_thread, METH_O, "Names the thread whose wasm runs Python's signal handlers."},

@@ -3,7 +3,7 @@
 import pytest
 
 import wasmpy
-from wasmpy import CompileError, Engine, Instance, LinkError, Module, Store, Trap, TrapCode, WasmError
+from wasmpy import CompileError, Engine, Instance, LinkError, Module, Store, Trap, TrapCode, WasmError, WasmException
 
 
 # --- hierarchy ----------------------------------------------------------------------------------------
@@ -14,6 +14,7 @@ def test_exception_hierarchy():
     assert issubclass(LinkError, WasmError)
     assert issubclass(LinkError, ImportError)
     assert issubclass(Trap, WasmError)
+    assert issubclass(WasmException, Trap)
     assert not issubclass(CompileError, LinkError) and not issubclass(Trap, CompileError)
 
 
@@ -378,3 +379,115 @@ def test_import_annotated_with_an_unknown_type_is_link_error(store):
     with pytest.raises(LinkError) as info:
         Instance(Module(CALLBACK_WAT), {"env": {"callback": callback}}, store)
     assert "env.callback" in str(info.value)
+
+
+# --- wasm exceptions ------------------------------------------------------------------------------------
+
+EXCEPTIONS_WAT = """
+(module
+  (import "env" "host" (func $host (param i32)))
+  (tag $e (export "e") (param i32 f64))
+  (tag $wide (export "wide") (param i64 f32 externref))
+  (func (export "throw") (param i32) local.get 0 f64.const 2.5 throw $e)
+  (func (export "throw_wide") (param i64 externref) local.get 0 f32.const 0.5 local.get 1 throw $wide)
+  (func (export "trap") unreachable)
+  (func (export "catch_host") (param i32) (result i32 f64)
+    (block $caught (result i32 f64)
+      (try_table (catch $e $caught) (call $host (local.get 0)))
+      (return (i32.const -1) (f64.const 0)))))
+"""
+
+
+@pytest.fixture
+def thrower(store):
+    """An instance whose host function does what the test puts in ``actions[argument]``."""
+    actions = {}
+
+    def host(argument):
+        action = actions.get(argument)
+        if action is not None:
+            action()
+
+    instance = Instance(Module(EXCEPTIONS_WAT), {"env": {"host": host}}, store)
+    instance.actions = actions
+    return instance
+
+
+@pytest.mark.parametrize("path", ["fast", "slow"])
+def test_an_uncaught_wasm_exception_carries_its_tag_and_payload(thrower, path):
+    exports = thrower.exports
+    with pytest.raises(WasmException) as info:
+        exports.throw(7) if path == "fast" else exports.throw.call_vals(7)
+    assert info.value.tag == exports.e
+    assert info.value.payload == (7, 2.5)
+    assert info.value.code is None and info.value.frames
+    assert "uncaught wasm exception" in str(info.value)
+
+
+def test_exception_payloads_of_every_kind(thrower):
+    marker = object()
+    with pytest.raises(WasmException) as info:
+        thrower.exports.throw_wide(-2**63, marker)
+    assert info.value.tag == thrower.exports.wide
+    assert info.value.payload[:2] == (-2**63, 0.5) and info.value.payload[2] is marker
+
+
+def test_the_store_works_after_an_uncaught_exception(thrower):
+    with pytest.raises(WasmException):
+        thrower.exports.throw(1)
+    with pytest.raises(Trap) as info:
+        thrower.exports.trap()
+    assert type(info.value) is Trap and info.value.code is TrapCode.UNREACHABLE
+    assert thrower.exports.catch_host(0) == (-1, 0.0)
+
+
+def test_an_exception_thrown_by_a_start_function(store):
+    module = Module('(module (tag $t (param i32)) (func $start i32.const 5 throw $t) (start $start))')
+    with pytest.raises(WasmException) as info:
+        Instance(module, store=store)
+    assert info.value.payload == (5,)
+
+
+def test_wasm_catches_an_exception_thrown_by_wasm_under_a_host_function(thrower):
+    thrower.actions[1] = lambda: thrower.exports.throw(10)
+    assert thrower.exports.catch_host(1) == (10, 2.5)
+
+
+def test_wasm_catches_a_wasm_exception_raised_by_a_host_function(thrower):
+    def throw():
+        raise WasmException(thrower.exports.e, (99, 1.5))
+
+    thrower.actions[2] = throw
+    assert thrower.exports.catch_host(2) == (99, 1.5)
+
+
+def test_an_uncaught_exception_raised_by_a_host_function_reaches_python(thrower):
+    def throw():
+        raise WasmException(thrower.exports.wide, (1, 2.0, None))  # not caught by catch_host
+
+    thrower.actions[3] = throw
+    with pytest.raises(WasmException) as info:
+        thrower.exports.catch_host(3)
+    assert info.value.tag == thrower.exports.wide and info.value.payload == (1, 2.0, None)
+
+
+def test_a_payload_that_does_not_fit_the_tag_is_a_type_error(thrower):
+    def throw():
+        raise WasmException(thrower.exports.e, (99,))
+
+    thrower.actions[4] = throw
+    with pytest.raises(TypeError, match="payload"):
+        thrower.exports.catch_host(4)
+
+
+def test_an_exception_with_another_stores_tag_passes_through_as_a_python_exception(thrower):
+    other = Instance(Module(EXCEPTIONS_WAT), {"env": {"host": lambda x: None}})
+    raised = WasmException(other.exports.e, (1, 2.0))
+
+    def throw():
+        raise raised
+
+    thrower.actions[5] = throw
+    with pytest.raises(WasmException) as info:
+        thrower.exports.catch_host(5)
+    assert info.value is raised

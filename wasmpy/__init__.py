@@ -20,7 +20,7 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
 from . import _native
 from ._anyref import AnyRef
 from ._engine import Engine
-from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError
+from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError, WasmException
 from ._func import Func
 from ._global import Global
 from ._hook import (WasmImportError, configure_import_hook, hook_store, install_import_hook,
@@ -40,12 +40,12 @@ WASMTIME_VERSION = "50.0.1"
 
 install_import_hook()
 _native.set_main_thread(threading.main_thread().ident)
-_native.set_errors(WasmError)
+_native.set_errors(WasmError, WasmException)
 
 __all__ = [
     "Engine", "Store", "StoreLimits", "Module", "Instance", "Exports", "Func", "Memory", "Global", "Table",
     "Tag", "ValType", "Val", "AnyRef", "FuncType", "GlobalType", "MemoryType", "TableType", "TagType",
     "ImportType", "ExportType", "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook",
     "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError", "WasmError",
-    "CompileError", "LinkError", "Trap", "TrapCode", "Frame", "WASMTIME_VERSION",
+    "CompileError", "LinkError", "Trap", "WasmException", "TrapCode", "Frame", "WASMTIME_VERSION",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 from ._ffi import ffi, lib
 
-__all__ = ["WasmError", "CompileError", "LinkError", "Trap", "ExitTrap", "TrapCode", "Frame"]
+__all__ = ["WasmError", "CompileError", "LinkError", "Trap", "ExitTrap", "WasmException", "TrapCode", "Frame"]
 
 
 class WasmError(Exception):
@@ -96,6 +96,25 @@ class ExitTrap(Trap):
     def __init__(self, code: int, frames: Optional[List[Frame]] = None) -> None:
         super().__init__(f"exit status {code}", None, frames)
         self.code = code  # type: ignore[assignment]
+
+
+class WasmException(Trap):
+    """WebAssembly code threw an exception (``throw``) that no wasm code caught.
+
+    ``tag`` is the exception's :class:`Tag` and ``payload`` the tuple of its
+    values, as Python values; ``frames`` is the wasm backtrace.
+
+    A host function may raise one, ``raise WasmException(tag, (1, 2.5))``
+    with a Tag of its store: it is thrown into the calling wasm code, which
+    can catch it (``try_table``). With any other tag it passes through wasm
+    as any Python exception does.
+    """
+
+    def __init__(self, tag: Any, payload: Tuple[Any, ...], frames: Optional[List[Frame]] = None) -> None:
+        super().__init__(f"uncaught wasm exception: tag {getattr(tag, 'type', tag)}, payload {payload!r}", None,
+                         frames)
+        self.tag = tag
+        self.payload = payload
 
 
 def _cause(message: str) -> str:

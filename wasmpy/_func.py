@@ -9,10 +9,11 @@ from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
-from ._errors import LinkError, Trap
+from ._errors import LinkError, Trap, WasmException
 from ._ffi import ffi, lib
 from ._native import Caller, HostFunc, host_trampoline_address
-from ._store import Store, call_failure
+from ._store import Store
+from ._tag import throw_into_wasm
 from ._types import FuncType, ValType, take_type
 from ._values import check_reference, from_val, read_raw, read_raw_val, release_roots, val_of, write_raw
 
@@ -53,7 +54,8 @@ class Func(Caller):
     def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
         signature = _host_signature(store.engine, functype)
         host = _HostFunction(store, fn, functype)
-        native = HostFunc(store._handle, fn, signature.params, signature.results, host.invoke, host.write_results)
+        native = HostFunc(store._handle, fn, signature.params, signature.results, host.invoke, host.write_results,
+                          host.rethrow)
         func = ffi.new("wasmtime_func_t *")
         with store._lock:
             lib.wasmtime_func_new_unchecked(store._context(), signature.c_type, _HOST_TRAMPOLINE,
@@ -78,7 +80,7 @@ class Func(Caller):
         # Only exactly known signatures may take the C path, which trusts the types it is given.
         params, results = functype._value_kinds()
         self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), params, results, Func._call_slow,
-                          call_failure)
+                          store._call_failure)
 
     @property
     def store(self) -> Store:
@@ -216,6 +218,11 @@ class _HostFunction:
         store = self.store
         self.write_results(self.fn(*[read_raw(store, t, values[i]) for i, t in enumerate(self.params)]),
                            address)
+
+    def rethrow(self, exception: WasmException) -> Optional[int]:
+        """The trap (its address) that throws ``exception`` into the calling wasm code, or None if its
+        tag is not of this store (it then passes through wasm as any Python exception does)."""
+        return throw_into_wasm(self.store, exception)
 
     def write_results(self, result: Any, address: int) -> None:
         values = ffi.cast("wasmtime_val_raw_t *", address)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
 
 from ._checks import require_instance
-from ._errors import LinkError, WasmError, check, take_call_failure
+from ._errors import LinkError, Trap, WasmError, check
 from ._ffi import ffi, lib
 from ._func import Func
 from ._global import Global
@@ -235,19 +235,17 @@ class Instance:
 
     @staticmethod
     def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:
-        if status != 2:
-            return store._failure(status, trap, error)
-        pending = store._handle.take_pending()
-        failure = take_call_failure(status, trap, error)
-        if pending is not None:
-            return pending
-        if "import" in failure.message or "incompatible" in failure.message:
-            return LinkError(failure.message)
+        failure = store._failure(status, trap, error)
+        if status != 2 or type(failure) is not Trap:  # a trap, exit or exception of the start function
+            return failure
+        message = failure.message  # an error: linking, or resources
+        if "import" in message or "incompatible" in message:
+            return LinkError(message)
         pool = store.engine.config.get("instance_pool")
-        if pool is not None and "concurrent limit" in failure.message:
-            return WasmError(f"{failure.message}: the engine's instance_pool={pool} is full; instances "
+        if pool is not None and "concurrent limit" in message:
+            return WasmError(f"{message}: the engine's instance_pool={pool} is full; instances "
                              "hold their slots until their stores are freed (or closed), or use a larger pool")
-        return WasmError(failure.message)
+        return WasmError(message)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Instance: exports {', '.join(self.exports)}>"

@@ -139,7 +139,19 @@ class Store:
 
     def _failure(self, status: int, trap_out, error_out) -> BaseException:
         """The exception for a failed call: a host function's own exception if one caused it."""
-        return call_failure(self._handle.take_pending(), status, trap_out[0], error_out[0])
+        return self._call_failure(self._handle.take_pending(), status, trap_out[0], error_out[0])
+
+    def _call_failure(self, pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
+        """:func:`call_failure` for a call into this store: an exception wasm threw and did not
+        catch becomes a :class:`WasmException`."""
+        failure = call_failure(pending, status, trap, error)
+        if isinstance(failure, Trap) and failure is not pending:
+            with self._lock:
+                if not self.closed and lib.wasmtime_context_has_exception(self._ctx):
+                    from ._tag import take_wasm_exception  # it makes Tags and values, which need this module
+
+                    return take_wasm_exception(self, failure.frames)
+        return failure
 
     @property
     def fuel(self) -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from ._errors import check
-from ._ffi import lib
+import contextlib
+from typing import List, Optional
+
+from ._errors import Frame, WasmException, check
+from ._ffi import ffi, lib
 from ._store import Store
 from ._stored import Stored
 from ._types import TagType
+from ._values import from_val, val_of
 
-__all__ = ["Tag"]
+__all__ = ["Tag", "take_wasm_exception", "throw_into_wasm"]
 
 
 class Tag(Stored):
@@ -41,3 +45,50 @@ class Tag(Stored):
 
     def __repr__(self) -> str:
         return f"<wasmpy.Tag {self.type}>"
+
+
+def take_wasm_exception(store: Store, frames: List[Frame]) -> WasmException:
+    """The :class:`WasmException` for the exception a call into ``store`` left pending (there is one)."""
+    exnref = ffi.new("wasmtime_exnref_t *")
+    with store._lock:
+        context = store._context()
+        if not lib.wasmtime_context_take_exception(context, exnref):
+            raise RuntimeError("no pending wasm exception to take")
+        try:
+            handle = ffi.new("wasmtime_tag_t *")
+            check(lib.wasmtime_exnref_tag(context, exnref, handle))
+            tag = Tag._from_c(store, handle)
+            payload = []
+            for index in range(lib.wasmtime_exnref_field_count(context, exnref)):
+                val = ffi.new("wasmtime_val_t *")
+                check(lib.wasmtime_exnref_field(context, exnref, index, val))
+                payload.append(from_val(store, val))
+        finally:
+            lib.wasmtime_exnref_unroot(exnref)
+    return WasmException(tag, tuple(payload), frames)
+
+
+def throw_into_wasm(store: Store, exception: WasmException) -> Optional[int]:
+    """Makes ``exception`` the pending exception of ``store`` and returns the trap (its address) that
+    a host function returns to throw it; None if its tag is not a Tag of ``store``.
+
+    TypeError if the payload does not fit the tag's type.
+    """
+    tag = exception.tag
+    if not isinstance(tag, Tag) or tag.store is not store:
+        return None
+    params = tag.type.params
+    payload = tuple(exception.payload)
+    if len(payload) != len(params):
+        raise TypeError(f"a WasmException of tag {tag.type} needs {len(params)} payload values, "
+                        f"not {len(payload)}")
+    exnref = ffi.new("wasmtime_exnref_t *")
+    with store._lock:
+        context = store._context()
+        fields = ffi.new("wasmtime_val_t[]", max(len(params), 1))
+        with contextlib.ExitStack() as converted:
+            for index, (valtype, value) in enumerate(zip(params, payload)):
+                fields[index] = converted.enter_context(val_of(store, valtype, value))[0]
+            check(lib.wasmtime_exnref_new(context, tag._handle, fields, len(params), exnref))
+        trap = lib.wasmtime_context_set_exception(context, exnref)  # takes the exnref
+    return int(ffi.cast("uintptr_t", trap))
