@@ -17,6 +17,7 @@ import importlib.machinery
 import importlib.util
 import math
 import os
+import pkgutil
 import pydoc
 import re
 import subprocess
@@ -775,6 +776,24 @@ def test_dir_and_help_show_exports_with_types(mods, monkeypatch):
     monkeypatch.setattr(pydoc, "pager", lambda text, *title: shown.append(text))
     help(module)
     assert any("gcd: func(i32, i32) -> i32" in page for page in shown)
+
+
+def test_pkgutil_lists_wasm_modules_beside_python_ones(mods):
+    wasm, wat, both, python = (mods.name(base) for base in ("binary", "text", "both", "python"))
+    mods.wasm(wasm, TRIPLE_WAT)
+    mods.wat(wat, TRIPLE_WAT)
+    mods.wat(both, TRIPLE_WAT)
+    mods.py(both, "")
+    mods.py(python, "")
+    mods.write("not-an-identifier.wasm", wasmpy.wat2wasm(TRIPLE_WAT))
+    pkg = mods.package(mods.name("pkg"))
+    mods.wat("inner", TRIPLE_WAT, under=pkg.name)
+    found = list(pkgutil.iter_modules([str(mods.path)]))
+    names = [info.name for info in found]
+    assert sorted(names) == sorted([wasm, wat, both, python, pkg.name])
+    assert {info.name: info.ispkg for info in found}[pkg.name] is True
+    assert [info.name for info in pkgutil.iter_modules([str(pkg)])] == ["inner"]
+    assert f"{pkg.name}.inner" in [info.name for info in pkgutil.walk_packages([str(mods.path)])]
 
 
 def test_doc_lists_imports(mods):

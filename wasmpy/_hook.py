@@ -15,11 +15,12 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import os
+import pkgutil
 import platform
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 from ._checks import require_instance
 from ._engine import Engine
@@ -236,7 +237,30 @@ def _loader_details():
     ]
 
 
-_path_hook = importlib.machinery.FileFinder.path_hook(*_loader_details())
+class WasmFileFinder(importlib.machinery.FileFinder):
+    """Python's directory finder, made by the hook: it knows ``.wasm`` and ``.wat`` files too."""
+
+
+def _iter_modules(finder: WasmFileFinder, prefix: str = "") -> Iterator[Tuple[str, bool]]:
+    """``pkgutil.iter_modules`` for the hook's directories: Python's modules, then the wasm ones."""
+    python_modules = pkgutil.iter_importer_modules.dispatch(importlib.machinery.FileFinder)
+    seen = set()
+    for name, is_package in python_modules(finder, prefix):
+        seen.add(name)
+        yield name, is_package
+    try:
+        filenames = sorted(os.listdir(finder.path or "."))
+    except OSError:
+        return
+    for filename in filenames:
+        stem, suffix = os.path.splitext(filename)
+        if suffix in WASM_SUFFIXES and stem.isidentifier() and prefix + stem not in seen:
+            seen.add(prefix + stem)
+            yield prefix + stem, False
+
+
+pkgutil.iter_importer_modules.register(WasmFileFinder, _iter_modules)
+_path_hook = WasmFileFinder.path_hook(*_loader_details())
 
 
 def _is_file_finder_hook(hook: Any) -> bool:
