@@ -35,6 +35,7 @@ typedef uint8_t wasmtime_valkind_t;
 #define WASMTIME_FUNCREF 5
 #define WASMTIME_EXTERNREF 6
 #define WASMTIME_ANYREF 7
+#define WASMTIME_EXNREF 8
 
 typedef uint8_t wasmtime_v128[16];
 

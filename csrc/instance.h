@@ -23,7 +23,8 @@ wasmtime_error_t *wasmtime_tag_new(wasmtime_context_t *store, const wasm_tagtype
 wasm_tagtype_t *wasmtime_tag_type(const wasmtime_context_t *store, const wasmtime_tag_t *tag);
 bool wasmtime_tag_eq(const wasmtime_context_t *store, const wasmtime_tag_t *a, const wasmtime_tag_t *b);
 
-/* wasmtime/exnref.h: the exception a call left pending when no wasm code caught it... */
+/* wasmtime/exnref.h: exception objects (exnref values), the exception a call left pending when no wasm
+ * code caught it... */
 bool wasmtime_context_has_exception(wasmtime_context_t *store);
 bool wasmtime_context_take_exception(wasmtime_context_t *store, wasmtime_exnref_t *exn_ret);
 wasmtime_error_t *wasmtime_exnref_tag(wasmtime_context_t *store, const wasmtime_exnref_t *exn,
@@ -32,6 +33,8 @@ size_t wasmtime_exnref_field_count(wasmtime_context_t *store, const wasmtime_exn
 wasmtime_error_t *wasmtime_exnref_field(wasmtime_context_t *store, const wasmtime_exnref_t *exn, size_t index,
                                         wasmtime_val_t *val_ret);
 void wasmtime_exnref_unroot(wasmtime_exnref_t *ref);
+void wasmtime_exnref_from_raw(wasmtime_context_t *context, uint32_t raw, wasmtime_exnref_t *out);
+uint32_t wasmtime_exnref_to_raw(wasmtime_context_t *context, const wasmtime_exnref_t *ref);
 /* ... and one a host function throws into wasm. */
 wasmtime_error_t *wasmtime_exnref_new(wasmtime_context_t *store, const wasmtime_tag_t *tag,
                                       const wasmtime_val_t *fields, size_t nfields, wasmtime_exnref_t *exn_ret);

@@ -1380,7 +1380,7 @@ def drive_memory(memory: Memory, rng: random.Random, stats: Counter) -> None:
 def drive_global(item: Global, driver: Driver, stats: Counter) -> None:
     try:
         value = item.value
-    except NotImplementedError as error:  # e.g. a non-null exnref
+    except NotImplementedError as error:  # a kind of value wasmpy does not represent
         stats[f"global: NotImplementedError: {first_line(error)}"] += 1
         return
     exact = item.get(exact=True)

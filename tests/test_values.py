@@ -726,3 +726,89 @@ def test_references_through_call_vals(xref, fref):
     assert val.value is None
     (val,) = fref.id.call_vals(fref.double)
     assert val.type is ValType.funcref and val.value(3) == 6
+
+
+# --- exnref: exception objects, as WasmException ---------------------------------------------------------
+
+EXNREF_WAT = """
+(module
+  (tag $inner (export "inner") (param i32))
+  (tag $outer (export "outer") (param exnref))
+  (global (export "g") (mut exnref) (ref.null exn))
+  (table (export "t") 2 exnref)
+  (func $catch (export "caught") (param i32) (result exnref)
+    (block $h (result i32 exnref)
+      (try_table (catch_ref $inner $h) (throw $inner (local.get 0)))
+      unreachable)
+    return)
+  (func (export "nested") (throw $outer (call $catch (i32.const 4))))
+  (func (export "rethrow") (param exnref) local.get 0 throw_ref)
+  (func (export "ident") (param exnref) (result exnref) local.get 0))
+"""
+
+
+@pytest.fixture
+def exn(store):
+    return wasmpy.Instance(wasmpy.Module(EXNREF_WAT), store=store).exports
+
+
+def test_an_exnref_result_is_a_wasm_exception(exn):
+    caught = exn.caught(9)
+    assert isinstance(caught, wasmpy.WasmException)
+    assert caught.tag == exn.inner and caught.payload == (9,)
+    with pytest.raises(wasmpy.WasmException) as info:
+        exn.rethrow(caught)
+    assert info.value.payload == (9,)
+
+
+def test_an_exnref_in_a_payload_is_a_wasm_exception(exn):
+    with pytest.raises(wasmpy.WasmException) as info:
+        exn.nested()
+    assert info.value.tag == exn.outer
+    (inner,) = info.value.payload
+    assert inner.tag == exn.inner and inner.payload == (4,)
+
+
+def test_a_wasm_exception_as_an_exnref_argument_global_and_table_element(exn):
+    made = wasmpy.WasmException(exn.inner, (77,))
+    assert exn.ident(made).payload == (77,)
+    assert exn.ident(None) is None
+    assert exn.ident.call_vals(made)[0].value.payload == (77,)
+    exn.g.value = made
+    assert exn.g.value.payload == (77,)
+    exn.t[1] = made
+    assert exn.t[1].payload == (77,) and exn.t[0] is None
+
+
+def test_exnref_arguments_are_checked(exn, store):
+    with pytest.raises(TypeError, match="WasmException"):
+        exn.ident(5)
+    other = wasmpy.Instance(wasmpy.Module(EXNREF_WAT)).exports
+    with pytest.raises(TypeError, match="same store"):
+        exn.ident(wasmpy.WasmException(other.inner, (1,)))
+    with pytest.raises(TypeError, match="payload"):
+        exn.g.value = wasmpy.WasmException(exn.inner, (1, 2))
+    with pytest.raises(TypeError):
+        exn.t[0] = wasmpy.WasmException(exn.inner, ("not an i32",))
+
+
+def test_host_functions_take_and_return_exnrefs(store):
+    module = wasmpy.Module("""
+      (module
+        (import "env" "swap" (func $swap (param exnref) (result exnref)))
+        (tag $t (export "t") (param i32))
+        (func (export "go") (result exnref)
+          (block $h (result i32 exnref)
+            (try_table (catch_ref $t $h) (throw $t (i32.const 1)))
+            unreachable)
+          (call $swap) (return) drop))
+    """)
+    seen = []
+
+    def swap(exception):
+        seen.append(exception.payload)
+        return wasmpy.WasmException(exception.tag, (exception.payload[0] + 1,))
+
+    exports = wasmpy.Instance(module, {"env": {"swap": swap}}, store).exports
+    assert exports.go().payload == (2,)
+    assert seen == [(1,)]

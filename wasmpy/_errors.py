@@ -102,7 +102,9 @@ class WasmException(Trap):
     """WebAssembly code threw an exception (``throw``) that no wasm code caught.
 
     ``tag`` is the exception's :class:`Tag` and ``payload`` the tuple of its
-    values, as Python values; ``frames`` is the wasm backtrace.
+    values, as Python values; ``frames`` is the wasm backtrace. A WasmException
+    is also the Python value of an ``exnref`` (an exception object wasm holds),
+    and one of the store's tags may be passed to wasm where it takes an exnref.
 
     A host function may raise one, ``raise WasmException(tag, (1, 2.5))``
     with a Tag of its store: it is thrown into the calling wasm code, which
@@ -111,8 +113,7 @@ class WasmException(Trap):
     """
 
     def __init__(self, tag: Any, payload: Tuple[Any, ...], frames: Optional[List[Frame]] = None) -> None:
-        super().__init__(f"uncaught wasm exception: tag {getattr(tag, 'type', tag)}, payload {payload!r}", None,
-                         frames)
+        super().__init__(f"wasm exception: tag {getattr(tag, 'type', tag)}, payload {payload!r}", None, frames)
         self.tag = tag
         self.payload = payload
 

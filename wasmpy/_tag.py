@@ -12,7 +12,7 @@ from ._stored import Stored
 from ._types import TagType
 from ._values import from_val, val_of
 
-__all__ = ["Tag", "take_wasm_exception", "throw_into_wasm"]
+__all__ = ["Tag", "exception_from_exnref", "new_exnref", "take_wasm_exception", "throw_into_wasm"]
 
 
 class Tag(Stored):
@@ -47,25 +47,50 @@ class Tag(Stored):
         return f"<wasmpy.Tag {self.type}>"
 
 
+def exception_from_exnref(store: Store, exnref, frames: Optional[List[Frame]] = None) -> WasmException:
+    """The :class:`WasmException` a (borrowed) ``wasmtime_exnref_t *`` of ``store`` stands for."""
+    with store._lock:
+        context = store._context()
+        handle = ffi.new("wasmtime_tag_t *")
+        check(lib.wasmtime_exnref_tag(context, exnref, handle))
+        payload = []
+        for index in range(lib.wasmtime_exnref_field_count(context, exnref)):
+            val = ffi.new("wasmtime_val_t *")
+            check(lib.wasmtime_exnref_field(context, exnref, index, val))
+            payload.append(from_val(store, val))
+    return WasmException(Tag._from_c(store, handle), tuple(payload), frames)
+
+
+def new_exnref(store: Store, exception: WasmException, out) -> None:
+    """Fills ``out`` (a ``wasmtime_exnref_t *``, for the caller to unroot) with a new exception object
+    of ``store`` for ``exception``; TypeError if its tag is not a Tag of ``store`` or the payload does
+    not fit the tag's type."""
+    tag = exception.tag
+    if not isinstance(tag, Tag) or tag.store is not store:
+        raise TypeError("a WasmException passed to wasm needs a Tag of the same store")
+    params = tag.type.params
+    payload = tuple(exception.payload)
+    if len(payload) != len(params):
+        raise TypeError(f"a WasmException of tag {tag.type} needs {len(params)} payload values, "
+                        f"not {len(payload)}")
+    with store._lock:
+        fields = ffi.new("wasmtime_val_t[]", max(len(params), 1))
+        with contextlib.ExitStack() as converted:
+            for index, (valtype, value) in enumerate(zip(params, payload)):
+                fields[index] = converted.enter_context(val_of(store, valtype, value))[0]
+            check(lib.wasmtime_exnref_new(store._context(), tag._handle, fields, len(params), out))
+
+
 def take_wasm_exception(store: Store, frames: List[Frame]) -> WasmException:
     """The :class:`WasmException` for the exception a call into ``store`` left pending (there is one)."""
     exnref = ffi.new("wasmtime_exnref_t *")
     with store._lock:
-        context = store._context()
-        if not lib.wasmtime_context_take_exception(context, exnref):
+        if not lib.wasmtime_context_take_exception(store._context(), exnref):
             raise RuntimeError("no pending wasm exception to take")
         try:
-            handle = ffi.new("wasmtime_tag_t *")
-            check(lib.wasmtime_exnref_tag(context, exnref, handle))
-            tag = Tag._from_c(store, handle)
-            payload = []
-            for index in range(lib.wasmtime_exnref_field_count(context, exnref)):
-                val = ffi.new("wasmtime_val_t *")
-                check(lib.wasmtime_exnref_field(context, exnref, index, val))
-                payload.append(from_val(store, val))
+            return exception_from_exnref(store, exnref, frames)
         finally:
             lib.wasmtime_exnref_unroot(exnref)
-    return WasmException(tag, tuple(payload), frames)
 
 
 def throw_into_wasm(store: Store, exception: WasmException) -> Optional[int]:
@@ -74,21 +99,10 @@ def throw_into_wasm(store: Store, exception: WasmException) -> Optional[int]:
 
     TypeError if the payload does not fit the tag's type.
     """
-    tag = exception.tag
-    if not isinstance(tag, Tag) or tag.store is not store:
+    if not isinstance(exception.tag, Tag) or exception.tag.store is not store:
         return None
-    params = tag.type.params
-    payload = tuple(exception.payload)
-    if len(payload) != len(params):
-        raise TypeError(f"a WasmException of tag {tag.type} needs {len(params)} payload values, "
-                        f"not {len(payload)}")
     exnref = ffi.new("wasmtime_exnref_t *")
     with store._lock:
-        context = store._context()
-        fields = ffi.new("wasmtime_val_t[]", max(len(params), 1))
-        with contextlib.ExitStack() as converted:
-            for index, (valtype, value) in enumerate(zip(params, payload)):
-                fields[index] = converted.enter_context(val_of(store, valtype, value))[0]
-            check(lib.wasmtime_exnref_new(context, tag._handle, fields, len(params), exnref))
-        trap = lib.wasmtime_context_set_exception(context, exnref)  # takes the exnref
+        new_exnref(store, exception, exnref)
+        trap = lib.wasmtime_context_set_exception(store._context(), exnref)  # takes the exnref
     return int(ffi.cast("uintptr_t", trap))

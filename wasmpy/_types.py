@@ -130,7 +130,7 @@ _HEAP_KIND = {
 }
 _FROM_HEAP_KIND = {kind: valtype for valtype, kind in _HEAP_KIND.items()}
 # The nullable reference types whose values Python checks fully: any Func is a funcref, any
-# object an externref or anyref, the bottom types hold only None, and so do exnrefs from Python.
+# object an externref or anyref, any WasmException an exnref, the bottom types hold only None.
 _CHECKED_HEAP_KINDS = {_HEAP_KIND[t] for t in (ValType.funcref, ValType.externref, ValType.anyref, ValType.exnref,
                                                ValType.nullfuncref, ValType.nullexternref, ValType.nullref,
                                                ValType.nullexnref)}

@@ -6,7 +6,7 @@ import contextlib
 import operator
 from typing import Any, Iterator, List
 
-from ._errors import WasmError
+from ._errors import WasmError, WasmException
 from ._ffi import ffi, lib
 from ._native import externref_drop_address, keep_object, kept_object
 from ._anyref import AnyRef
@@ -35,8 +35,8 @@ def _check_null_only(valtype: ValType, value: Any) -> None:
     family = _FAMILY[valtype]
     if family == "any" and valtype is not ValType.anyref and not isinstance(value, AnyRef):
         raise TypeError(f"expected a wasmpy.AnyRef or None for {valtype}, got {type(value).__name__}")
-    if family == "exn":
-        raise NotImplementedError(f"passing non-null {valtype} values from Python is not supported yet")
+    if family == "exn" and not isinstance(value, WasmException):
+        raise TypeError(f"expected a wasmpy.WasmException or None for {valtype}, got {type(value).__name__}")
 
 
 def check_reference(store, valtype: ValType, value: Any) -> None:
@@ -48,10 +48,8 @@ def check_reference(store, valtype: ValType, value: Any) -> None:
     _check_null_only(valtype, value)
     if _FAMILY[valtype] == "func" and value is not None:
         _check_func(store, value)
-
-
-def _unsupported_value(valtype: ValType) -> NotImplementedError:
-    return NotImplementedError(f"non-null {valtype} values (wasm GC objects) are not supported in Python yet")
+    if _FAMILY[valtype] == "exn" and value is not None and getattr(value.tag, "store", None) is not store:
+        raise TypeError("a WasmException passed to wasm needs a Tag of the same store")
 
 
 def _integer(value: Any, valtype: ValType) -> int:
@@ -271,6 +269,13 @@ def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> Non
                 value = _object_as_anyref(store, value)
                 roots.append(value)
             raw.anyref = value._to_raw(store)
+        elif family == "exn" and value is not None:
+            from ._tag import new_exnref
+
+            ref = ffi.new("wasmtime_exnref_t *")
+            new_exnref(store, value, ref)
+            roots.append(ref)
+            raw.exnref = lib.wasmtime_exnref_to_raw(store._context(), ref)
         else:  # a null reference
             raw.anyref = 0
 
@@ -293,10 +298,17 @@ def _object_as_anyref(store, value: Any) -> AnyRef:
         lib.wasmtime_externref_unroot(ref)
 
 
+_EXNREF = ffi.typeof("wasmtime_exnref_t *")
+
+
 def release_roots(roots: List[Any]) -> None:
-    """Releases what write_raw rooted for a call: externrefs, and AnyRefs (which free themselves)."""
+    """Releases what write_raw rooted for a call: externrefs, exnrefs, and AnyRefs (which free themselves)."""
     for ref in roots:
-        if not isinstance(ref, AnyRef):
+        if isinstance(ref, AnyRef):
+            continue
+        if ffi.typeof(ref) is _EXNREF:
+            lib.wasmtime_exnref_unroot(ref)
+        else:
             lib.wasmtime_externref_unroot(ref)
     roots.clear()
 
@@ -328,8 +340,15 @@ def read_raw(store, valtype: ValType, raw) -> Any:
         ref = ffi.new("wasmtime_anyref_t *")
         lib.wasmtime_anyref_from_raw(store._context(), raw.anyref, ref)
         return _anyref_value(store, AnyRef._take(store, ref))
-    if family != "extern":
-        raise _unsupported_value(valtype)
+    if family == "exn":
+        from ._tag import exception_from_exnref
+
+        exnref = ffi.new("wasmtime_exnref_t *")
+        lib.wasmtime_exnref_from_raw(store._context(), raw.exnref, exnref)
+        try:
+            return exception_from_exnref(store, exnref)
+        finally:
+            lib.wasmtime_exnref_unroot(exnref)
     ref = ffi.new("wasmtime_externref_t *")
     lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
     try:
@@ -371,10 +390,11 @@ _VAL_KIND = {
     ValType.f64: lib.WASMTIME_F64,
     ValType.v128: lib.WASMTIME_V128,
 }
-_FAMILY_VAL_KIND = {"func": lib.WASMTIME_FUNCREF, "extern": lib.WASMTIME_EXTERNREF, "any": lib.WASMTIME_ANYREF}
+_FAMILY_VAL_KIND = {"func": lib.WASMTIME_FUNCREF, "extern": lib.WASMTIME_EXTERNREF, "any": lib.WASMTIME_ANYREF,
+                    "exn": lib.WASMTIME_EXNREF}
 _FROM_VAL_KIND = {kind: valtype for valtype, kind in _VAL_KIND.items()}
 _FROM_VAL_KIND.update({lib.WASMTIME_FUNCREF: ValType.funcref, lib.WASMTIME_EXTERNREF: ValType.externref,
-                       lib.WASMTIME_ANYREF: ValType.anyref})
+                       lib.WASMTIME_ANYREF: ValType.anyref, lib.WASMTIME_EXNREF: ValType.exnref})
 
 
 @contextlib.contextmanager
@@ -419,6 +439,10 @@ def to_val(store, valtype: ValType, value: Any):
         lib.wasmtime_externref_unroot(ref)
     elif family == "extern":
         _new_externref(store, value, ffi.addressof(val.of, "externref"))
+    elif family == "exn":
+        from ._tag import new_exnref
+
+        new_exnref(store, value, ffi.addressof(val.of, "exnref"))
     else:
         val.of.funcref = _check_func(store, value)._func[0]
     return val
@@ -447,6 +471,11 @@ def from_val(store, val, exact: bool = False, declared: Any = None) -> Any:
 
             value = None if val.of.funcref.store_id == 0 else Func._from_c(
                 store, ffi.addressof(val.of, "funcref"))
+        elif valtype is ValType.exnref:
+            from ._tag import exception_from_exnref
+
+            value = None if val.of.exnref.store_id == 0 else exception_from_exnref(
+                store, ffi.addressof(val.of, "exnref"))
         else:
             raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
             return read_raw_val(store, valtype, raw) if exact else read_raw(store, valtype, raw)
