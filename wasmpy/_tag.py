@@ -47,6 +47,10 @@ class Tag(Stored):
         return f"<wasmpy.Tag {self.type}>"
 
 
+def _is_tag_of(store: Store, tag: object) -> bool:
+    return isinstance(tag, Tag) and tag.store is store
+
+
 def exception_from_exnref(store: Store, exnref, frames: Optional[List[Frame]] = None) -> WasmException:
     """The :class:`WasmException` a (borrowed) ``wasmtime_exnref_t *`` of ``store`` stands for."""
     with store._lock:
@@ -66,7 +70,7 @@ def new_exnref(store: Store, exception: WasmException, out) -> None:
     of ``store`` for ``exception``; TypeError if its tag is not a Tag of ``store`` or the payload does
     not fit the tag's type."""
     tag = exception.tag
-    if not isinstance(tag, Tag) or tag.store is not store:
+    if not _is_tag_of(store, tag):
         raise TypeError("a WasmException passed to wasm needs a Tag of the same store")
     params = tag.type.params
     payload = tuple(exception.payload)
@@ -99,7 +103,7 @@ def throw_into_wasm(store: Store, exception: WasmException) -> Optional[int]:
 
     TypeError if the payload does not fit the tag's type.
     """
-    if not isinstance(exception.tag, Tag) or exception.tag.store is not store:
+    if not _is_tag_of(store, exception.tag):
         return None
     exnref = ffi.new("wasmtime_exnref_t *")
     with store._lock:

@@ -298,18 +298,20 @@ def _object_as_anyref(store, value: Any) -> AnyRef:
         lib.wasmtime_externref_unroot(ref)
 
 
-_EXNREF = ffi.typeof("wasmtime_exnref_t *")
+# The reference families whose raw values Python reads through a rooted copy: its C type, and
+# wasmtime's functions that make it from a raw slot and unroot it.
+_ROOTED = {
+    "extern": ("wasmtime_externref_t *", lib.wasmtime_externref_from_raw, lib.wasmtime_externref_unroot),
+    "exn": ("wasmtime_exnref_t *", lib.wasmtime_exnref_from_raw, lib.wasmtime_exnref_unroot),
+}
+_UNROOT = {ffi.typeof(ctype): unroot for ctype, _, unroot in _ROOTED.values()}
 
 
 def release_roots(roots: List[Any]) -> None:
     """Releases what write_raw rooted for a call: externrefs, exnrefs, and AnyRefs (which free themselves)."""
     for ref in roots:
-        if isinstance(ref, AnyRef):
-            continue
-        if ffi.typeof(ref) is _EXNREF:
-            lib.wasmtime_exnref_unroot(ref)
-        else:
-            lib.wasmtime_externref_unroot(ref)
+        if not isinstance(ref, AnyRef):
+            _UNROOT[ffi.typeof(ref)](ref)
     roots.clear()
 
 
@@ -340,21 +342,17 @@ def read_raw(store, valtype: ValType, raw) -> Any:
         ref = ffi.new("wasmtime_anyref_t *")
         lib.wasmtime_anyref_from_raw(store._context(), raw.anyref, ref)
         return _anyref_value(store, AnyRef._take(store, ref))
-    if family == "exn":
-        from ._tag import exception_from_exnref
-
-        exnref = ffi.new("wasmtime_exnref_t *")
-        lib.wasmtime_exnref_from_raw(store._context(), raw.exnref, exnref)
-        try:
-            return exception_from_exnref(store, exnref)
-        finally:
-            lib.wasmtime_exnref_unroot(exnref)
-    ref = ffi.new("wasmtime_externref_t *")
-    lib.wasmtime_externref_from_raw(store._context(), raw.externref, ref)
+    ctype, from_raw, unroot = _ROOTED[family]
+    ref = ffi.new(ctype)
+    from_raw(store._context(), getattr(raw, family + "ref"), ref)
     try:
+        if family == "exn":
+            from ._tag import exception_from_exnref
+
+            return exception_from_exnref(store, ref)
         return _externref_object(store, ref)
     finally:
-        lib.wasmtime_externref_unroot(ref)
+        unroot(ref)
 
 
 def _anyref_value(store, anyref: AnyRef) -> Any:
