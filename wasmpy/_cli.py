@@ -12,6 +12,7 @@ from ._errors import ExitTrap, Trap, WasmError
 from ._hook import compile_to_cache
 from ._instance import Instance
 from ._module import Module
+from ._run import program_name
 from ._store import Store
 from ._types import FuncType, ValType
 from ._wasi import WasiConfig
@@ -21,7 +22,23 @@ TRAP_EXIT_STATUS = 134
 
 
 class CommandError(Exception):
-    """A one-line error for the user (exit status 1)."""
+    """A one-line error for the user: the file or the wasm failed (exit status 1)."""
+
+    status = 1
+
+
+class UsageError(CommandError):
+    """The command line asks for what cannot be done as written (exit status 2, as argparse's errors)."""
+
+    status = 2
+
+
+# The most fuel a store holds (wasmtime counts it in a u64).
+MAX_FUEL = 2**64 - 1
+
+# Integer parameter types and their widths: an argument may be written signed or unsigned,
+# as Func calls accept it (wasm reads the same bits either way).
+INTEGER_BITS = {ValType.i32: 32, ValType.i64: 64, ValType.v128: 128}
 
 
 def _directory(spec: str) -> Tuple[str, str]:
@@ -36,13 +53,13 @@ def _env_pair(spec: str) -> Tuple[str, str]:
     return name, value
 
 
-def _non_negative_int(text: str) -> int:
+def _fuel(text: str) -> int:
     try:
         value = int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    if not 0 <= value <= MAX_FUEL:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 2**64-1, got {text!r}")
     return value
 
 
@@ -70,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--env", action="append", default=[], type=_env_pair, metavar="NAME=VALUE",
                      help="set an environment variable for the program")
     run.add_argument("--invoke", metavar="NAME", help="call export NAME with ARGS instead of running _start")
-    run.add_argument("--fuel", type=_non_negative_int, metavar="N", help="stop the program after N units of fuel")
+    run.add_argument("--fuel", type=_fuel, metavar="N", help="stop the program after N units of fuel")
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="stop the program after SECONDS of wall-clock time")
     run.add_argument("file", metavar="FILE", help="a .wasm or .wat file")
@@ -87,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str, engine: Optional[Engine] = None) -> Module:
+    if os.path.isdir(path):
+        raise CommandError(f"{path}: is a directory, not a .wasm or .wat file")
     if not os.path.isfile(path):
         raise CommandError(f"{path}: no such file")
     try:
@@ -95,61 +114,93 @@ def _load(path: str, engine: Optional[Engine] = None) -> Module:
         raise CommandError(f"{path}: {error.strerror or error}") from None
 
 
-def _parse_argument(text: str, valtype: ValType) -> Any:
-    try:
-        if valtype in (ValType.f32, ValType.f64):
-            return float(text)
-        if valtype in (ValType.i32, ValType.i64, ValType.v128):
-            return int(text, 0)
-    except ValueError:
-        raise CommandError(f"cannot read {text!r} as {valtype}") from None
-    raise CommandError(f"cannot pass a {valtype} argument from the command line")
+def _parse_argument(text: str, valtype: ValType, export: str, position: int) -> Any:
+    """The value of command-line argument ``text`` for a ``valtype`` parameter; UsageError if it has none."""
+    where = f"{export}: argument {position} ({valtype})"
+    bits = INTEGER_BITS.get(valtype)
+    if bits is not None:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise UsageError(f"{where}: {text!r} is not an integer (write it like 42, -7 or 0x2a)") from None
+        if not -2**(bits - 1) <= value <= 2**bits - 1:
+            raise UsageError(f"{where}: {text} is out of range (from -2**{bits - 1} to 2**{bits}-1)")
+        return value
+    if valtype in (ValType.f32, ValType.f64):
+        try:
+            # hexadecimal as the text format writes exact floats (0x1.8p3); fromhex alone would read "abc"
+            is_hex = text.strip().lstrip("+-").lower().startswith("0x")
+            return float.fromhex(text) if is_hex else float(text)
+        except ValueError:
+            raise UsageError(f"{where}: {text!r} is not a number "
+                             f"(write it like 1.5, -2e10, inf, nan or 0x1.8p3)") from None
+    raise UsageError(f"{where}: {valtype} values cannot be written on the command line")
+
+
+def _function_type(module: Module, export: str) -> FuncType:
+    """The type of the function ``module`` exports as ``export``; UsageError if there is none."""
+    for item in module.exports:
+        if item.name == export:
+            if not isinstance(item.type, FuncType):
+                kind = type(item.type).__name__.replace("Type", "").lower()
+                raise UsageError(f"export {export!r} is a {kind}, not a function: --invoke calls functions only")
+            return item.type
+    functions = sorted(item.name for item in module.exports if isinstance(item.type, FuncType))
+    raise UsageError(f"there is no exported function named {export!r} "
+                     f"(exported functions: {', '.join(functions) or 'none'})")
 
 
 def _run(options: argparse.Namespace) -> int:
     engine = Engine(consume_fuel=options.fuel is not None)
     module = _load(options.file, engine)
-    for host, _ in options.dir + options.dir_ro:
-        if not os.path.isdir(host):
-            raise CommandError(f"--dir {host}: no such directory")
-    name = os.path.basename(options.file)
-    wasi = WasiConfig(argv=[name] + ([] if options.invoke else options.args), env=dict(options.env),
-                      preopens=[(h, g, False) for h, g in options.dir] + [(h, g, True) for h, g in options.dir_ro])
+    name = program_name(options.file)
+    call_args: List[Any] = []
+    if options.invoke is None:
+        start = next((item for item in module.exports if item.name == "_start"), None)
+        if start is None or not isinstance(start.type, FuncType):
+            raise UsageError(f"{name} exports no _start function; use --invoke NAME to call an export")
+        program_args: List[str] = options.args
+    else:
+        functype = _function_type(module, options.invoke)
+        if len(options.args) != len(functype.params):
+            raise UsageError(f"{options.invoke} takes {len(functype.params)} arguments ({functype}), "
+                             f"got {len(options.args)}")
+        call_args = [_parse_argument(text, valtype, options.invoke, position)
+                     for position, (text, valtype) in enumerate(zip(options.args, functype.params), 1)]
+        program_args = []
+    for option, directories in (("--dir", options.dir), ("--dir-ro", options.dir_ro)):
+        for host, _ in directories:
+            if not os.path.isdir(host):
+                raise CommandError(f"{option} {host}: no such directory")
+    try:
+        wasi = WasiConfig(argv=[name] + program_args, env=dict(options.env),
+                          preopens=[(h, g, False) for h, g in options.dir] + [(h, g, True) for h, g in options.dir_ro])
+    except (TypeError, ValueError) as error:  # an argument, variable or path that WASI cannot carry
+        raise UsageError(str(error)) from None
     store = Store(engine, fuel=options.fuel, wasi=wasi)
     if options.timeout is not None:
         store.set_deadline(options.timeout)
     try:
         instance = Instance(module, {}, store)
         if options.invoke is None:
-            return _start(instance, name)
-        _invoke(instance, options.invoke, options.args)
+            instance.exports["_start"]()
+        else:
+            _print_results(instance.exports[options.invoke](*call_args))
         return 0
     except ExitTrap as exit:
         return exit.code
-    except Trap as trap:
-        print(f"wasmpy: {name}: {trap}", file=sys.stderr)
+    except Trap as trap:  # the message without the wasm backtrace: one line, as for every error
+        message = trap.message.strip().splitlines()
+        print(f"wasmpy: error: {name}: {message[0] if message else 'trap'}", file=sys.stderr)
         return TRAP_EXIT_STATUS
 
 
-def _start(instance: Instance, name: str) -> int:
-    if "_start" not in instance.exports:
-        raise CommandError(f"{name} exports no _start function; use --invoke NAME to call an export")
-    instance.exports["_start"]()
-    return 0
-
-
-def _invoke(instance: Instance, export: str, args: Sequence[str]) -> None:
-    func = instance.exports.get(export)
-    if func is None or not isinstance(func.type, FuncType):
-        raise CommandError(f"there is no exported function named {export!r}")
-    params = func.type.params
-    if len(args) != len(params):
-        raise CommandError(f"{export} takes {len(params)} arguments ({func.type}), got {len(args)}")
-    results = func(*[_parse_argument(text, valtype) for text, valtype in zip(args, params)])
+def _print_results(results: Any) -> None:
     if results is None:
         return
     for result in results if isinstance(results, tuple) else (results,):
         print(result)
+    sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
 
 
 def _inspect(options: argparse.Namespace) -> int:
@@ -173,13 +224,25 @@ def _compile(options: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     options = _parser().parse_args(argv)
     handler = {"run": _run, "inspect": _inspect, "compile": _compile}[options.command]
     try:
         return handler(options)
-    except (CommandError, WasmError, OSError) as error:
-        message = str(error).strip().splitlines()
-        print(f"wasmpy: error: {message[0] if message else type(error).__name__}", file=sys.stderr)
+    except BrokenPipeError:  # whoever read our output stopped (``| head``): stop quietly, as other tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so that the exit flush fails no more
+        return 1
+    except CommandError as error:
+        _report(error)
+        return error.status
+    except (WasmError, OSError) as error:
+        _report(error)
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _report(error: BaseException) -> None:
+    """Prints ``error`` as one line on stderr."""
+    message = str(error).strip().splitlines()
+    print(f"wasmpy: error: {message[0] if message else type(error).__name__}", file=sys.stderr)
