@@ -95,6 +95,11 @@ typedef wasm_trap_t *(*wasmtime_func_unchecked_callback_t)(void *env, wasmtime_c
                                                            wasmtime_val_raw_t *args_and_results,
                                                            size_t num_args_and_results);
 
+typedef wasm_trap_t *(*wasmtime_func_callback_t)(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
+                                                 size_t nargs, wasmtime_val_t *results, size_t nresults);
+
+void wasmtime_func_new(wasmtime_context_t *store, const wasm_functype_t *type, wasmtime_func_callback_t callback,
+                       void *env, void (*finalizer)(void *), wasmtime_func_t *ret);
 void wasmtime_func_new_unchecked(wasmtime_context_t *store, const wasm_functype_t *type,
                                  wasmtime_func_unchecked_callback_t callback, void *env,
                                  void (*finalizer)(void *), wasmtime_func_t *ret);

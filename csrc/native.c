@@ -46,35 +46,210 @@ enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
 #define MAX_FAST_VALUES 16
 
 /* ------------------------------------------------------------------------------------------ */
-/* StoreHandle */
+/* Objects that externrefs made by wasmpy hold.
+ *
+ * Each such externref's data is a KeptObject: one strong reference to a Python object, listed
+ * by the store that made it, so that the store's handle can show them to Python's cyclic GC
+ * (a store referenced from its own externrefs is then collected like any other cycle).
+ * wasmtime drops them from its GC sweeps, on any thread; Python code must not run there (a
+ * __del__ touching the store would run in the middle of the sweep), so the references are
+ * released later, at a safe point: see drain_dropped(). */
+
+typedef struct KeptObject KeptObject;
 
 typedef struct {
+    KeptObject *first;
+    Py_ssize_t users; /* the store's handle, and each KeptObject listed */
+} KeptList;
+
+struct KeptObject {
+    PyObject *object;
+    KeptList *list;
+    KeptObject *previous, *next;
+};
+
+static void kept_list_release(KeptList *list)
+{
+    if (--list->users == 0)
+        PyMem_RawFree(list);
+}
+
+/* Dropped objects whose references are still to be released, and whether a pending call
+ * to release them is scheduled. Guarded by the GIL. */
+static PyObject **dropped;
+static Py_ssize_t dropped_count, dropped_capacity;
+static int drain_scheduled;
+
+static void drain_dropped(void)
+{
+    while (dropped_count > 0) {
+        PyObject *object = dropped[--dropped_count];
+        Py_DECREF(object); /* may run __del__, which may drop more */
+    }
+}
+
+static int drain_pending_call(void *unused)
+{
+    (void)unused;
+    drain_scheduled = 0;
+    drain_dropped();
+    return 0;
+}
+
+/* Takes the reference of `object` for later; with the GIL held, and no Python code run. */
+static void release_later(PyObject *object)
+{
+    if (dropped_count == dropped_capacity) {
+        Py_ssize_t capacity = dropped_capacity ? 2 * dropped_capacity : 64;
+        PyObject **grown = PyMem_RawRealloc(dropped, capacity * sizeof(PyObject *));
+        if (grown == NULL)
+            return; /* out of memory: the object leaks rather than running code here */
+        dropped = grown;
+        dropped_capacity = capacity;
+    }
+    dropped[dropped_count++] = object;
+    if (!drain_scheduled && Py_AddPendingCall(drain_pending_call, NULL) == 0)
+        drain_scheduled = 1;
+}
+
+/* wasmtime's finalizer of an externref's data (a KeptObject). */
+static void externref_drop(void *data)
+{
+    if (!Py_IsInitialized())
+        return; /* the interpreter is gone, and its objects with it */
+    PyGILState_STATE gil = PyGILState_Ensure();
+    KeptObject *kept = (KeptObject *)data;
+    if (kept->previous != NULL)
+        kept->previous->next = kept->next;
+    else
+        kept->list->first = kept->next;
+    if (kept->next != NULL)
+        kept->next->previous = kept->previous;
+    kept_list_release(kept->list);
+    release_later(kept->object);
+    PyMem_RawFree(kept);
+    PyGILState_Release(gil);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* StoreHandle: owns the wasmtime store (one freeing rule: it is deleted when the handle is
+ * closed or freed), its lock, and what wasmtime refers to by address. */
+
+typedef struct StoreHandle {
     PyObject_HEAD
-    wasmtime_context_t *context; /* NULL once the store is closed */
+    wasmtime_store_t *store;     /* NULL once closed */
+    wasmtime_context_t *context; /* NULL once closed */
     PyThread_type_lock lock;
     unsigned long owner;         /* thread holding the lock, valid while depth > 0 */
     unsigned long depth;
+    int poisoned;                /* held by a thread that did not survive fork(): unusable */
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
+    PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
+    PyObject *output;            /* list of (write, bytes): WASI output not yet delivered */
+    KeptList *kept;              /* objects held by this store's externrefs */
     long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
     Py_ssize_t stack_needed;     /* native stack bytes a call into wasm may use (csrc/stack.h) */
+    struct StoreHandle *previous_handle, *next_handle; /* every live handle, for fork() */
 } StoreHandle;
 
 static PyTypeObject StoreHandleType;
+static PyObject *WasmError;     /* wasmpy.WasmError, given by set_errors() */
+static PyObject *WasmException; /* wasmpy.WasmException, given by set_errors() */
+static StoreHandle *all_handles;
+static unsigned long main_thread; /* the thread whose wasm runs Python's signal handlers */
 
-static void handle_acquire(StoreHandle *handle)
+static void set_wasm_error(const char *message)
+{
+    PyErr_SetString(WasmError != NULL ? WasmError : PyExc_RuntimeError, message);
+}
+
+/* Threads waiting for a store's lock (nodes live on the waiting threads' stacks; GIL-guarded). */
+typedef struct Waiter {
+    unsigned long thread;
+    StoreHandle *handle;
+    struct Waiter *next;
+} Waiter;
+
+static Waiter *waiters;
+
+static StoreHandle *awaited_by(unsigned long thread)
+{
+    for (Waiter *waiter = waiters; waiter != NULL; waiter = waiter->next)
+        if (waiter->thread == thread)
+            return waiter->handle;
+    return NULL;
+}
+
+/* Whether waiting for `handle` would never end: its owner waits, directly or through other
+ * threads, for a store lock that `me` holds. */
+static int wait_is_deadlock(StoreHandle *handle, unsigned long me)
+{
+    for (int step = 0; handle != NULL && step < 10000; step++) {
+        if (handle->depth == 0)
+            return 0;
+        if (handle->owner == me)
+            return 1;
+        handle = awaited_by(handle->owner);
+    }
+    return 0;
+}
+
+#define LOCK_WAIT_SLICE_US 20000 /* how often a waiting thread checks signals and deadlocks */
+
+/* Waits for the lock of `handle`, held by another thread; Ctrl-C and signal handlers interrupt. */
+static int wait_for_lock(StoreHandle *handle, unsigned long me)
+{
+    Waiter waiter = {me, handle, waiters};
+    waiters = &waiter;
+    int status = 0;
+    for (;;) {
+        if (wait_is_deadlock(handle, me)) {
+            set_wasm_error("deadlock: this thread waits for a store's lock, held by a thread that waits for "
+                           "a store this thread holds (host functions of two stores calling into each "
+                           "other from two threads); call each store from one thread, or do not hold one "
+                           "store while calling into another");
+            status = -1;
+            break;
+        }
+        PyLockStatus acquired;
+        Py_BEGIN_ALLOW_THREADS
+        acquired = PyThread_acquire_lock_timed(handle->lock, LOCK_WAIT_SLICE_US, 0);
+        Py_END_ALLOW_THREADS
+        if (acquired == PY_LOCK_ACQUIRED)
+            break;
+        if (PyErr_CheckSignals() < 0) {
+            status = -1;
+            break;
+        }
+    }
+    for (Waiter **link = &waiters; *link != NULL; link = &(*link)->next) {
+        if (*link == &waiter) {
+            *link = waiter.next;
+            break;
+        }
+    }
+    return status;
+}
+
+/* Takes the store's lock (reentrant); raises and returns -1 if the wait is interrupted, would
+ * deadlock, or the store is unusable after fork(). */
+static int handle_acquire(StoreHandle *handle)
 {
     unsigned long me = PyThread_get_thread_ident();
     if (handle->depth > 0 && handle->owner == me) {
         handle->depth++;
-        return;
+        return 0;
     }
-    if (!PyThread_acquire_lock(handle->lock, NOWAIT_LOCK)) {
-        Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock(handle->lock, WAIT_LOCK);
-        Py_END_ALLOW_THREADS
+    if (handle->poisoned) {
+        set_wasm_error("this store was in use by another thread when the process forked, and that thread "
+                       "does not exist in this process: the store cannot be used here; make a new Store");
+        return -1;
     }
+    if (!PyThread_acquire_lock(handle->lock, NOWAIT_LOCK) && wait_for_lock(handle, me) < 0)
+        return -1;
     handle->owner = me;
     handle->depth = 1;
+    return 0;
 }
 
 static int handle_release(StoreHandle *handle)
@@ -88,48 +263,121 @@ static int handle_release(StoreHandle *handle)
     return 0;
 }
 
+/* Delivers WASI output written while wasm ran, on the thread that runs the store's wasm (where
+ * the store is usable); -1 with the exception of a stream that raised. */
+static int deliver_output(StoreHandle *handle)
+{
+    while (handle->output != NULL && PyList_GET_SIZE(handle->output) > 0) {
+        PyObject *output = handle->output;
+        handle->output = PyList_New(0);
+        if (handle->output == NULL) {
+            handle->output = output;
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(output); i++) {
+            PyObject *write = PyTuple_GET_ITEM(PyList_GET_ITEM(output, i), 0);
+            PyObject *data = PyTuple_GET_ITEM(PyList_GET_ITEM(output, i), 1);
+            PyObject *done = PyObject_CallOneArg(write, data);
+            if (done == NULL) {
+                Py_DECREF(output);
+                return -1;
+            }
+            Py_DECREF(done);
+        }
+        Py_DECREF(output);
+    }
+    return 0;
+}
+
+/* Deletes the store (running wasmtime's finalizers, which only queue work) and releases what
+ * wasmtime referred to by address. */
+static void handle_delete_store(StoreHandle *self)
+{
+    if (self->store == NULL)
+        return;
+    wasmtime_store_t *store = self->store;
+    self->store = NULL;
+    self->context = NULL;
+    wasmtime_store_delete(store);
+    Py_CLEAR(self->keepalive);
+}
+
 static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    unsigned long long context;
-    static char *keywords[] = {"context", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K:StoreHandle", keywords, &context))
+    unsigned long long store;
+    static char *keywords[] = {"store", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "K:StoreHandle", keywords, &store))
         return NULL;
+    if (store == 0) {
+        PyErr_SetString(PyExc_ValueError, "StoreHandle needs a wasmtime store");
+        return NULL;
+    }
     StoreHandle *self = (StoreHandle *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
     self->lock = PyThread_allocate_lock();
-    if (self->lock == NULL) {
+    self->kept = PyMem_RawCalloc(1, sizeof(KeptList));
+    self->keepalive = PyList_New(0);
+    self->output = PyList_New(0);
+    if (self->lock == NULL || self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    self->context = (wasmtime_context_t *)(uintptr_t)context;
+    self->kept->users = 1;
+    self->store = (wasmtime_store_t *)(uintptr_t)store; /* owned from here on */
+    self->context = wasmtime_store_context(self->store);
+    self->next_handle = all_handles;
+    if (all_handles != NULL)
+        all_handles->previous_handle = self;
+    all_handles = self;
     return (PyObject *)self;
 }
 
 static int handle_traverse(StoreHandle *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->pending);
+    Py_VISIT(self->keepalive);
+    Py_VISIT(self->output);
+    if (self->kept != NULL)
+        for (KeptObject *kept = self->kept->first; kept != NULL; kept = kept->next)
+            Py_VISIT(kept->object);
     return 0;
 }
 
+/* Breaking a reference cycle through the store deletes it: its externrefs' objects are then
+ * released (at the next safe point), and the cycle with them. */
 static int handle_clear(StoreHandle *self)
 {
     Py_CLEAR(self->pending);
+    if (self->depth == 0)
+        handle_delete_store(self);
+    Py_CLEAR(self->output);
     return 0;
 }
 
 static void handle_dealloc(StoreHandle *self)
 {
     PyObject_GC_UnTrack(self);
+    handle_delete_store(self);
     handle_clear(self);
+    Py_CLEAR(self->keepalive);
+    if (self->kept != NULL)
+        kept_list_release(self->kept);
     if (self->lock != NULL)
         PyThread_free_lock(self->lock);
+    if (self->previous_handle != NULL)
+        self->previous_handle->next_handle = self->next_handle;
+    else if (all_handles == self)
+        all_handles = self->next_handle;
+    if (self->next_handle != NULL)
+        self->next_handle->previous_handle = self->previous_handle;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *handle_acquire_method(StoreHandle *self, PyObject *unused)
 {
-    handle_acquire(self);
+    if (handle_acquire(self) < 0)
+        return NULL;
     Py_RETURN_TRUE;
 }
 
@@ -149,7 +397,12 @@ static PyObject *handle_exit(StoreHandle *self, PyObject *args)
 
 static PyObject *handle_close(StoreHandle *self, PyObject *unused)
 {
-    self->context = NULL;
+    if (self->depth > 1 || (self->depth == 1 && self->owner != PyThread_get_thread_ident())) {
+        set_wasm_error("cannot close the store while its wasm code is running (from a host function)");
+        return NULL;
+    }
+    handle_delete_store(self);
+    drain_dropped();
     Py_RETURN_NONE;
 }
 
@@ -169,19 +422,103 @@ static PyObject *handle_take_pending(StoreHandle *self, PyObject *unused)
     return pending;
 }
 
+static PyObject *handle_keep(StoreHandle *self, PyObject *object)
+{
+    if (self->keepalive == NULL) {
+        set_wasm_error("the store is closed");
+        return NULL;
+    }
+    if (PyList_Append(self->keepalive, object) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A KeptObject for a new externref of this store; its address is the externref's data. */
+static PyObject *handle_keep_for_externref(StoreHandle *self, PyObject *object)
+{
+    KeptObject *kept = PyMem_RawMalloc(sizeof(KeptObject));
+    if (kept == NULL)
+        return PyErr_NoMemory();
+    PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)kept);
+    if (address == NULL) {
+        PyMem_RawFree(kept);
+        return NULL;
+    }
+    kept->object = Py_NewRef(object);
+    kept->list = self->kept;
+    kept->list->users++;
+    kept->previous = NULL;
+    kept->next = self->kept->first;
+    if (kept->next != NULL)
+        kept->next->previous = kept;
+    self->kept->first = kept;
+    return address;
+}
+
+static PyObject *handle_flush_output(StoreHandle *self, PyObject *unused)
+{
+    if (deliver_output(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *handle_gc(StoreHandle *self, PyObject *unused)
+{
+    if (handle_acquire(self) < 0)
+        return NULL;
+    if (self->context == NULL) {
+        handle_release(self);
+        set_wasm_error("the store is closed");
+        return NULL;
+    }
+    wasmtime_error_t *error;
+    Py_BEGIN_ALLOW_THREADS
+    error = wasmtime_context_gc(self->context);
+    Py_END_ALLOW_THREADS
+    handle_release(self);
+    drain_dropped();
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)error);
+}
+
 static PyObject *handle_get_closed(StoreHandle *self, void *closure)
 {
     return PyBool_FromLong(self->context == NULL);
 }
 
+static PyObject *handle_get_store(StoreHandle *self, void *closure)
+{
+    if (self->store == NULL) {
+        set_wasm_error("the store is closed");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)self->store);
+}
+
+static PyObject *handle_get_context(StoreHandle *self, void *closure)
+{
+    if (self->context == NULL) {
+        set_wasm_error("the store is closed");
+        return NULL;
+    }
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)self->context);
+}
+
 static PyMethodDef handle_methods[] = {
-    {"acquire", (PyCFunction)handle_acquire_method, METH_NOARGS, "Takes the store's lock (reentrant)."},
+    {"acquire", (PyCFunction)handle_acquire_method, METH_NOARGS,
+     "Takes the store's lock (reentrant; the wait can be interrupted, and refuses to deadlock)."},
     {"release", (PyCFunction)handle_release_method, METH_NOARGS, "Releases the store's lock."},
     {"__enter__", (PyCFunction)handle_acquire_method, METH_NOARGS, NULL},
     {"__exit__", (PyCFunction)handle_exit, METH_VARARGS, NULL},
-    {"close", (PyCFunction)handle_close, METH_NOARGS, "Forgets the context: the store is being freed."},
+    {"close", (PyCFunction)handle_close, METH_NOARGS, "Deletes the store now."},
     {"set_pending", (PyCFunction)handle_set_pending, METH_O, "Keeps a host function's exception."},
     {"take_pending", (PyCFunction)handle_take_pending, METH_NOARGS, "Returns and forgets it (or None)."},
+    {"keep", (PyCFunction)handle_keep, METH_O, "Keeps an object wasmtime refers to by address, with the store."},
+    {"keep_for_externref", (PyCFunction)handle_keep_for_externref, METH_O,
+     "The data address for a new externref of the store holding the object (released by its finalizer)."},
+    {"flush_output", (PyCFunction)handle_flush_output, METH_NOARGS,
+     "Delivers WASI output written by the store's wasm to its streams."},
+    {"gc", (PyCFunction)handle_gc, METH_NOARGS,
+     "Runs wasmtime's GC; returns the address of a wasmtime_error_t, or 0. Then releases dropped objects."},
     {NULL},
 };
 
@@ -197,6 +534,9 @@ static PyMemberDef handle_members[] = {
 
 static PyGetSetDef handle_getset[] = {
     {"closed", (getter)handle_get_closed, NULL, "Whether the store is closed.", NULL},
+    {"store", (getter)handle_get_store, NULL, "The address of the wasmtime_store_t (WasmError once closed).", NULL},
+    {"context", (getter)handle_get_context, NULL, "The address of the store's context (WasmError once closed).",
+     NULL},
     {NULL},
 };
 
@@ -205,7 +545,7 @@ static PyTypeObject StoreHandleType = {
     .tp_name = "wasmpy._native.StoreHandle",
     .tp_basicsize = sizeof(StoreHandle),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A store's context, reentrant lock, and pending host exception.",
+    .tp_doc = "A wasmtime store (owned), its reentrant lock, and what wasmtime refers to by address.",
     .tp_new = handle_new,
     .tp_dealloc = (destructor)handle_dealloc,
     .tp_traverse = (traverseproc)handle_traverse,
@@ -214,6 +554,78 @@ static PyTypeObject StoreHandleType = {
     .tp_members = handle_members,
     .tp_getset = handle_getset,
 };
+
+/* After fork() in the child: only the forking thread exists. Stores that another thread held
+ * can never be released; they refuse to be used rather than hang. */
+static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    for (StoreHandle *handle = all_handles; handle != NULL; handle = handle->next_handle)
+        if (handle->depth > 0 && handle->owner != me)
+            handle->poisoned = 1;
+    waiters = NULL; /* the waiting threads are gone */
+    drain_scheduled = 0;
+    main_thread = me; /* Python's signal handlers now run in this thread */
+    Py_RETURN_NONE;
+}
+
+/* WASI output streams: wasmtime calls `wasi_output_write` from the thread that runs wasm or
+ * from one of its own, while wasm waits inside fd_write with the store's lock held; calling the
+ * Python stream there would deadlock as soon as it touched the store. The bytes are queued on
+ * the store instead and delivered where the store is usable (deliver_output). */
+typedef struct {
+    StoreHandle *handle; /* borrowed: the stream lives in the store the handle owns */
+    PyObject *write;
+} OutputStream;
+
+static ssize_t wasi_output_write(void *data, const unsigned char *buffer, size_t length)
+{
+    if (!Py_IsInitialized())
+        return -1;
+    OutputStream *stream = (OutputStream *)data;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    ssize_t written = (ssize_t)length;
+    PyObject *bytes = PyBytes_FromStringAndSize((const char *)buffer, (Py_ssize_t)length);
+    PyObject *entry = bytes != NULL ? PyTuple_Pack(2, stream->write, bytes) : NULL;
+    if (entry == NULL || stream->handle->output == NULL || PyList_Append(stream->handle->output, entry) < 0) {
+        PyErr_Clear();
+        written = -1; /* an I/O error for the guest */
+    }
+    Py_XDECREF(entry);
+    Py_XDECREF(bytes);
+    PyGILState_Release(gil);
+    return written;
+}
+
+static void wasi_output_free(void *data)
+{
+    if (!Py_IsInitialized())
+        return;
+    OutputStream *stream = (OutputStream *)data;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    release_later(stream->write);
+    PyMem_RawFree(stream);
+    PyGILState_Release(gil);
+}
+
+/* output_stream(handle, write) -> (callback, data, finalizer) addresses for wasi_config_set_*_custom. */
+static PyObject *output_stream(PyObject *module, PyObject *args)
+{
+    PyObject *handle, *write;
+    if (!PyArg_ParseTuple(args, "O!O:output_stream", &StoreHandleType, &handle, &write))
+        return NULL;
+    if (!PyCallable_Check(write)) {
+        PyErr_SetString(PyExc_TypeError, "a WASI output stream needs a callable");
+        return NULL;
+    }
+    OutputStream *stream = PyMem_RawMalloc(sizeof(OutputStream));
+    if (stream == NULL)
+        return PyErr_NoMemory();
+    stream->handle = (StoreHandle *)handle;
+    stream->write = Py_NewRef(write);
+    return Py_BuildValue("KKK", (unsigned long long)(uintptr_t)&wasi_output_write,
+                         (unsigned long long)(uintptr_t)stream, (unsigned long long)(uintptr_t)&wasi_output_free);
+}
 
 /* Moves the raised exception, with its traceback, to the store's pending slot, where the
  * Python caller of the outer call picks it up; `trap_message` (may be NULL) gets a trap's text. */
@@ -235,9 +647,6 @@ static void keep_raised(StoreHandle *handle, char *trap_message, size_t size)
 
 /* ------------------------------------------------------------------------------------------ */
 /* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
-
-static PyObject *WasmError;     /* wasmpy.WasmError, given by set_errors() */
-static PyObject *WasmException; /* wasmpy.WasmException, given by set_errors() */
 
 typedef struct {
     PyObject_HEAD
@@ -271,6 +680,10 @@ static PyObject *memory_bind(MemoryBase *self, PyObject *args)
     unsigned long long address;
     if (!PyArg_ParseTuple(args, "O!K:_bind_memory", &StoreHandleType, &handle, &address))
         return NULL;
+    if (self->handle != NULL) {
+        PyErr_SetString(PyExc_TypeError, "this Memory is already bound to a memory of a store");
+        return NULL;
+    }
     self->memory = *(const wasmtime_memory_t *)(uintptr_t)address;
     Py_INCREF(handle);
     Py_XSETREF(self->handle, (StoreHandle *)handle);
@@ -284,11 +697,12 @@ static int memory_locate(MemoryBase *self, uint8_t **data, size_t *size)
         PyErr_SetString(PyExc_TypeError, "this memory is not bound to a store");
         return -1;
     }
-    handle_acquire(self->handle);
+    if (handle_acquire(self->handle) < 0)
+        return -1;
     wasmtime_context_t *context = self->handle->context;
     if (context == NULL) {
         handle_release(self->handle);
-        PyErr_SetString(WasmError != NULL ? WasmError : PyExc_RuntimeError, "the store is closed");
+        set_wasm_error("the store is closed");
         return -1;
     }
     *data = wasmtime_memory_data(context, &self->memory);
@@ -615,6 +1029,10 @@ static PyObject *caller_bind(Caller *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!Ky#y#OO:_bind_native", &StoreHandleType, &handle, &func_address, &params,
                           &nparams, &results, &nresults, &slow_call, &failure))
         return NULL;
+    if (self->handle != NULL) {
+        PyErr_SetString(PyExc_TypeError, "this Func is already bound to a function of a store");
+        return NULL;
+    }
     self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
     signature_set(&self->signature, params, nparams, results, nresults);
     Py_INCREF(handle);
@@ -673,7 +1091,8 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
     StoreHandle *handle = self->handle;
     if (!wasmpy_stack_allows((size_t)handle->stack_needed))
         return call_slow(self, args, NULL); /* raises RecursionError */
-    handle_acquire(handle);
+    if (handle_acquire(handle) < 0)
+        return NULL;
     wasmtime_context_t *context = handle->context;
     if (context == NULL) {
         handle_release(handle);
@@ -685,13 +1104,18 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
     Py_BEGIN_ALLOW_THREADS
     error = wasmtime_func_call_unchecked(context, &self->func, values, count ? count : 1, &trap);
     Py_END_ALLOW_THREADS
+    int delivered = deliver_output(handle);
     if (error != NULL || trap != NULL) {
         PyObject *pending = handle->pending;
         handle->pending = NULL;
         handle_release(handle);
+        if (delivered < 0) /* the failure of the call itself comes first */
+            PyErr_Clear();
         return raise_failure(self->failure, pending, error != NULL ? 2 : 1, trap, error);
     }
     handle_release(handle);
+    if (delivered < 0)
+        return NULL;
     return results_to_python(values, signature->kinds + signature->nparams, signature->nresults);
 }
 
@@ -722,7 +1146,8 @@ typedef struct {
     PyObject_HEAD
     StoreHandle *handle;
     PyObject *fn;            /* the Python function */
-    PyObject *slow_invoke;   /* callable(values_address): the Python path, for every signature */
+    PyObject *slow_invoke;   /* the Python path: callable(values_address), or with references
+                              * callable(args_address, results_address) */
     PyObject *write_results; /* callable(result, values_address): checks and stores results */
     PyObject *rethrow;       /* callable(WasmException): the trap that throws it into wasm (address), or None */
     Signature signature;
@@ -870,6 +1295,11 @@ static wasm_trap_t *rethrown_trap(HostFunc *host)
 
 static wasm_trap_t *host_exception_trap(HostFunc *host)
 {
+    if (host->handle == NULL) {
+        PyErr_Clear();
+        static const char message[] = "host function of a store being freed";
+        return wasmtime_trap_new(message, sizeof(message) - 1);
+    }
     if (WasmException != NULL && PyErr_ExceptionMatches(WasmException)) {
         wasm_trap_t *trap = rethrown_trap(host);
         if (trap != NULL)
@@ -880,6 +1310,18 @@ static wasm_trap_t *host_exception_trap(HostFunc *host)
     return wasmtime_trap_new(message, strlen(message));
 }
 
+/* What both trampolines do before calling Python: the store is usable here, so WASI output
+ * written so far is delivered first. */
+static int host_begin(HostFunc *host)
+{
+    if (host->fn == NULL) { /* cleared by Python's GC with its store: nothing can call it any more */
+        set_wasm_error("this host function's store is being freed");
+        return -1;
+    }
+    return deliver_output(host->handle);
+}
+
+/* For signatures without references: wasm's raw values, converted in C or by slow_invoke(address). */
 static wasm_trap_t *host_trampoline(void *env, wasmtime_caller_t *caller, wasmtime_val_raw_t *values,
                                     size_t nvalues)
 {
@@ -887,7 +1329,28 @@ static wasm_trap_t *host_trampoline(void *env, wasmtime_caller_t *caller, wasmti
     (void)nvalues;
     PyGILState_STATE gil = PyGILState_Ensure();
     HostFunc *host = (HostFunc *)env;
-    wasm_trap_t *trap = host_invoke(host, values) < 0 ? host_exception_trap(host) : NULL;
+    wasm_trap_t *trap = host_begin(host) < 0 || host_invoke(host, values) < 0 ? host_exception_trap(host) : NULL;
+    PyGILState_Release(gil);
+    return trap;
+}
+
+/* For signatures with references: wasmtime roots the arguments before any Python code runs and
+ * checks the results' types (a host function cannot hand wasm a reference of the wrong type);
+ * slow_invoke(args_address, results_address) converts them. */
+static wasm_trap_t *checked_host_trampoline(void *env, wasmtime_caller_t *caller, const wasmtime_val_t *args,
+                                            size_t nargs, wasmtime_val_t *results, size_t nresults)
+{
+    (void)caller;
+    (void)nargs;
+    (void)nresults;
+    PyGILState_STATE gil = PyGILState_Ensure();
+    HostFunc *host = (HostFunc *)env;
+    PyObject *done = NULL;
+    if (host_begin(host) == 0)
+        done = PyObject_CallFunction(host->slow_invoke, "KK", (unsigned long long)(uintptr_t)args,
+                                     (unsigned long long)(uintptr_t)results);
+    wasm_trap_t *trap = done == NULL ? host_exception_trap(host) : NULL;
+    Py_XDECREF(done);
     PyGILState_Release(gil);
     return trap;
 }
@@ -897,6 +1360,11 @@ static PyObject *trampoline_address(PyObject *module, PyObject *unused)
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&host_trampoline);
 }
 
+static PyObject *checked_trampoline_address(PyObject *module, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&checked_host_trampoline);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Interruption: called by wasmtime whenever the engine's epoch (advanced by wasmpy's ticker
  * thread) passes the store's epoch deadline, which is always the next tick. */
@@ -904,8 +1372,6 @@ static PyObject *trampoline_address(PyObject *module, PyObject *unused)
 /* Messages wasmpy maps back to exceptions (_store.call_failure). */
 #define DEADLINE_MESSAGE "wasmpy: deadline exceeded"
 #define SIGNAL_MESSAGE "wasmpy: interrupted by a signal handler"
-
-static unsigned long main_thread;
 
 static long long monotonic_ns(void)
 {
@@ -917,16 +1383,21 @@ static long long monotonic_ns(void)
 static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, uint64_t *delta,
                                      wasmtime_update_deadline_kind_t *kind)
 {
-    (void)context;
     StoreHandle *handle = (StoreHandle *)data;
     *delta = 1;
     *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
     if (handle->deadline_ns != 0 && monotonic_ns() >= handle->deadline_ns)
         return wasmtime_error_new(DEADLINE_MESSAGE);
-    if (PyThread_get_thread_ident() != main_thread)
-        return NULL; /* Python runs signal handlers in the main thread only */
+    int in_main_thread = PyThread_get_thread_ident() == main_thread; /* where Python runs signal handlers */
+    /* Read without the GIL: output appended meanwhile is seen at the next tick. */
+    int has_output = handle->output != NULL && PyList_GET_SIZE(handle->output) > 0;
+    if (!in_main_thread && !has_output)
+        return NULL;
     PyGILState_STATE gil = PyGILState_Ensure();
-    int raised = PyErr_CheckSignals() < 0; /* Ctrl-C: the handler raises KeyboardInterrupt */
+    /* The Python code below may call into this store; wasmtime runs no deadline callback while
+     * this one runs, so a deadline reached meanwhile would be a spurious interrupt. */
+    wasmtime_context_set_epoch_deadline(context, UINT64_MAX / 2);
+    int raised = deliver_output(handle) < 0 || (in_main_thread && PyErr_CheckSignals() < 0); /* Ctrl-C */
     if (raised)
         keep_raised(handle, NULL, 0);
     PyGILState_Release(gil);
@@ -947,35 +1418,24 @@ static PyObject *set_main_thread(PyObject *module, PyObject *ident)
     Py_RETURN_NONE;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* externref payloads: wasm holds a strong reference to a Python object, dropped by wasmtime's GC */
-
-static void externref_drop(void *object)
-{
-    if (!Py_IsInitialized())
-        return; /* the interpreter is gone, and its objects with it */
-    PyGILState_STATE gil = PyGILState_Ensure();
-    Py_DECREF((PyObject *)object);
-    PyGILState_Release(gil);
-}
-
 static PyObject *externref_drop_address(PyObject *module, PyObject *unused)
 {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&externref_drop);
 }
 
-static PyObject *keep_object(PyObject *module, PyObject *object)
-{
-    Py_INCREF(object);
-    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)object);
-}
-
+/* The object a KeptObject holds: the data of a live externref made by wasmpy. */
 static PyObject *kept_object(PyObject *module, PyObject *address)
 {
     unsigned long long value = PyLong_AsUnsignedLongLong(address);
     if (value == (unsigned long long)-1 && PyErr_Occurred())
         return NULL;
-    return Py_NewRef((PyObject *)(uintptr_t)value);
+    return Py_NewRef(((KeptObject *)(uintptr_t)value)->object);
+}
+
+static PyObject *release_dropped(PyObject *module, PyObject *unused)
+{
+    drain_dropped();
+    Py_RETURN_NONE;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -987,12 +1447,18 @@ static PyMethodDef module_methods[] = {
      "The address of the epoch deadline callback (data: the StoreHandle)."},
     {"set_main_thread", set_main_thread, METH_O, "Names the thread whose wasm runs Python's signal handlers."},
     {"externref_drop_address", externref_drop_address, METH_NOARGS,
-     "The address of the finalizer that releases an object kept by keep_object()."},
-    {"keep_object", keep_object, METH_O,
-     "Takes a reference to the object for wasm and returns its address (released by the finalizer)."},
-    {"kept_object", kept_object, METH_O, "The object at an address returned by keep_object()."},
+     "The address of the finalizer of the data StoreHandle.keep_for_externref() returns."},
+    {"kept_object", kept_object, METH_O, "The object of an address StoreHandle.keep_for_externref() returned."},
+    {"release_dropped", release_dropped, METH_NOARGS,
+     "Releases the objects of externrefs wasmtime has collected (call where Python code may run)."},
     {"host_trampoline_address", trampoline_address, METH_NOARGS,
-     "The address of the C callback that calls a HostFunc (env: the HostFunc object)."},
+     "The address of the C callback that calls a HostFunc on raw values (env: the HostFunc object)."},
+    {"checked_host_trampoline_address", checked_trampoline_address, METH_NOARGS,
+     "The address of the C callback that calls a HostFunc on wasmtime_val_t values (env: the HostFunc)."},
+    {"after_fork_in_child", after_fork_in_child, METH_NOARGS,
+     "For os.register_at_fork: stores held by threads that did not survive fork() become unusable."},
+    {"output_stream", output_stream, METH_VARARGS,
+     "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},
 };
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 from ._checks import require_instance, require_int
 from ._ffi import ffi, lib
 from ._store import Store
@@ -66,10 +68,19 @@ class AnyRef:
                 raise TypeError(f"this reference is a {self.kind}, not an i31")
         return out[0]
 
-    def _to_raw(self, store: Store) -> int:
-        if store is not self._store:
-            raise TypeError("the reference belongs to a different store")
-        return lib.wasmtime_anyref_to_raw(store._context(), self._ref)
+    def __copy__(self) -> "AnyRef":
+        """Another reference to the same wasm object (with a root of its own)."""
+        ref = ffi.new("wasmtime_anyref_t *")
+        with self._store._lock:
+            self._store._context()
+            lib.wasmtime_anyref_clone(self._ref, ref)
+        return AnyRef._take(self._store, ref)
+
+    def __deepcopy__(self, memo: Any) -> "AnyRef":
+        return self.__copy__()  # the wasm object itself belongs to its store, and is shared
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError("AnyRef objects cannot be pickled: they refer to a wasm object of one process's store")
 
     def __del__(self) -> None:
         store = getattr(self, "_store", None)

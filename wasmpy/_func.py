@@ -11,16 +11,17 @@ from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmException
 from ._ffi import ffi, lib
-from ._native import Caller, HostFunc, host_trampoline_address
+from ._native import Caller, HostFunc, checked_host_trampoline_address, host_trampoline_address
+from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
 from ._types import FuncType, ValType, take_type
-from ._values import check_reference, from_val, read_raw, read_raw_val, release_roots, val_of, write_raw
+from ._values import check_reference, from_val, read_raw, read_raw_val, to_val, val_of, write_raw
 
 __all__ = ["Func"]
 
 
-class Func(Caller):
+class Func(Caller, Owner):
     """A WebAssembly function, callable from Python.
 
     ``Func(store, fn, type=None)`` makes a Python callable into a wasm function
@@ -40,6 +41,7 @@ class Func(Caller):
     __slots__ = ("_store", "_func", "type", "name", "__weakref__")
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
+        init_once(self, "_store")
         require_instance(store, Store, "store")
         self._make_host(store, fn, _host_type(fn, type))
 
@@ -54,13 +56,15 @@ class Func(Caller):
     def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
         signature = _host_signature(store.engine, functype)
         host = _HostFunction(store, fn, functype)
-        native = HostFunc(store._handle, fn, signature.params, signature.results, host.invoke, host.write_results,
-                          host.rethrow)
+        checked = functype._has_references
+        native = HostFunc(store._handle, fn, signature.params, signature.results,
+                          host.invoke_checked if checked else host.invoke, host.write_results, host.rethrow)
         func = ffi.new("wasmtime_func_t *")
         with store._lock:
-            lib.wasmtime_func_new_unchecked(store._context(), signature.c_type, _HOST_TRAMPOLINE,
-                                            ffi.cast("void *", id(native)), ffi.NULL, func)
-            store._host_funcs.append(native)  # wasmtime refers to it by address
+            new = lib.wasmtime_func_new if checked else lib.wasmtime_func_new_unchecked
+            new(store._context(), signature.c_type, _CHECKED_HOST_TRAMPOLINE if checked else _HOST_TRAMPOLINE,
+                ffi.cast("void *", id(native)), ffi.NULL, func)
+            store._handle.keep(native)  # wasmtime refers to it by address
         self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
 
     @classmethod
@@ -101,27 +105,26 @@ class Func(Caller):
         params, results = self.type.params, self.type.results
         if len(args) != len(params):
             raise self._arity_error(args)
-        if not self.type.exact:
+        if self.type._has_references:
             return self._call_checked(args, exact)
         store = self._store
         read = read_raw_val if exact else read_raw
-        roots: List[Any] = []
         buf = ffi.new("wasmtime_val_raw_t[]", max(len(params), len(results), 1))
         trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+        try:
+            for index, (valtype, arg) in enumerate(zip(params, args)):
+                write_raw(valtype, buf[index], arg)
+        except (TypeError, OverflowError):
+            raise self._argument_error(args) from None
         with store._lock:
-            ctx = store._context()
+            status = lib.wasmpy_call(store._context(), self._func, buf, len(buf), store._handle.stack_needed, trap,
+                                     error)
             try:
-                try:
-                    for index, (valtype, arg) in enumerate(zip(params, args)):
-                        write_raw(store, valtype, buf[index], arg, roots)
-                except (TypeError, OverflowError):
-                    raise self._argument_error(args) from None
-                status = lib.wasmpy_call(ctx, self._func, buf, len(buf), store._handle.stack_needed, trap, error)
+                store._handle.flush_output()
             finally:
-                release_roots(roots)
-            if status:
-                raise store._failure(status, trap, error)
-            return tuple(read(store, valtype, buf[index]) for index, valtype in enumerate(results))
+                if status:
+                    raise store._failure(status, trap, error)
+        return tuple(read(valtype, buf[index]) for index, valtype in enumerate(results))
 
     def _call_checked(self, args: Tuple[Any, ...], exact: bool) -> Tuple[Any, ...]:
         """Calls through wasmtime's checked path: for typed references, which ValType only
@@ -146,11 +149,16 @@ class Func(Caller):
             finally:
                 for index in range(made):
                     lib.wasmtime_val_unroot(ffi.addressof(arguments, index))
-            if status:
-                failure = store._failure(status, trap, error)
-                raise TypeError(f"{self.name}(): {failure} ({self.type})") if status == 2 and isinstance(
-                    failure, Trap) and "type mismatch" in failure.message else failure
-            return tuple(from_val(store, ffi.addressof(outputs, index), exact) for index in range(len(results)))
+            try:
+                store._handle.flush_output()
+            finally:
+                if status:
+                    failure = store._failure(status, trap, error)
+                    raise TypeError(f"{self.name}(): {failure} ({self.type})") if status == 2 and isinstance(
+                        failure, Trap) and "type mismatch" in failure.message else failure
+                # The results stay rooted until read, whatever Python code ran meanwhile.
+                values = _read_vals(store, outputs, len(results), exact)
+            return values
 
     def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
         count = len(self.type.params)
@@ -164,7 +172,7 @@ class Func(Caller):
                 if valtype.is_reference:
                     check_reference(self._store, valtype, arg)
                 else:
-                    write_raw(self._store, valtype, scratch[0], arg, [])
+                    write_raw(valtype, scratch[0], arg)
             except (TypeError, OverflowError) as error:
                 return type(error)(f"{self.name}() argument {index + 1}: {error} ({self.type})")
         return TypeError(f"{self.name}(): invalid arguments {args!r} ({self.type})")
@@ -174,7 +182,22 @@ class Func(Caller):
 
 
 
+def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
+    """The Python values of ``count`` owned ``wasmtime_val_t``: each is unrooted, even if one fails."""
+    values = []
+    try:
+        for index in range(count):
+            values.append(from_val(store, ffi.addressof(vals, index), exact))
+    finally:
+        for index in range(len(values) + 1, count):
+            lib.wasmtime_val_unroot(ffi.addressof(vals, index))
+    return tuple(values)
+
+
 _HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
+_CHECKED_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_callback_t", checked_host_trampoline_address())
+
+
 class _HostSignature(NamedTuple):
     c_type: Any  # wasm_functype_t *
     params: bytes
@@ -213,39 +236,58 @@ class _HostFunction:
         self.results = functype.results
 
     def invoke(self, address: int) -> None:
-        """Calls the function with the arguments at ``address`` and stores its results there."""
+        """Calls the function with the (numeric) arguments at ``address`` and stores its results there."""
         values = ffi.cast("wasmtime_val_raw_t *", address)
+        self.write_results(self.fn(*[read_raw(t, values[i]) for i, t in enumerate(self.params)]), address)
+
+    def invoke_checked(self, args_address: int, results_address: int) -> None:
+        """Calls the function with the ``wasmtime_val_t`` arguments at ``args_address`` (borrowed:
+        wasmtime keeps them rooted) and stores its results at ``results_address`` (owned by wasmtime
+        once stored; it checks their types)."""
         store = self.store
-        self.write_results(self.fn(*[read_raw(store, t, values[i]) for i, t in enumerate(self.params)]),
-                           address)
+        args = ffi.cast("wasmtime_val_t *", args_address)
+        result = self.fn(*[from_val(store, args + i, owned=False) for i in range(len(self.params))])
+        vals = []
+        try:
+            for index, (valtype, value) in enumerate(zip(self.results, self._result_tuple(result))):
+                try:
+                    vals.append(to_val(store, valtype, value))
+                except (TypeError, OverflowError) as error:
+                    raise type(error)(f"host function {_name(self.fn)} result {index + 1}: {error}") from None
+        except BaseException:
+            for val in vals:
+                lib.wasmtime_val_unroot(val)
+            raise
+        results = ffi.cast("wasmtime_val_t *", results_address)
+        for index, val in enumerate(vals):
+            results[index] = val[0]  # the root moves to wasmtime
 
     def rethrow(self, exception: WasmException) -> Optional[int]:
         """The trap (its address) that throws ``exception`` into the calling wasm code, or None if its
         tag is not of this store (it then passes through wasm as any Python exception does)."""
         return throw_into_wasm(self.store, exception)
 
-    def write_results(self, result: Any, address: int) -> None:
-        values = ffi.cast("wasmtime_val_raw_t *", address)
+    def _result_tuple(self, result: Any) -> Tuple[Any, ...]:
         count = len(self.results)
         if count == 0:
             if result is not None:
                 raise TypeError(f"host function {_name(self.fn)} has no results, but returned {result!r}")
-            return
+            return ()
         if count == 1:
-            result = (result,)
-        elif not isinstance(result, (tuple, list)) or len(result) != count:
+            return (result,)
+        if not isinstance(result, (tuple, list)) or len(result) != count:
             raise TypeError(f"host function {_name(self.fn)} must return a tuple of {count} values, "
                             f"got {result!r}")
-        roots: List[Any] = []
-        try:
-            for index, (valtype, value) in enumerate(zip(self.results, result)):
-                try:
-                    write_raw(self.store, valtype, values[index], value, roots)
-                except (TypeError, OverflowError) as error:
-                    raise type(error)(
-                        f"host function {_name(self.fn)} result {index + 1}: {error}") from None
-        finally:
-            release_roots(roots)
+        return tuple(result)
+
+    def write_results(self, result: Any, address: int) -> None:
+        """Checks the (numeric) results of the function and stores them at ``address``."""
+        values = ffi.cast("wasmtime_val_raw_t *", address)
+        for index, (valtype, value) in enumerate(zip(self.results, self._result_tuple(result))):
+            try:
+                write_raw(valtype, values[index], value)
+            except (TypeError, OverflowError) as error:
+                raise type(error)(f"host function {_name(self.fn)} result {index + 1}: {error}") from None
 
 
 def _name(fn: Any) -> str:

@@ -13,6 +13,7 @@ from ._func import Func
 from ._global import Global
 from ._memory import Memory
 from ._module import Module
+from ._ownership import Owner, init_once
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
@@ -154,7 +155,7 @@ def _plan(module: Module) -> _Plan:
     return plan
 
 
-class Instance:
+class Instance(Owner):
     """An instantiated module: ``Instance(module, imports, store).exports.gcd(27, 6)``.
 
     ``imports`` is a mapping from module name to a namespace (a mapping, or any
@@ -167,6 +168,7 @@ class Instance:
     """
 
     def __init__(self, module: Module, imports: Any = None, store: Optional[Store] = None) -> None:
+        init_once(self, "_instance")
         require_instance(module, Module, "module")
         store = Store(module.engine) if store is None else require_instance(store, Store, "store")
         if store.engine is not module.engine:
@@ -190,8 +192,11 @@ class Instance:
                     _write_extern(value, externs[index])
                 status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
                                                 store._handle.stack_needed, trap, error)
-            if status:
-                raise self._instantiation_error(store, status, trap, error)
+            try:
+                store._handle.flush_output()  # what a start function wrote
+            finally:
+                if status:
+                    raise self._instantiation_error(store, status, trap, error)
             self._instance = instance
             self.exports = Exports(store, instance, plan.exports, plan.shadowing)
         # Imports made here (host functions, globals) live as long as the instance.

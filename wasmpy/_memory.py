@@ -6,13 +6,14 @@ from ._checks import require_instance, require_int
 from ._errors import check
 from ._ffi import ffi, lib
 from ._native import MemoryBase
+from ._ownership import Owner, init_once
 from ._store import Store
 from ._types import MemoryType, take_type
 
 __all__ = ["Memory"]
 
 
-class Memory(MemoryBase):
+class Memory(MemoryBase, Owner):
     """A linear memory. ``memoryview(memory)`` is a zero-copy, writable view of its current bytes.
 
     A view keeps its length: after :meth:`grow`, take a new ``memoryview`` to
@@ -23,6 +24,7 @@ class Memory(MemoryBase):
     """
 
     def __init__(self, store: Store, type: MemoryType) -> None:
+        init_once(self, "_store")
         require_instance(store, Store, "store")
         require_instance(type, MemoryType, "type")
         memory = ffi.new("wasmtime_memory_t *")

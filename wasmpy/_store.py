@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import gc
+import os
 import time
 import weakref
 from dataclasses import dataclass
@@ -12,7 +15,8 @@ from ._checks import require_instance, require_int
 from ._engine import Engine
 from ._errors import Trap, TrapCode, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
-from ._native import StoreHandle, epoch_check_address
+from ._native import StoreHandle, after_fork_in_child, epoch_check_address, release_dropped
+from ._ownership import Owner, init_once
 from ._wasi import WasiConfig
 
 __all__ = ["Store", "StoreLimits"]
@@ -28,7 +32,7 @@ class StoreLimits:
     tables: Optional[int] = None
     memories: Optional[int] = None
 
-    def _apply(self, store_ptr) -> None:
+    def _apply(self, store_ptr: Any) -> None:
         values = []
         for name in ("memory_size", "table_elements", "instances", "tables", "memories"):
             value = getattr(self, name)
@@ -36,7 +40,6 @@ class StoreLimits:
         lib.wasmtime_store_limiter(store_ptr, *values)
 
 
-_CLOSED = object()
 _EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uint64_t *, "
                         "wasmtime_update_deadline_kind_t *)", epoch_check_address())
 _DEADLINE_MESSAGE = "wasmpy: deadline exceeded"  # as csrc/native.c words it
@@ -62,7 +65,7 @@ def call_failure(pending: Optional[BaseException], status: int, trap: Any, error
     return exception
 
 
-class Store:
+class Store(Owner):
     """Owns the instances, functions, memories, globals and tables created in it.
 
     Everything created in a store keeps it alive; the store's memory is freed
@@ -73,30 +76,43 @@ class Store:
 
     def __init__(self, engine: Optional[Engine] = None, *, fuel: Optional[int] = None,
                  limits: Optional[StoreLimits] = None, wasi: Any = None) -> None:
+        init_once(self, "_handle")
         engine = Engine.default() if engine is None else require_instance(engine, Engine, "engine")
+        if limits is not None:
+            require_instance(limits, StoreLimits, "limits")
         self.engine = engine
-        ptr = lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL)
-        self._ptr = ffi.gc(ptr, lib.wasmtime_store_delete)
-        self._ctx: Any = lib.wasmtime_store_context(ptr)
-        # The context, a reentrant lock (wasm may call a host function that calls back into this
-        # store) and the exception a host function raised, shared with the C call paths.
-        self._handle = handle = StoreHandle(int(ffi.cast("uintptr_t", self._ctx)))
+        # The handle owns the wasmtime store (deleted when the handle closes or is freed), its
+        # reentrant lock (wasm may call a host function that calls back into this store), the
+        # exception a host function raised, and the objects wasmtime refers to by address.
+        handle = StoreHandle(int(ffi.cast("uintptr_t", lib.wasmtime_store_new(engine._ptr, ffi.NULL, ffi.NULL))))
+        self._handle = self._lock = handle
+        self._ctx: Any = ffi.cast("wasmtime_context_t *", handle.context)
         handle.stack_needed = engine._stack_needed
-        self._lock = handle
         if engine.interruptible:  # the check runs at every tick of the engine's epoch
-            lib.wasmtime_store_epoch_deadline_callback(ptr, _EPOCH_CHECK, ffi.cast("void *", id(handle)), ffi.NULL)
+            lib.wasmtime_store_epoch_deadline_callback(self._store_ptr(), _EPOCH_CHECK, ffi.cast("void *", id(handle)),
+                                                       ffi.NULL)
             lib.wasmtime_context_set_epoch_deadline(self._ctx, 1)
-        self._host_funcs: List[Any] = []  # objects wasmtime refers to by address
         self._memories: "Optional[weakref.WeakSet[Any]]" = None  # made with the first Memory
         self._wasi_ready = False
         self._gc_bridge: Any = None  # exports converting externref <-> anyref, made when needed
+        self._limits = limits
         self._wasi: Optional[WasiConfig] = None
         if wasi is not None:
             self.wasi = wasi
         if limits is not None:
-            require_instance(limits, StoreLimits, "limits")._apply(self._ptr)
+            limits._apply(self._store_ptr())
         if fuel is not None:
             self.fuel = fuel
+
+    def _store_ptr(self) -> Any:
+        """The ``wasmtime_store_t *`` (owned by the handle): WasmError once closed."""
+        return ffi.cast("wasmtime_store_t *", self._handle.store)
+
+    def _allow_helper_instance(self) -> None:
+        """Makes room in :class:`StoreLimits` ``instances`` for wasmpy's own helper instance."""
+        limits = self._limits
+        if limits is not None and limits.instances is not None:
+            dataclasses.replace(limits, instances=limits.instances + 1)._apply(self._store_ptr())
 
     @property
     def wasi(self) -> Optional[WasiConfig]:
@@ -121,7 +137,9 @@ class Store:
         """Gives the store its WASI context, once per configuration."""
         if self._wasi_ready:
             return
-        config = (self._wasi or WasiConfig())._to_c(self._host_funcs)
+        keepalive: List[Any] = []
+        config = (self._wasi or WasiConfig())._to_c(keepalive)
+        self._handle.keep(keepalive)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
         self._wasi_ready = True
 
@@ -132,10 +150,9 @@ class Store:
         self._memories.add(memory)
 
     def _context(self):
-        ctx = self._ctx
-        if ctx is _CLOSED:
+        if self._handle.closed:
             raise WasmError("the store is closed")
-        return ctx
+        return self._ctx
 
     def _failure(self, status: int, trap_out, error_out) -> BaseException:
         """The exception for a failed call: a host function's own exception if one caused it."""
@@ -212,27 +229,22 @@ class Store:
             return self.fuel
 
     def gc(self) -> None:
-        """Collects unreachable wasm GC objects and externrefs now."""
-        with self._lock:
-            check(lib.wasmtime_context_gc(self._context()))
+        """Collects unreachable wasm GC objects and externrefs now (and releases their Python objects)."""
+        check(ffi.cast("wasmtime_error_t *", self._handle.gc()))
 
     def close(self) -> None:
         """Frees the store now; using anything of it afterwards raises WasmError."""
         with self._lock:
-            if self._ctx is _CLOSED:
+            if self.closed:
                 return
-            if self._handle.depth > 1:
-                raise WasmError("cannot close the store while its wasm code is running (from a host function)")
             if self._memories is not None and any(memory._buffer_exports for memory in self._memories):
                 raise BufferError("cannot close the store: a memoryview of one of its memories is alive")
-            self._ctx = _CLOSED
             self._handle.close()
-            ffi.release(self._ptr)
-            self._host_funcs.clear()
 
     @property
     def closed(self) -> bool:
-        return self._ctx is _CLOSED
+        handle = getattr(self, "_handle", None)  # None: cleared by Python's GC, with the store
+        return handle is None or handle.closed
 
     def __enter__(self) -> "Store":
         return self
@@ -242,3 +254,15 @@ class Store:
 
     def __repr__(self) -> str:
         return f"<wasmpy.Store{' (closed)' if self.closed else ''}>"
+
+
+def _release_after_collection(phase: str, info: Any) -> None:
+    # A collection that broke a cycle through a store deleted it: the objects its externrefs held
+    # are released here, where Python code may run, rather than inside wasmtime's sweep.
+    if phase == "stop":
+        release_dropped()
+
+
+gc.callbacks.append(_release_after_collection)
+os.register_at_fork(after_in_child=after_fork_in_child)
+

@@ -6,13 +6,14 @@ from typing import Any, Callable, ClassVar, Optional, Type
 
 from ._checks import require_instance
 from ._ffi import ffi
+from ._ownership import Owner, init_once
 from ._store import Store
 from ._types import take_type
 
 __all__ = ["Stored"]
 
 
-class Stored:
+class Stored(Owner):
     """A wasmtime handle (a small struct naming an object of ``store``) and the object's type.
 
     The store owns the object and frees it with itself; the handle, copied into
@@ -30,6 +31,7 @@ class Stored:
 
     def _start(self, store: Store, type: Any) -> Any:
         """Checks the arguments of a new object and sets its fields; returns the empty handle to fill."""
+        init_once(self, "_store")
         require_instance(store, Store, "store")
         require_instance(type, self._TYPE, "type")
         self._store, self._handle, self.type = store, ffi.new(f"{self._C_HANDLE} *"), type

@@ -191,6 +191,16 @@ class FuncType:
         non-nullable references, e.g. ``(ref $t)``): wasm then checks each argument's type."""
         return self.__dict__.get("_exact", True)
 
+    @property
+    def _has_references(self) -> bool:
+        """Whether a parameter or result is a reference: such calls, both ways, take wasmtime's
+        checked paths, which keep references rooted and check their types."""
+        found = self.__dict__.get("_references")
+        if found is None:
+            found = any(t.is_reference for t in self.params + self.results)
+            object.__setattr__(self, "_references", found)
+        return found
+
     def _value_kinds(self) -> Tuple[bytes, bytes]:
         """Parameter and result kinds as wasmpy's C call paths read them: wasmtime_valkind_t
         numbers, 255 for what is not a number (everything, unless :attr:`exact`). Made once."""

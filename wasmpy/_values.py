@@ -8,7 +8,7 @@ from typing import Any, Iterator, List
 
 from ._errors import WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import externref_drop_address, keep_object, kept_object
+from ._native import externref_drop_address, kept_object
 from ._anyref import AnyRef
 from ._types import ValType
 
@@ -167,24 +167,25 @@ class Val:
         return f"Val({self.type}, {self.value!r})"
 
 
-# --- externref: wasm holds a reference to the Python object itself, released by wasmtime's GC
-# through a C finalizer (safe at interpreter exit, unlike a Python callback).
+# --- externref: wasm holds a reference to the Python object itself, listed by its store (so that
+# Python's GC sees it) and released after wasmtime's GC drops it, through a C finalizer (safe at
+# interpreter exit, unlike a Python callback).
 
 _EXTERNREF_DROP = ffi.cast("void (*)(void *)", externref_drop_address())
 
 
 def _new_externref(store, obj: Any, out) -> None:
-    # On failure wasmtime has already run the finalizer, which released the reference.
-    if not lib.wasmtime_externref_new(store._context(), ffi.cast("void *", keep_object(obj)),
-                                      _EXTERNREF_DROP, out):
+    # On failure wasmtime has already run the finalizer, which releases the reference.
+    data = ffi.cast("void *", store._handle.keep_for_externref(obj))
+    if not lib.wasmtime_externref_new(store._context(), data, _EXTERNREF_DROP, out):
         raise WasmError("cannot allocate an externref: the store's GC heap is exhausted")
 
 
 def _externref_object(store, ref) -> Any:
-    """The Python object an externref holds; an AnyRef for one that wraps a wasm GC reference."""
+    """The Python object a (rooted) externref holds; an AnyRef for one that wraps a wasm GC reference."""
     data = lib.wasmtime_externref_data(store._context(), ref)
     if data == ffi.NULL:  # made by extern.convert_any
-        return AnyRef._take(store, _bridge_call(store, "to_any", lib.wasmtime_externref_to_raw(store._context(), ref)))
+        return AnyRef._take(store, _bridge_call(store, "to_any", ref))
     return kept_object(int(ffi.cast("uintptr_t", data)))
 
 
@@ -196,9 +197,18 @@ _BRIDGE_WAT = """(module
   (func (export "to_any") (param externref) (result anyref) local.get 0 any.convert_extern)
   (func (export "to_extern") (param anyref) (result externref) local.get 0 extern.convert_any))"""
 
+# For each helper: its argument's kind and union member, and its result's (with the C type to hold it).
+_BRIDGE = {
+    "to_any": ("WASMTIME_EXTERNREF", "externref", "anyref", "wasmtime_anyref_t *"),
+    "to_extern": ("WASMTIME_ANYREF", "anyref", "externref", "wasmtime_externref_t *"),
+}
 
-def _bridge_call(store, name: str, raw_value: int):
-    """Calls helper ``name`` on a raw reference; returns the result, rooted (an owned ref cdata)."""
+
+def _bridge_call(store, name: str, ref):
+    """Calls helper ``name`` on a rooted reference (borrowed); returns the result, rooted (owned).
+
+    The references stay rooted throughout (wasmtime's checked call roots its results), so no
+    collection can free them, whatever Python code runs meanwhile."""
     bridge = store._gc_bridge
     if bridge is None:
         from ._instance import Instance
@@ -207,20 +217,23 @@ def _bridge_call(store, name: str, raw_value: int):
         engine = store.engine
         if engine._gc_bridge_module is None:
             engine._gc_bridge_module = Module(_BRIDGE_WAT, engine)
+        store._allow_helper_instance()
         bridge = store._gc_bridge = Instance(engine._gc_bridge_module, {}, store).exports
-    func = bridge[name]
-    values = ffi.new("wasmtime_val_raw_t *")
-    values.externref = raw_value  # both helpers take a 32-bit reference
+    kind, member, result_member, result_type = _BRIDGE[name]
+    argument, result = ffi.new("wasmtime_val_t *"), ffi.new("wasmtime_val_t *")
+    argument.kind = getattr(lib, kind)
+    clone = lib.wasmtime_externref_clone if member == "externref" else lib.wasmtime_anyref_clone
+    clone(ref, ffi.addressof(argument.of, member))
     trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
-    status = lib.wasmpy_call(store._context(), func._func, values, 1, store._handle.stack_needed, trap, error)
+    try:
+        status = lib.wasmpy_call_checked(store._context(), bridge[name]._func, argument, 1, result, 1,
+                                         store._handle.stack_needed, trap, error)
+    finally:
+        lib.wasmtime_val_unroot(argument)
     if status:
         raise store._failure(status, trap, error)
-    if name == "to_any":
-        out = ffi.new("wasmtime_anyref_t *")
-        lib.wasmtime_anyref_from_raw(store._context(), values.anyref, out)
-    else:
-        out = ffi.new("wasmtime_externref_t *")
-        lib.wasmtime_externref_from_raw(store._context(), values.externref, out)
+    out = ffi.new(result_type)
+    out[0] = getattr(result.of, result_member)  # the root moves to ``out``
     return out
 
 
@@ -234,50 +247,22 @@ def _check_func(store, value: Any):
     return value
 
 
-# --- raw values (wasmtime_val_raw_t), used by calls in both directions.
+# --- raw values (wasmtime_val_raw_t) of numbers and v128: calls without references, both ways.
+# Signatures with references take wasmtime's checked paths (wasmtime_val_t), which keep every
+# reference rooted while Python code runs and check the types of what a host function returns.
 
-def write_raw(store, valtype: ValType, raw, value: Any, roots: List[Any]) -> None:
-    """Stores ``value`` into the raw slot ``raw``; rooted references go to ``roots``."""
+def write_raw(valtype: ValType, raw, value: Any) -> None:
+    """Stores the number ``value`` into the raw slot ``raw``."""
     if isinstance(value, Val):
         if value.type is not valtype:
             raise TypeError(f"expected {valtype}, got a Val of type {value.type}")
-        if not valtype.is_reference:
-            return _write_bits(valtype, raw, value._payload)
-        value = value._payload
+        return _write_bits(valtype, raw, value._payload)
     if valtype is ValType.f32:
         raw.f32 = _real(value, valtype)
     elif valtype is ValType.f64:
         raw.f64 = _real(value, valtype)
-    elif not valtype.is_reference:
-        _write_bits(valtype, raw, _integer(value, valtype))
     else:
-        _check_null_only(valtype, value)
-        family = _FAMILY[valtype]
-        if family == "func":
-            raw.funcref = ffi.NULL if value is None else lib.wasmtime_func_to_raw(
-                store._context(), _check_func(store, value)._func)
-        elif family == "extern" and value is not None:
-            if isinstance(value, AnyRef):  # a GC reference, as an externref
-                ref = _bridge_call(store, "to_extern", value._to_raw(store))
-            else:
-                ref = ffi.new("wasmtime_externref_t *")
-                _new_externref(store, value, ref)
-            roots.append(ref)
-            raw.externref = lib.wasmtime_externref_to_raw(store._context(), ref)
-        elif family == "any" and value is not None:
-            if not isinstance(value, AnyRef):  # a Python object, as an anyref
-                value = _object_as_anyref(store, value)
-                roots.append(value)
-            raw.anyref = value._to_raw(store)
-        elif family == "exn" and value is not None:
-            from ._tag import new_exnref
-
-            ref = ffi.new("wasmtime_exnref_t *")
-            new_exnref(store, value, ref)
-            roots.append(ref)
-            raw.exnref = lib.wasmtime_exnref_to_raw(store._context(), ref)
-        else:  # a null reference
-            raw.anyref = 0
+        _write_bits(valtype, raw, _integer(value, valtype))
 
 
 def _write_bits(valtype: ValType, raw, bits: int) -> None:
@@ -293,30 +278,13 @@ def _object_as_anyref(store, value: Any) -> AnyRef:
     ref = ffi.new("wasmtime_externref_t *")
     _new_externref(store, value, ref)
     try:
-        return AnyRef._take(store, _bridge_call(store, "to_any", lib.wasmtime_externref_to_raw(store._context(), ref)))
+        return AnyRef._take(store, _bridge_call(store, "to_any", ref))
     finally:
         lib.wasmtime_externref_unroot(ref)
 
 
-# The reference families whose raw values Python reads through a rooted copy: its C type, and
-# wasmtime's functions that make it from a raw slot and unroot it.
-_ROOTED = {
-    "extern": ("wasmtime_externref_t *", lib.wasmtime_externref_from_raw, lib.wasmtime_externref_unroot),
-    "exn": ("wasmtime_exnref_t *", lib.wasmtime_exnref_from_raw, lib.wasmtime_exnref_unroot),
-}
-_UNROOT = {ffi.typeof(ctype): unroot for ctype, _, unroot in _ROOTED.values()}
-
-
-def release_roots(roots: List[Any]) -> None:
-    """Releases what write_raw rooted for a call: externrefs, exnrefs, and AnyRefs (which free themselves)."""
-    for ref in roots:
-        if not isinstance(ref, AnyRef):
-            _UNROOT[ffi.typeof(ref)](ref)
-    roots.clear()
-
-
-def read_raw(store, valtype: ValType, raw) -> Any:
-    """The Python value of the raw slot ``raw``."""
+def read_raw(valtype: ValType, raw) -> Any:
+    """The Python number in the raw slot ``raw``."""
     if valtype is ValType.i32:
         return raw.i32
     if valtype is ValType.i64:
@@ -325,51 +293,22 @@ def read_raw(store, valtype: ValType, raw) -> Any:
         return raw.f32
     if valtype is ValType.f64:
         return raw.f64
-    if valtype is ValType.v128:
-        return int.from_bytes(ffi.buffer(raw.v128, 16), "little")
-    family = _FAMILY[valtype]
-    if family == "func":
-        if raw.funcref == ffi.NULL:
-            return None
-        from ._func import Func
-
-        func = ffi.new("wasmtime_func_t *")
-        lib.wasmtime_func_from_raw(store._context(), raw.funcref, func)
-        return Func._from_c(store, func)
-    if raw.externref == 0:  # the null reference, in every 32-bit family
-        return None
-    if family == "any":
-        ref = ffi.new("wasmtime_anyref_t *")
-        lib.wasmtime_anyref_from_raw(store._context(), raw.anyref, ref)
-        return _anyref_value(store, AnyRef._take(store, ref))
-    ctype, from_raw, unroot = _ROOTED[family]
-    ref = ffi.new(ctype)
-    from_raw(store._context(), getattr(raw, family + "ref"), ref)
-    try:
-        if family == "exn":
-            from ._tag import exception_from_exnref
-
-            return exception_from_exnref(store, ref)
-        return _externref_object(store, ref)
-    finally:
-        unroot(ref)
+    return int.from_bytes(ffi.buffer(raw.v128, 16), "little")
 
 
 def _anyref_value(store, anyref: AnyRef) -> Any:
     """A Python object that wasm converted to anyref comes back as itself; GC objects as AnyRef."""
     if anyref.kind != "any":
         return anyref
-    ref = _bridge_call(store, "to_extern", anyref._to_raw(store))
+    ref = _bridge_call(store, "to_extern", anyref._ref)
     try:
         return _externref_object(store, ref)
     finally:
         lib.wasmtime_externref_unroot(ref)
 
 
-def read_raw_val(store, valtype: ValType, raw) -> Val:
+def read_raw_val(valtype: ValType, raw) -> Val:
     """Like read_raw, but keeps exact bits in a Val."""
-    if valtype.is_reference:
-        return Val(valtype, read_raw(store, valtype, raw))
     if valtype in (ValType.i32, ValType.f32):
         bits = raw.i32 & 0xFFFFFFFF
     elif valtype in (ValType.i64, ValType.f64):
@@ -416,8 +355,7 @@ def to_val(store, valtype: ValType, value: Any):
             value = value._payload
     if not valtype.is_reference:
         val.kind = _VAL_KIND[valtype]
-        raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
-        write_raw(store, valtype, raw, value, [])
+        write_raw(valtype, ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of)), value)
         return val
     _check_null_only(valtype, value)
     family = _FAMILY[valtype]
@@ -428,13 +366,11 @@ def to_val(store, valtype: ValType, value: Any):
         return val  # store_id 0 is the null reference
     if family == "any":
         anyref = value if isinstance(value, AnyRef) else _object_as_anyref(store, value)
-        if anyref.store is not store:
-            raise TypeError("the reference belongs to a different store")
+        _check_kind(store, valtype, anyref)
         lib.wasmtime_anyref_clone(anyref._ref, ffi.addressof(val.of, "anyref"))
     elif family == "extern" and isinstance(value, AnyRef):  # a GC reference, as an externref
-        ref = _bridge_call(store, "to_extern", value._to_raw(store))
-        lib.wasmtime_externref_clone(ref, ffi.addressof(val.of, "externref"))
-        lib.wasmtime_externref_unroot(ref)
+        _check_kind(store, valtype, value)
+        val.of.externref = _bridge_call(store, "to_extern", value._ref)[0]  # the root moves to ``val``
     elif family == "extern":
         _new_externref(store, value, ffi.addressof(val.of, "externref"))
     elif family == "exn":
@@ -446,8 +382,23 @@ def to_val(store, valtype: ValType, value: Any):
     return val
 
 
-def from_val(store, val, exact: bool = False, declared: Any = None) -> Any:
-    """The Python value (or with ``exact``, the Val) of a ``wasmtime_val_t *``; unroots it.
+# What each abstract GC reference type holds (AnyRef.kind): wasmtime checks what reaches wasm,
+# this explains the mistake first.
+_KINDS = {ValType.i31ref: ("i31",), ValType.structref: ("struct",), ValType.arrayref: ("array",),
+          ValType.eqref: ("i31", "struct", "array")}
+
+
+def _check_kind(store, valtype: ValType, anyref: AnyRef) -> None:
+    if anyref.store is not store:
+        raise TypeError("the reference belongs to a different store")
+    kinds = _KINDS.get(valtype)
+    if kinds is not None and anyref.kind not in kinds:
+        shown = "a Python object" if anyref.kind == "any" else f"a {anyref.kind} reference"
+        raise TypeError(f"expected {' or '.join(kinds)} reference for {valtype}, got {shown}")
+
+
+def from_val(store, val, exact: bool = False, declared: Any = None, owned: bool = True) -> Any:
+    """The Python value (or with ``exact``, the Val) of a ``wasmtime_val_t *``; unroots it if ``owned``.
 
     ``declared`` is the ValType the value was declared with (a Val of an eqref global is
     an eqref Val, though wasmtime hands the value over as an anyref)."""
@@ -476,7 +427,8 @@ def from_val(store, val, exact: bool = False, declared: Any = None) -> Any:
                 store, ffi.addressof(val.of, "exnref"))
         else:
             raw = ffi.cast("wasmtime_val_raw_t *", ffi.addressof(val.of))
-            return read_raw_val(store, valtype, raw) if exact else read_raw(store, valtype, raw)
+            return read_raw_val(valtype, raw) if exact else read_raw(valtype, raw)
         return Val(declared or valtype, value) if exact else value
     finally:
-        lib.wasmtime_val_unroot(val)
+        if owned:
+            lib.wasmtime_val_unroot(val)
