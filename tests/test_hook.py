@@ -589,14 +589,14 @@ def test_wasm_to_wasm_exports_are_handed_over(mods):
     two = importlib.import_module(two_name)
     one = sys.modules[one_name]
     assert two.ask() == 42
-    # The very objects `one` exports, in the one shared store.
+    # The very objects `one` exports: `two` joins the store of `one` (wasm links only within a store).
     handed = two.__wasm_instance__._imports
     assert handed[0] is one.bar
     assert handed[1] is one.memory
     assert handed[2] is one.table
-    store = wasmpy.hook_store()
+    store = one.__wasm_instance__.store
     assert isinstance(store, wasmpy.Store)
-    assert wasmpy.hook_store() is store
+    assert two.__wasm_instance__.store is store
     for item in (one.bar, one.memory, one.table, two.ask):
         assert item.store is store
     # Shared, not copied: writes through one side are seen from the other.

@@ -10,6 +10,7 @@ module) is imported rather than ``name.wasm``, and ``name.wasm`` rather than
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import importlib
 import importlib.abc
@@ -17,17 +18,24 @@ import importlib.machinery
 import os
 import pkgutil
 import platform
+import stat
 import sys
 import threading
 from types import ModuleType
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import CompileError, LinkError, WasmError
+from ._func import Func
+from ._global import Global
 from ._instance import Instance
+from ._memory import Memory
 from ._module import Module
 from ._store import Store
+from ._table import Table
+from ._tag import Tag
+from ._types import ImportType
 from ._wasi import WASI_MODULE, WasiConfig
 
 __all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "compile_to_cache",
@@ -42,30 +50,82 @@ class WasmImportError(CompileError, ImportError):
     """A ``.wasm`` or ``.wat`` file found by ``import`` is malformed or invalid."""
 
 
+class _Unchanged(enum.Enum):
+    """The default of :func:`configure_import_hook`'s arguments: the setting stays as it is."""
+
+    UNCHANGED = "unchanged"
+
+    def __repr__(self) -> str:
+        return "unchanged"
+
+
+_UNCHANGED = _Unchanged.UNCHANGED
+
 _store: Optional[Store] = None
 _store_lock = threading.Lock()
 _wasi: Optional[WasiConfig] = None
+_cache_enabled = True
+_cache_dir: Optional[str] = None
 
 
-def configure_import_hook(*, wasi: Optional[WasiConfig] = None) -> None:
-    """Sets what the import hook gives modules that import WASI (``wasi_snapshot_preview1``).
+def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UNCHANGED,
+                          cache: Union[bool, _Unchanged] = _UNCHANGED,
+                          cache_dir: Union[str, "os.PathLike[str]", None, _Unchanged] = _UNCHANGED) -> None:
+    """Sets how the import hook loads modules; each setting given changes, the others stay.
 
-    By default each such module gets the safe default: its name as the only
-    argument, no environment, standard streams inherited, no filesystem.
-    Call this before the import; ``wasi=None`` restores the default.
+    ``wasi`` is what modules that import WASI (``wasi_snapshot_preview1``) get.
+    By default (``wasi=None``) each such module gets the safe default: its name
+    as the only argument, no environment, standard streams inherited, no
+    filesystem.
+
+    ``cache=False`` turns the compiled-code cache off: nothing is read from it
+    or written to it, and every import compiles. ``cache=True`` (the default)
+    turns it back on.
+
+    ``cache_dir`` puts the cache in a directory of your choosing, mirroring the
+    source tree under it as ``sys.pycache_prefix`` does (which the hook
+    honours too, when no ``cache_dir`` is set); ``cache_dir=None`` (the
+    default) keeps it in ``__pycache__`` beside each source. The cache holds
+    native code that is run without further checks, trusted like a ``.pyc``:
+    whoever can write it can run code in your process. For modules in
+    directories others can write to, use a ``cache_dir`` only you can write
+    to, or ``cache=False``.
+
+    Call this before the import: modules already imported keep what they got.
     """
-    global _wasi
-    if wasi is not None:
+    global _wasi, _cache_enabled, _cache_dir
+    # Every argument is checked before any setting changes.
+    if wasi is not _UNCHANGED and wasi is not None:
         require_instance(wasi, WasiConfig, "wasi")
-    _wasi = wasi
+    if cache is not _UNCHANGED and not isinstance(cache, bool):
+        raise TypeError(f"cache must be True or False, not {type(cache).__name__}")
+    if cache_dir is not _UNCHANGED and cache_dir is not None:
+        if not isinstance(cache_dir, (str, os.PathLike)) or not isinstance(os.fspath(cache_dir), str):
+            raise TypeError(f"cache_dir must be a str or os.PathLike[str] path, or None, "
+                            f"not {type(cache_dir).__name__}")
+        cache_dir = os.path.abspath(os.fspath(cache_dir))  # what it means now, whatever the cwd later
+    if wasi is not _UNCHANGED:
+        _wasi = wasi
+    if cache is not _UNCHANGED:
+        _cache_enabled = cache
+    if cache_dir is not _UNCHANGED:
+        _cache_dir = cache_dir
 
 
 def hook_store() -> Store:
-    """The store shared by the modules the import hook loads, so that they can link to each other.
+    """A store shared by Python code that makes wasm objects for hook-loaded modules to import.
 
-    Calls into it from several threads are serialised by the store's lock. A
-    module that imports WASI gets a store of its own instead, since WASI state
-    (arguments, environment, open files) belongs to a store.
+    Each module the hook loads is instantiated in a store of its own, which is
+    freed with the module (``importlib.reload`` makes a new one), unless its
+    imports belong to a store: wasm links only within one store, so a module
+    that imports another hook-loaded module's exports, or memories, tables,
+    globals or functions Python code made, joins the store they belong to.
+    This store is the one to make such objects in, e.g.
+    ``wasmpy.Memory(wasmpy.hook_store(), wasmpy.MemoryType(1))``; any other
+    store works the same way. A module's own store is
+    ``module.__wasm_instance__.store``.
+
+    Calls into a store from several threads are serialised by its lock.
     """
     global _store
     if _store is None:
@@ -75,31 +135,45 @@ def hook_store() -> Store:
     return _store
 
 
+def _is_dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
 class WasmLoader(importlib.abc.FileLoader):
-    """Loads a WebAssembly module file as a Python module whose attributes are its exports."""
+    """Loads a WebAssembly module file as a Python module whose attributes are its exports.
+
+    The instance is ``module.__wasm_instance__``; each export is also a module
+    attribute, except exports named like Python's special names (beginning and
+    ending with ``__``, such as ``__name__``, ``__spec__`` or ``__getattr__``),
+    which would break the module: those are reachable only as
+    ``module.__wasm_instance__.exports["__name__"]``.
+    """
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
         return None
 
     def exec_module(self, module: ModuleType) -> None:
-        store = hook_store()
-        compiled = _compile(self.path, store.engine, module.__name__)
-        names = dict.fromkeys(i.module for i in compiled.imports if i.module != WASI_MODULE)
-        if len(names) < len({i.module for i in compiled.imports}):
-            # WASI state belongs to a store: each WASI module gets a store, and a sandbox, of its own.
-            store = Store(store.engine, wasi=_wasi if _wasi is not None else WasiConfig(argv=[module.__name__]))
-        namespaces = {name: _import_namespace(name, compiled, module.__name__) for name in names}
-        instance = Instance(compiled, namespaces, store)
+        name = module.__name__
+        compiled = _compile(self.path, Engine.default(), name)
+        imports_wasi = any(i.module == WASI_MODULE for i in compiled.imports)
+        wanted = [i for i in compiled.imports if i.module != WASI_MODULE]
+        namespaces = {i.module: _import_namespace(i.module, compiled, name) for i in wanted}
+        values = [_import_value(namespaces[i.module], i) for i in wanted]
+        store = _store_for(name, wanted, values, imports_wasi)
+        if store.engine is not compiled.engine:  # joining a store of another engine
+            compiled = _compile(self.path, store.engine, name)
+        instance = Instance(compiled, values, store)
         if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
             instance.exports["_initialize"]()
         module.__wasm_instance__ = instance
         module.__doc__ = _describe(self.path, compiled)
         # Where the compiled code is cached, as for a .py file's .pyc (whether or not it was written).
-        module.__cached__ = cache_path(self.path, store.engine)
+        module.__cached__ = cache_path(self.path, store.engine) if _cache_enabled else None
         if module.__spec__ is not None:
             module.__spec__.cached = module.__cached__
-        for name, item in instance.exports.items():
-            setattr(module, name, item)
+        for export, item in instance.exports.items():
+            if not _is_dunder(export):
+                setattr(module, export, item)
 
     def get_source(self, fullname: str) -> Optional[str]:
         return None
@@ -118,6 +192,47 @@ def _import_namespace(name: str, compiled: Module, importer: str) -> Any:
         raise LinkError(f"{importer} imports {wanted}, but there is no module named {name!r}") from None
 
 
+_MISSING = object()
+
+
+def _import_value(namespace: ModuleType, imported: ImportType) -> Any:
+    """The attribute an import names, looked up once (it decides the store, then is linked)."""
+    value = getattr(namespace, imported.name, _MISSING)
+    if value is _MISSING:
+        raise LinkError(f"missing import {imported.module}.{imported.name}: expected {imported.type}, "
+                        f"but module {imported.module!r} has no attribute {imported.name!r}")
+    return value
+
+
+_STORE_BOUND = (Func, Memory, Global, Table, Tag)
+
+
+def _store_for(name: str, wanted: List[ImportType], values: List[Any], imports_wasi: bool) -> Store:
+    """The store to instantiate module ``name`` in: the one its imports belong to, else a new one.
+
+    A new store per module is what lets a module's instance be freed with it;
+    wasmtime frees instances only with their store.
+    """
+    owners: Dict[int, Tuple[Store, str]] = {}  # store id -> (store, the first import from it)
+    for imported, value in zip(wanted, values):
+        if isinstance(value, _STORE_BOUND):
+            owners.setdefault(id(value.store), (value.store, f"{imported.module}.{imported.name}"))
+    if imports_wasi:
+        if owners:
+            _, where = next(iter(owners.values()))
+            raise LinkError(f"{name} imports WASI, so it gets a store (and a sandbox) of its own, but it also "
+                            f"imports {where}, which belongs to another store: wasm links only within one store")
+        return Store(Engine.default(), wasi=_wasi if _wasi is not None else WasiConfig(argv=[name]))
+    if len(owners) > 1:
+        (_, first), (_, second) = list(owners.values())[:2]
+        raise LinkError(f"{name} imports {first} and {second}, which belong to different stores: "
+                        "wasm links only within one store")
+    if owners:
+        store, _ = next(iter(owners.values()))
+        return store
+    return Store(Engine.default())
+
+
 def _describe(path: str, compiled: Module) -> str:
     lines = [f"WebAssembly module {os.path.basename(path)}", "", "Exports:"]
     lines += [f"    {export.name}: {export.type}" for export in compiled.exports] or ["    (none)"]
@@ -127,33 +242,53 @@ def _describe(path: str, compiled: Module) -> str:
 
 
 # --- compiled-code cache, like .pyc files
+#
+# The cache holds native code that wasmtime runs without checking it further, so it is trusted as
+# a .pyc is: whoever can write it can run code in this process, and the digests in it guard against
+# accidents (truncation, corruption, stale source), not attacks. Its files are opened as CPython opens
+# .pyc files, so that nothing planted at a cache path (a symlink, a FIFO, a device) makes the import
+# overwrite another file, hang or read without end.
+
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
 
 def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] = None) -> Module:
     """Compiles ``path``, or loads it from the cache; writes the cache unless told not to.
 
-    ``write_cache`` defaults to ``not sys.dont_write_bytecode``.
+    ``write_cache`` defaults to whether the cache is on and ``not sys.dont_write_bytecode``;
+    with the cache off (``configure_import_hook(cache=False)``) nothing is read from it either.
     """
     with open(path, "rb") as file:
         source = file.read()
+        source_mode = os.fstat(file.fileno()).st_mode
     digest = hashlib.sha256(source).digest()
     cache = cache_path(path, engine)
-    cached = _read_cache(cache, digest, engine)
-    if cached is not None:
-        return cached
+    if _cache_enabled:
+        cached = _read_cache(cache, digest, engine)
+        if cached is not None:
+            return cached
     try:
         compiled = Module(source, engine) if source.startswith(b"\0asm") else Module(
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
         raise WasmImportError(f"cannot import {name} from {path}: {error}", name=name, path=path) from None
-    if not sys.dont_write_bytecode if write_cache is None else write_cache:
-        _write_cache(cache, digest, compiled)
+    if write_cache is None:
+        write_cache = _cache_enabled and not sys.dont_write_bytecode
+    if write_cache:
+        _write_cache(cache, digest, compiled, source_mode)
     return compiled
 
 
 def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str]:
     """Fills the import hook's cache for ``path`` (as ``wasmpy compile`` does); returns the cache file.
 
-    None if the cache could not be written (e.g. a read-only directory).
+    It writes where the hook looks (see :func:`cache_path`), even while the hook's
+    cache is turned off, as ``py_compile`` writes a ``.pyc`` whatever
+    ``sys.dont_write_bytecode`` says. None if the cache could not be written
+    (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
     _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)
@@ -162,11 +297,16 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
 
 
 def cache_path(source_path: str, engine: Engine) -> str:
-    """Where the compiled code of ``source_path`` is cached (honours ``sys.pycache_prefix``)."""
+    """Where the compiled code of ``source_path`` is cached.
+
+    Under ``configure_import_hook(cache_dir=...)``, else under ``sys.pycache_prefix``,
+    the source's directory is mirrored; otherwise it is ``__pycache__`` beside the source.
+    """
     head, tail = os.path.split(os.path.abspath(source_path))
     filename = f"{tail}.{_cache_tag(engine)}.cwasm"
-    if sys.pycache_prefix:
-        return os.path.join(sys.pycache_prefix, head.lstrip(os.sep), filename)
+    prefix = _cache_dir or sys.pycache_prefix
+    if prefix:
+        return os.path.join(prefix, os.path.splitdrive(head)[1].lstrip(os.sep), filename)
     return os.path.join(head, "__pycache__", filename)
 
 
@@ -196,11 +336,38 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _read_cache(cache: str, digest: bytes, engine: Engine) -> Optional[Module]:
+def _read_regular_file(path: str) -> Optional[bytes]:
+    """The contents of ``path`` if it is a regular file (not a symlink, FIFO or device), else None.
+
+    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the
+    file's size when opened bounds what is read, so a file that grows meanwhile cannot make
+    the read go on.
+    """
     try:
-        with open(cache, "rb") as file:
-            data = file.read()
+        fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
+    except OSError:  # absent, a symlink (ELOOP), unreadable...
+        return None
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            return None
+        chunks, left = [], status.st_size
+        while left > 0:
+            chunk = os.read(fd, left)
+            if not chunk:
+                break  # truncated meanwhile: the digests reject what was read
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
     except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_cache(cache: str, digest: bytes, engine: Engine) -> Optional[Module]:
+    data = _read_regular_file(cache)
+    if data is None:
         return None
     header = len(_CACHE_MAGIC) + _DIGEST_SIZE
     if not data.startswith(_CACHE_MAGIC) or data[len(_CACHE_MAGIC):header] != digest:
@@ -211,14 +378,27 @@ def _read_cache(cache: str, digest: bytes, engine: Engine) -> Optional[Module]:
         return None  # corrupt, or made by another wasmtime: rebuild
 
 
-def _write_cache(cache: str, digest: bytes, compiled: Module) -> None:
+def _write_cache(cache: str, digest: bytes, compiled: Module, source_mode: int) -> None:
+    """Writes the cache file atomically, as CPython writes a ``.pyc`` (``importlib._bootstrap_external``).
+
+    The temporary file is created exclusively and never through a symlink, so that nothing
+    planted at its name is followed or overwritten; its mode is the source's, made writable by
+    the owner, less the umask; ``os.replace`` then renames it over the cache path (replacing
+    whatever is there, a symlink included, rather than writing through it).
+    """
+    data = _CACHE_MAGIC + digest + compiled.serialize()
     temporary = f"{cache}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(temporary, "wb") as file:
-            file.write(_CACHE_MAGIC + digest + compiled.serialize())
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY,
+                     (source_mode | 0o200) & 0o666)
+    except OSError:  # a read-only directory, or something already at the temporary name: no cache
+        return
+    try:
+        with open(fd, "wb") as file:
+            file.write(data)
         os.replace(temporary, cache)
-    except OSError:  # a read-only directory just means no cache
+    except OSError:
         try:
             os.unlink(temporary)
         except OSError:
