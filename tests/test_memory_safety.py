@@ -395,6 +395,8 @@ def test_anyref_calls_work_under_an_instance_limit_of_one():
 # --- 10. no Python code inside wasmtime's GC sweep
 
 def test_externref_finalizers_that_use_the_store_run_after_the_sweep():
+    # Each __del__ writes to the store that is collecting it, calls it, allocates in its GC heap
+    # and collects it again: inside the sweep that lost half the finalizations.
     proc = run_python("""
         import gc, json
         import wasmpy
@@ -402,25 +404,33 @@ def test_externref_finalizers_that_use_the_store_run_after_the_sweep():
         module = wasmpy.Module('''(module
           (memory (export "memory") 1)
           (global $g (mut externref) (ref.null extern))
+          (table $t 8 externref)
           (func (export "set") (param externref) (global.set $g (local.get 0)))
+          (func (export "put") (param i32 externref) (table.set $t (local.get 0) (local.get 1)))
           (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))''')
         exports = wasmpy.Instance(module, {}, store).exports
         finalized = []
         class Payload:
             def __del__(self):
-                exports.memory.write(0, b"done")  # writes to the store that is collecting
+                exports.memory.write(0, b"done")
+                exports.put(len(finalized) % 8, object())
                 finalized.append(exports.add(2, 3))
                 store.gc()
-        for _ in range(200):
+        for i in range(300):
+            exports.put(i % 8, Payload())
             exports.set(Payload())
             exports.set(None)
-            store.gc()
+            if i % 3 == 0:
+                store.gc()
+        for slot in range(8):
+            exports.put(slot, None)
+        store.gc()
         gc.collect()
         print(json.dumps({"finalized": len(finalized), "answers": sorted(set(finalized)),
                           "memory": exports.memory.read(0, 4).decode()}))
         """, timeout=120)
     outcome = child_json(proc)
-    assert outcome == {"finalized": 200, "answers": [5], "memory": "done"}
+    assert outcome == {"finalized": 600, "answers": [5], "memory": "done"}
 
 
 # --- 6. store locks across fork()
