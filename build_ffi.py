@@ -16,7 +16,6 @@ CSRC = Path(__file__).resolve().parent / "csrc"
 # In dependency order: each header uses only types declared before it.
 HEADERS = ["types.h", "engine.h", "error.h", "store.h", "module.h", "func.h", "memory.h",
            "global.h", "table.h", "instance.h", "wasi.h", "wat.h", "wasmpy.h"]
-CALLBACKS = "callbacks.h"
 
 
 def wasmtime_library():
@@ -42,7 +41,7 @@ BUILD_OPTIONS = dict(
 )
 
 ffibuilder = FFI()
-ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS + [CALLBACKS]))
+ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS))
 ffibuilder.set_source("wasmpy._ffi", '#include "api.h"\n#include "wasmpy.c"\n', **BUILD_OPTIONS)
 
 if __name__ == "__main__":

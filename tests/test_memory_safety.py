@@ -303,6 +303,52 @@ def test_two_stores_calling_into_each_other_from_two_threads_do_not_deadlock():
     assert "deadlock" in outcome["outcomes"], outcome
 
 
+WASI_WRITER = """
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "hello\\n")
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "say") (result i32)
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 6))
+    (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+"""
+
+
+def test_wasi_output_streams_may_use_the_store_that_writes():
+    # The stream used to run on wasmtime's thread while wasm waited inside fd_write with the
+    # store locked: touching the store there deadlocked.
+    proc = run_python(f"""
+        import json, threading
+        import wasmpy
+        seen = []
+        def stdout(data):
+            seen.append([data.decode(), exports.memory.read(16, 5).decode(), exports.add(1, 2),
+                         threading.current_thread() is threading.main_thread()])
+            try:
+                store.close()
+            except wasmpy.WasmError as error:
+                seen.append("close refused" if "running" in str(error) else str(error))
+        store = wasmpy.Store(wasi=wasmpy.WasiConfig(stdout=stdout))
+        exports = wasmpy.Instance(wasmpy.Module({WASI_WRITER!r}), store=store).exports
+        errno = exports.say()
+        print(json.dumps({{"errno": errno, "seen": seen}}))
+        """, timeout=60)
+    assert child_json(proc) == {"errno": 0, "seen": [["hello\n", "hello", 3, True], "close refused"]}
+
+
+def test_an_exception_of_a_wasi_output_stream_reaches_the_caller():
+    def stdout(data):
+        raise ValueError("the stream is full")
+
+    store = Store(wasi=wasmpy.WasiConfig(stdout=stdout))
+    exports = Instance(Module(WASI_WRITER), store=store).exports
+    with pytest.raises(ValueError, match="the stream is full"):
+        exports.say()
+    assert exports.add(2, 2) == 4
+
+
 # --- 8. signal handlers calling into the store they interrupted
 
 LOOP = """

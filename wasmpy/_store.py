@@ -137,9 +137,7 @@ class Store(Owner):
         """Gives the store its WASI context, once per configuration."""
         if self._wasi_ready:
             return
-        keepalive: List[Any] = []
-        config = (self._wasi or WasiConfig())._to_c(keepalive)
-        self._handle.keep(keepalive)
+        config = (self._wasi or WasiConfig())._to_c(self._handle)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
         self._wasi_ready = True
 

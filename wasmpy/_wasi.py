@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, 
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
+from ._native import output_stream
 
 __all__ = ["WasiConfig"]
 
@@ -263,17 +264,18 @@ class WasiConfig:
         raise TypeError(f"{name} must be 'inherit', a path, a writable binary file object or a callable, "
                         f"not {type(output).__name__}")
 
-    def _to_c(self, keepalive: list):
-        """A new ``wasi_config_t *``; handles the C side refers to go to ``keepalive``."""
+    def _to_c(self, handle: Any):
+        """A new ``wasi_config_t *`` for the store of ``handle`` (a StoreHandle), which queues what
+        wasm writes to Python streams."""
         config = lib.wasi_config_new()
         try:
-            self._configure(config, keepalive)
+            self._configure(config, handle)
         except BaseException:
             lib.wasi_config_delete(config)
             raise
         return config
 
-    def _configure(self, config, keepalive: list) -> None:
+    def _configure(self, config, handle: Any) -> None:
         # Every string below was checked when it was set: UTF-8, no NUL.
         argv = [ffi.new("char[]", arg.encode("utf-8")) for arg in self._argv or ()]
         if not lib.wasi_config_set_argv(config, len(argv), argv):
@@ -295,9 +297,11 @@ class WasiConfig:
             elif output is INHERIT:
                 inherit(config)
             else:
-                handle = ffi.new_handle(output.write if hasattr(output, "write") else output)
-                keepalive.append(handle)
-                custom(config, lib._wasmpy_wasi_write, handle, ffi.NULL)
+                # wasmtime writes from inside fd_write, with the store locked, maybe on a thread of
+                # its own: the bytes are queued and the stream called where the store is usable.
+                callback, data, finalizer = output_stream(handle, output.write if hasattr(output, "write") else output)
+                custom(config, ffi.cast("ssize_t (*)(void *, const unsigned char *, size_t)", callback),
+                       ffi.cast("void *", data), ffi.cast("void (*)(void *)", finalizer))
         for host, guest, read_only in self._preopens:
             if not lib.wasi_config_preopen_dir(config, host.encode("utf-8"), guest.encode("utf-8"), not read_only):
                 raise OSError(f"cannot preopen {host!r} as {guest!r}")
@@ -320,12 +324,3 @@ class WasiConfig:
                 f"stdin={self._stdin!r}, stdout={self._stdout!r}, stderr={self._stderr!r}, "
                 f"preopens={self._preopens!r})")
 
-
-@ffi.def_extern()
-def _wasmpy_wasi_write(data, buf, length):
-    try:
-        write = ffi.from_handle(data)
-        write(ffi.unpack(ffi.cast("char *", buf), length))
-        return length
-    except BaseException:  # an output that fails is an I/O error for the guest
-        return -1
