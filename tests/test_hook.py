@@ -20,8 +20,10 @@ import os
 import pkgutil
 import pydoc
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 from pathlib import Path
@@ -946,17 +948,30 @@ def test_pycache_prefix(mods, tmp_path, monkeypatch):
     assert assert_loads_from_cache(name, monkeypatch).f(4) == 12
 
 
-def test_read_only_directory_means_no_cache(mods, writing_cache, monkeypatch):
-    name = mods.name("readonly")
-    source = mods.wasm(name, TRIPLE_WAT)
-    mods.path.chmod(0o555)
+def test_read_only_directory_means_no_cache():
+    """In a child that cannot write the directory: as root (who writes anywhere), it first becomes nobody."""
+    # Not under tmp_path, which only its owner may enter.
+    directory = Path(tempfile.mkdtemp(prefix="wasmpy-readonly-"))
     try:
-        if os.access(mods.path, os.W_OK):
-            pytest.skip("the directory is still writable (running as root)")
-        assert importlib.import_module(name).f(1) == 3
-        assert not Path(_hook.cache_path(str(source), engine())).exists()
+        (directory / "readonly_mod.wasm").write_bytes(wasmpy.wat2wasm(TRIPLE_WAT))
+        directory.chmod(0o555)
+        result = run_python(f"""
+            import os, sys, wasmpy
+            from wasmpy import _hook
+            sys.path.insert(0, {str(directory)!r})
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            assert not os.access({str(directory)!r}, os.W_OK)
+            import readonly_mod
+            print(readonly_mod.f(1), os.path.exists(_hook.cache_path(readonly_mod.__file__, wasmpy.Engine.default())))
+        """)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["3", "False"]
+        assert sorted(os.listdir(directory)) == ["readonly_mod.wasm"]
     finally:
-        mods.path.chmod(0o755)
+        directory.chmod(0o755)
+        shutil.rmtree(directory)
 
 
 @pytest.mark.parametrize("how", ["prefix-under-a-file", "pycache-is-a-file", "cache-is-a-directory"])
