@@ -1144,7 +1144,8 @@ static PyTypeObject CallerType = {
 
 typedef struct {
     PyObject_HEAD
-    StoreHandle *handle;
+    StoreHandle *handle;     /* borrowed: the handle keeps this object while its store lives, and
+                              * wasmtime calls it only then (a reference would be a cycle) */
     PyObject *fn;            /* the Python function */
     PyObject *slow_invoke;   /* the Python path: callable(values_address), or with references
                               * callable(args_address, results_address) */
@@ -1155,7 +1156,6 @@ typedef struct {
 
 static int host_traverse(HostFunc *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->handle);
     Py_VISIT(self->fn);
     Py_VISIT(self->slow_invoke);
     Py_VISIT(self->write_results);
@@ -1165,7 +1165,6 @@ static int host_traverse(HostFunc *self, visitproc visit, void *arg)
 
 static int host_clear(HostFunc *self)
 {
-    Py_CLEAR(self->handle);
     Py_CLEAR(self->fn);
     Py_CLEAR(self->slow_invoke);
     Py_CLEAR(self->write_results);
@@ -1191,7 +1190,7 @@ static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     HostFunc *self = (HostFunc *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->handle = (StoreHandle *)Py_NewRef(handle);
+    self->handle = (StoreHandle *)handle;
     self->fn = Py_NewRef(fn);
     self->slow_invoke = Py_NewRef(slow_invoke);
     self->write_results = Py_NewRef(write_results);
@@ -1295,7 +1294,7 @@ static wasm_trap_t *rethrown_trap(HostFunc *host)
 
 static wasm_trap_t *host_exception_trap(HostFunc *host)
 {
-    if (host->handle == NULL) {
+    if (host->fn == NULL) {
         PyErr_Clear();
         static const char message[] = "host function of a store being freed";
         return wasmtime_trap_new(message, sizeof(message) - 1);

@@ -427,6 +427,23 @@ def test_store_cycles_through_externrefs_do_not_exhaust_memory():
     assert sizes[-1] - sizes[1] < 2 << 30, sizes
 
 
+def test_a_store_with_host_functions_is_freed_without_the_cyclic_gc():
+    # Each store holds gigabytes of address space, which the cyclic GC does not see.
+    module = Module('(module (import "env" "f" (func $f)) (func (export "run") call $f))')
+    stores = []
+    gc.disable()
+    try:
+        for _ in range(20):
+            store = Store()
+            exports = Instance(module, {"env": {"f": lambda: None}}, store).exports
+            exports.run()
+            stores.append(weakref.ref(store))
+            del store, exports
+        assert [ref() for ref in stores] == [None] * 20
+    finally:
+        gc.enable()
+
+
 def test_anyref_calls_work_under_an_instance_limit_of_one():
     engine = Engine(**GC_ENGINE)
     store = Store(engine, limits=StoreLimits(instances=1))

@@ -9,7 +9,7 @@ from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
-from ._errors import LinkError, Trap, WasmException
+from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
 from ._native import Caller, HostFunc, checked_host_trampoline_address, host_trampoline_address
 from ._ownership import Owner, init_once
@@ -227,13 +227,23 @@ def _host_signature(engine: Engine, functype: FuncType) -> _HostSignature:
 class _HostFunction:
     """The Python path of a host function: conversions for every signature, and their errors."""
 
-    __slots__ = ("store", "fn", "params", "results")
+    __slots__ = ("_store", "fn", "params", "results")
 
     def __init__(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
-        self.store = store
+        # Weakly: the store keeps this object (through its handle), and a reference back would make
+        # every store with a host function a cycle, freed only by the cyclic GC. Wasm runs only
+        # through a Func of the store, which holds the store.
+        self._store = weakref.ref(store)
         self.fn = fn
         self.params = functype.params
         self.results = functype.results
+
+    @property
+    def store(self) -> Store:
+        store = self._store()
+        if store is None:
+            raise WasmError("the store of this host function is gone")
+        return store
 
     def invoke(self, address: int) -> None:
         """Calls the function with the (numeric) arguments at ``address`` and stores its results there."""
