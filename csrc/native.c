@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "stack.h"
+#include "signals.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)
@@ -1482,6 +1483,10 @@ PyMODINIT_FUNC PyInit__native(void)
             Py_DECREF(module);
             return NULL;
         }
+    }
+    if (wasmpy_signals_init(module) < 0) {
+        Py_DECREF(module);
+        return NULL;
     }
     return module;
 }

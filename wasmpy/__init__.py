@@ -17,7 +17,7 @@ except ImportError as error:  # pragma: no cover - only in an unbuilt source tre
         "Install wasmpy (pip install .) and run from outside the checkout, or build it in place "
         "(pip install -e .)") from error
 
-from . import _native
+from . import _native, _signals
 from ._anyref import AnyRef
 from ._engine import Engine
 from ._errors import CompileError, ExitTrap, Frame, LinkError, Trap, TrapCode, WasmError, WasmException
@@ -39,6 +39,7 @@ from ._wasi import WasiConfig
 WASMTIME_VERSION = "50.0.1"
 
 install_import_hook()
+_signals.wrap_faulthandler()
 _native.set_main_thread(threading.main_thread().ident)
 _native.set_errors(WasmError, WasmException)
 

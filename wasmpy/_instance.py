@@ -14,6 +14,7 @@ from ._global import Global
 from ._memory import Memory
 from ._module import Module
 from ._ownership import Owner, init_once
+from ._signals import keep_trap_handlers_first
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
@@ -177,6 +178,7 @@ class Instance(Owner):
         self.store = store
         plan = _plan(module)
         wanted = plan.imports
+        keep_trap_handlers_first()  # before wasm runs (start functions): see wasmpy._signals
         wasi = plan.imports_wasi and not (isinstance(imports, Mapping) and WASI_MODULE in imports)
         with store._lock:
             instance = ffi.new("wasmtime_instance_t *")
