@@ -1398,8 +1398,10 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
      * this one runs, so a deadline reached meanwhile would be a spurious interrupt. */
     wasmtime_context_set_epoch_deadline(context, UINT64_MAX / 2);
     int raised = deliver_output(handle) < 0 || (in_main_thread && PyErr_CheckSignals() < 0); /* Ctrl-C */
-    if (raised)
+    if (raised) {
         keep_raised(handle, NULL, 0);
+        wasmtime_context_set_epoch_deadline(context, 1); /* the delta is not applied when this fails */
+    }
     PyGILState_Release(gil);
     return raised ? wasmtime_error_new(SIGNAL_MESSAGE) : NULL;
 }

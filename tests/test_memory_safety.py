@@ -382,6 +382,29 @@ def test_a_signal_handler_may_call_the_store_it_interrupted():
     assert child_json(proc)["answers"] == [3]
 
 
+def test_ctrl_c_and_deadlines_keep_working_after_a_signal_handler_raised():
+    # The handler's exception ends the call; the store's epoch deadline must be armed again.
+    proc = run_python(f"""
+        import json, os, signal, threading
+        import wasmpy
+        store = wasmpy.Store()
+        exports = wasmpy.Instance(wasmpy.Module({LOOP!r}), {{}}, store).exports
+        interrupted = 0
+        for _ in range(3):
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+            try:
+                exports.spin(-1)
+            except KeyboardInterrupt:
+                interrupted += 1
+        try:
+            with store.deadline(0.2):
+                exports.spin(-1)
+        except wasmpy.Trap as trap:
+            print(json.dumps({{"interrupted": interrupted, "deadline": trap.code.name}}))
+        """, timeout=60)
+    assert child_json(proc) == {"interrupted": 3, "deadline": "INTERRUPT"}
+
+
 # --- 9. stores are freed: cycles through externrefs, and the hidden helper instance
 
 def test_a_store_referenced_from_its_own_externref_is_collected():
