@@ -7,6 +7,7 @@ sweep, and store locks across fork(). Whatever may crash or hang runs in a child
 import copy
 import gc
 import pickle
+import textwrap
 import weakref
 
 import pytest
@@ -246,27 +247,38 @@ HOST_CALL = """
 """
 
 
+def held_by_another_thread(seconds, code):
+    """A child's code that first makes another thread hold ``store``'s lock (in a host function) for
+    ``seconds``, then runs ``code``."""
+    return HELD_BY_ANOTHER_THREAD.format(seconds=seconds) + textwrap.dedent(code)
+
+
+HELD_BY_ANOTHER_THREAD = """
+import json, os, threading, time
+import wasmpy
+store = wasmpy.Store()
+inside = threading.Event()
+def host():
+    inside.set()
+    time.sleep({seconds})
+module = wasmpy.Module(""" + repr(HOST_CALL) + """)
+exports = wasmpy.Instance(module, {{"env": {{"host": host}}}}, store).exports
+threading.Thread(target=exports.run, daemon=True).start()
+inside.wait()
+"""
+
+
 def test_waiting_for_a_store_lock_can_be_interrupted_by_ctrl_c():
-    proc = run_python(f"""
-        import json, os, signal, threading, time
-        import wasmpy
-        store = wasmpy.Store()
-        inside = threading.Event()
-        def host():
-            inside.set()
-            time.sleep(30)  # holds the store's lock
-        module = wasmpy.Module({HOST_CALL!r})
-        exports = wasmpy.Instance(module, {{"env": {{"host": host}}}}, store).exports
-        threading.Thread(target=exports.run, daemon=True).start()
-        inside.wait()
+    proc = run_python(held_by_another_thread(30, """
+        import signal
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
         started = time.monotonic()
         try:
             exports.add(1, 2)  # waits for the lock
         except KeyboardInterrupt:
-            print(json.dumps({{"interrupted_after": time.monotonic() - started}}))
+            print(json.dumps({"interrupted_after": time.monotonic() - started}))
         os._exit(0)
-        """, timeout=60)
+        """), timeout=60)
     assert child_json(proc)["interrupted_after"] < 20
 
 
@@ -522,18 +534,7 @@ def test_externref_finalizers_that_use_the_store_run_after_the_sweep():
 # --- 6. store locks across fork()
 
 def test_a_store_held_by_another_thread_at_fork_is_unusable_in_the_child_not_a_hang():
-    proc = run_python(f"""
-        import json, os, threading, time
-        import wasmpy
-        store = wasmpy.Store()
-        inside = threading.Event()
-        def host():
-            inside.set()
-            time.sleep(5)
-        module = wasmpy.Module({HOST_CALL!r})
-        exports = wasmpy.Instance(module, {{"env": {{"host": host}}}}, store).exports
-        threading.Thread(target=exports.run, daemon=True).start()
-        inside.wait()
+    proc = run_python(held_by_another_thread(5, """
         pid = os.fork()
         if pid == 0:
             try:
@@ -541,10 +542,10 @@ def test_a_store_held_by_another_thread_at_fork_is_unusable_in_the_child_not_a_h
                 outcome = "called"
             except wasmpy.WasmError as error:
                 outcome = "refused" if "forked" in str(error) else str(error)
-            other = wasmpy.Instance(module, {{"env": {{"host": lambda: None}}}}, wasmpy.Store()).exports
-            print(json.dumps({{"outcome": outcome, "other store": other.add(2, 2)}}), flush=True)
+            other = wasmpy.Instance(module, {"env": {"host": lambda: None}}, wasmpy.Store()).exports
+            print(json.dumps({"outcome": outcome, "other store": other.add(2, 2)}), flush=True)
             os._exit(0)
         _, status = os.waitpid(pid, 0)
         os._exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
-        """, timeout=60)
+        """), timeout=60)
     assert child_json(proc) == {"outcome": "refused", "other store": 4}
