@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+import os
 import threading
 import time
+import types
 import weakref
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ._errors import WasmError
 from ._ffi import ffi, lib
+from ._ownership import Immutable, init_once
 
 __all__ = ["Engine"]
 
@@ -55,18 +56,37 @@ _OPT_LEVELS = {
     "speed_and_size": lib.WASMTIME_OPT_LEVEL_SPEED_AND_SIZE,
 }
 OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level", "instance_pool"])
-# Pool sizes that instance_pool=N sets to N: every kind of slot an instance may take.
+# Pool sizes that instance_pool=N sets to N: every kind of slot an instance may take. The pool of
+# async stacks is set to none instead: wasmpy runs wasm on the calling thread's stack, never on
+# wasmtime's fibers, and each such stack would cost 2 MiB of address space and two memory
+# mappings (of the process's vm.max_map_count) for nothing.
 _POOL_TOTALS = (
     lib.wasmtime_pooling_allocation_config_total_core_instances_set,
     lib.wasmtime_pooling_allocation_config_total_memories_set,
     lib.wasmtime_pooling_allocation_config_total_tables_set,
-    lib.wasmtime_pooling_allocation_config_total_stacks_set,
     lib.wasmtime_pooling_allocation_config_total_gc_heaps_set,
     lib.wasmtime_pooling_allocation_config_max_memories_per_module_set,
     lib.wasmtime_pooling_allocation_config_max_tables_per_module_set,
 )
 _DEFAULT_WASM_STACK = 512 * 1024  # wasmtime's default max_wasm_stack
+# wasmtime refuses a max_wasm_stack above its async_stack_size (2 MiB by default), even without async.
+_MAX_WASM_STACK = 2 * 1024 * 1024
 _HOST_STACK_MARGIN = 256 * 1024  # for wasmtime's and Python's frames around the wasm ones
+# The native stack compiling, validating or loading a module may need on the calling thread (the
+# checks in csrc/stack.h refuse it without): a few times what the worst modules measured needed.
+COMPILE_STACK_NEEDED = 256 * 1024
+
+# What wasmtime 50's pooling allocator maps up front on x86-64 Linux, with wasmpy's settings
+# (crates/wasmtime/src/runtime/vm/instance/allocator/pooling/): one PROT_NONE slab of linear
+# memory slots (each the memory reservation, or the pool's maximum memory size if larger, plus
+# the guard region after it; one more guard region before the first), which GC heaps share, and
+# one read-write slab of table slots (20,000 elements of 8 bytes each, rounded to whole pages).
+_MEMORY_RESERVATION = 4 << 30  # Config::memory_reservation's default
+_MEMORY_GUARD = 32 << 20  # Config::memory_guard_size's default
+_POOL_MAX_MEMORY_SIZE = 4 << 30  # PoolingAllocationConfig::max_memory_size's default
+_POOL_TABLE_SLOT = -(-20_000 * 8 // 4096) * 4096  # PoolingAllocationConfig::table_elements's default
+_MEMORY_SLOT = max(_MEMORY_RESERVATION, _POOL_MAX_MEMORY_SIZE) + _MEMORY_GUARD
+_SIZE_MAX = 2**64 - 1
 
 
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -95,39 +115,57 @@ def _checked_config(config: Dict[str, Any]):
     return c_config
 
 
-def _build(config: Dict[str, Any]):
-    """A new ``wasm_engine_t *`` for the resolved options."""
+def _refusal(config: Dict[str, Any]) -> Optional[str]:
+    """Why wasmtime 50 would refuse the resolved options ``config`` (its own words), or None.
+
+    ``wasm_engine_new_with_config`` aborts the process on a configuration that
+    ``Config::validate`` or ``Engine::new`` rejects, so every rule they apply to
+    the options wasmpy offers is checked here first (tests/test_safety_engine.py
+    checks this list against the library). ``relaxed_simd`` without ``simd`` is
+    refused by :func:`_resolve`.
+    """
+    if config.get("reference_types") is False:
+        # The C API's build has the component model's async support on, which needs reference types.
+        return "the component-model-async feature requires the wasm reference-types proposal"
+    if config.get("max_wasm_stack", _DEFAULT_WASM_STACK) > _MAX_WASM_STACK:
+        return (f"max_wasm_stack size cannot exceed the async_stack_size "
+                f"(max_wasm_stack can be at most {_MAX_WASM_STACK} bytes)")
+    return None
+
+
+def _new_engine(config: Dict[str, Any]):
+    """A new ``wasm_engine_t *`` for the resolved options, which must have been checked
+    (:func:`_refusal`, :func:`_reserve_pool`): wasmtime aborts on a configuration it rejects."""
     c_config = _checked_config(config)
     lib.wasmtime_config_memory_may_move_set(c_config, False)
     return lib.wasm_engine_new_with_config(c_config)  # takes the config
 
 
-_probed: Dict[str, Optional[str]] = {}
+def pool_address_space(count: int) -> Tuple[int, int]:
+    """The address space, in bytes, an instance pool of ``count`` instances maps when its engine
+    is made: (inaccessible, read-write). Errs on the large side by one memory slot, for what
+    the process maps between the check and the engine."""
+    return (count + 1) * _MEMORY_SLOT + _MEMORY_GUARD, count * _POOL_TABLE_SLOT
 
 
-def _probe(config: Dict[str, Any]) -> None:
-    """Raises ValueError if wasmtime rejects ``config``.
+def _reserve_pool(count: int) -> None:
+    """Raises WasmError unless the address space an instance pool of ``count`` needs is free.
 
-    wasmtime aborts the process on a configuration it rejects, so a
-    configuration that turns something off is first tried in a child process.
+    wasmtime aborts the process when it cannot map the pool, so the same
+    mappings are tried first, and let go again for wasmtime to make.
     """
-    key = json.dumps(config, sort_keys=True)
-    if key not in _probed:
-        child = subprocess.run(
-            [sys.executable, "-c", "import json, sys; from wasmpy._engine import _build; "
-                                   "_build(json.loads(sys.argv[1]))", key],
-            capture_output=True, text=True, timeout=120)
-        _probed[key] = None if child.returncode == 0 else _panic_message(child.stderr)
-    if _probed[key] is not None:
-        raise ValueError(f"wasmtime rejects this Engine configuration: {_probed[key]}")
-
-
-def _panic_message(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    for index, line in enumerate(lines):
-        if "panicked at" in line and index + 1 < len(lines):
-            return lines[index + 1]
-    return lines[-1] if lines else "the configuration was refused"
+    inaccessible, accessible = pool_address_space(count)
+    if inaccessible > _SIZE_MAX or accessible > _SIZE_MAX:
+        failure = "that is more than a 64-bit address space holds"
+    else:
+        errno = lib.wasmpy_try_reserve(inaccessible, accessible)
+        if errno == 0:
+            return
+        failure = f"mmap failed: {os.strerror(errno)}"
+    raise WasmError(f"not enough address space for an instance pool of {count} instances: it maps about "
+                    f"{(inaccessible + accessible) / 2**40:.1f} TiB ({_MEMORY_SLOT / 2**30:.2f} GiB per "
+                    f"instance, virtual memory, not RAM), and {failure}; use a smaller instance_pool, or "
+                    f"let other engines with instance pools go first")
 
 
 def _apply(config, name: str, value: Any) -> None:
@@ -163,6 +201,7 @@ def _apply_instance_pool(config, count: Any) -> None:
     try:
         for set_total in _POOL_TOTALS:
             set_total(pooling, count)
+        lib.wasmtime_pooling_allocation_config_total_stacks_set(pooling, 0)
         lib.wasmtime_pooling_allocation_strategy_set(config, pooling)  # copies the pooling settings
     finally:
         lib.wasmtime_pooling_allocation_config_delete(pooling)
@@ -186,8 +225,19 @@ class _Ticker:
         with self._lock:
             self._engines.add(engine)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="wasmpy epoch ticker", daemon=True)
-                self._thread.start()
+                self._start()
+
+    def after_fork_in_child(self) -> None:
+        """A forked child has only the thread that forked: start the ticker again if it has
+        engines to tick (the lock may have been held by a thread that is gone)."""
+        self._lock = threading.Lock()
+        self._thread = None
+        if len(self._engines):
+            self._start()
+
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="wasmpy epoch ticker", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         while True:
@@ -198,14 +248,33 @@ class _Ticker:
 
 _ticker = _Ticker()
 
+# wasmtime compiles and validates in parallel on a pool of threads (rayon's) that it starts on
+# first use. fork() copies only the thread that forks, so in a child of a process that started
+# the pool, a parallel compile waits forever for threads that are not there; such a child
+# compiles on the calling thread instead (Engine._compiler_ptr).
+_parallel_compilation_started = False  # in this process, or in the one it was forked from
+_parallel_compilation_lost = False  # in the one it was forked from: its threads are gone here
 
-class Engine:
+
+def _after_fork_in_child() -> None:
+    global _parallel_compilation_lost
+    _parallel_compilation_lost = _parallel_compilation_started
+    Engine._default_lock = threading.Lock()
+    Engine._serial_compiler_lock = threading.Lock()
+    _ticker.after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class Engine(Immutable):
     """Compiles and runs WebAssembly; holds the settings every module and store of it shares.
 
     Options (all optional; wasmtime's defaults otherwise): ``consume_fuel``,
     ``epoch_interruption`` (on by default: it lets deadlines and Ctrl-C stop
-    running wasm, for a few percent of speed), ``max_wasm_stack`` (bytes), ``cranelift_opt_level``
-    ('none', 'speed', 'speed_and_size'), ``parallel_compilation``,
+    running wasm, for a few percent of speed), ``max_wasm_stack`` (bytes, at most 2 MiB),
+    ``cranelift_opt_level`` ('none', 'speed', 'speed_and_size'), ``parallel_compilation``,
     ``nan_canonicalization``, ``debug_info``, and the wasm features ``simd``,
     ``relaxed_simd``, ``threads``, ``gc``, ``function_references``, ``tail_call``,
     ``exceptions``, ``memory64``, ``multi_memory``, ``bulk_memory``,
@@ -213,7 +282,8 @@ class Engine:
 
     Turning a feature off also turns off the features that need it (e.g.
     ``simd=False`` turns off ``relaxed_simd``) unless they are asked for
-    explicitly; a combination wasmtime rejects raises ValueError.
+    explicitly; a combination wasmtime rejects raises ValueError (so does
+    ``reference_types=False``: wasmtime 50 needs reference types).
 
     ``instance_pool=N`` reserves, once, the memories, tables and instance
     state of N instances, which then come from that pool: instantiating gets
@@ -223,30 +293,42 @@ class Engine:
     module must fit a slot (wasmtime's pool defaults: tables of at most 20,000
     elements, instance state of at most 1 MiB; CompileError otherwise), and
     the reserved address space is about 4 GiB per instance (virtual memory,
-    not RAM). None (the default) allocates each instance on demand.
+    not RAM): a pool the process's address space cannot hold any more raises
+    WasmError. None (the default) allocates each instance on demand.
 
     Linear memories never move when they grow, so that ``memoryview(memory)``
     stays valid; growth past the engine's reservation fails instead.
+
+    In a process forked from one that compiled with ``parallel_compilation``
+    (on by default), wasmtime's compiler threads are gone: modules compile on
+    the calling thread there, and new engines default to
+    ``parallel_compilation=False``.
+
+    Engines never change once made: copies are the engine itself.
     """
 
     _default: Optional["Engine"] = None
     _default_lock = threading.Lock()
+    _serial_compiler_lock = threading.Lock()
 
     def __init__(self, **config: Any) -> None:
+        init_once(self, "_ptr")
+        if _parallel_compilation_lost:
+            config.setdefault("parallel_compilation", False)
         resolved = _resolve(config)
-        lib.wasm_config_delete(_checked_config(resolved))
-        if (any(value is False for value in resolved.values()) or any(name in _SIZES for name in resolved)
-                or resolved.get("instance_pool") is not None):
-            _probe(resolved)
-        engine = _build(resolved)
-        if engine == ffi.NULL:
-            raise ValueError(f"wasmtime rejected this engine configuration: {config}")
-        self._ptr = ffi.gc(engine, lib.wasm_engine_delete)
-        self.config: Dict[str, Any] = dict(sorted(resolved.items()))
+        lib.wasm_config_delete(_checked_config(resolved))  # TypeError/ValueError for bad values
+        refusal = _refusal(resolved)
+        if refusal is not None:
+            raise ValueError(f"wasmtime rejects this Engine configuration: {refusal}")
+        if resolved.get("instance_pool") is not None:
+            _reserve_pool(resolved["instance_pool"])
+        self._ptr = ffi.gc(_new_engine(resolved), lib.wasm_engine_delete)
+        self.config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
         self._gc_bridge_module: Any = None  # see _values._bridge_call
         self._host_signatures: Dict[Any, Any] = {}  # see _func._host_signature
         # The native stack a call into wasm may need: the checks in csrc/stack.h refuse calls without it.
         self._stack_needed = resolved.get("max_wasm_stack", _DEFAULT_WASM_STACK) + _HOST_STACK_MARGIN
+        self._serial_compiler: Any = None  # see _compiler_ptr
         if resolved["epoch_interruption"]:
             _ticker.add(self)
 
@@ -263,6 +345,28 @@ class Engine:
     def interruptible(self) -> bool:
         """Whether running wasm can be interrupted: deadlines and Ctrl-C (``epoch_interruption``)."""
         return self.config["epoch_interruption"]
+
+    def _compiler_ptr(self):
+        """The ``wasm_engine_t *`` that compiles and validates this engine's modules now.
+
+        It is this engine, except in a process forked after parallel
+        compilation started: there an engine of the same settings without
+        parallel compilation (and without a pool) compiles, and the code moves
+        over through serialize/deserialize, which wasmtime allows because
+        parallel compilation does not change the code.
+        """
+        global _parallel_compilation_started
+        if self.config.get("parallel_compilation") is False:
+            return self._ptr
+        if not _parallel_compilation_lost:
+            _parallel_compilation_started = True  # before compiling: a fork may come while it runs
+            return self._ptr
+        with self._serial_compiler_lock:
+            if self._serial_compiler is None:
+                serial = {name: value for name, value in self.config.items() if name != "instance_pool"}
+                serial["parallel_compilation"] = False
+                self._serial_compiler = ffi.gc(_new_engine(serial), lib.wasm_engine_delete)
+        return self._serial_compiler
 
     def __repr__(self) -> str:
         options = ", ".join(f"{name}={value!r}" for name, value in self.config.items())

@@ -7,9 +7,10 @@ import os
 from typing import Any, Dict, List, Optional, Union
 
 from ._checks import require_instance
-from ._engine import Engine
+from ._engine import COMPILE_STACK_NEEDED, Engine
 from ._errors import CompileError, WasmError, check, error_message
 from ._ffi import ffi, lib
+from ._ownership import Immutable, init_once
 from ._types import ExportType, ExternType, ImportType, externtype_from_c
 
 __all__ = ["Module", "wat2wasm"]
@@ -17,6 +18,22 @@ __all__ = ["Module", "wat2wasm"]
 # serialize() output: this magic, the SHA-256 of the payload, then wasmtime's payload.
 _SERIAL_MAGIC = b"wasmpy-module-1\0"
 _DIGEST_SIZE = 32
+_STACK_EXHAUSTED = 3  # a wasmpy_module_* status: not run, too little native stack left
+
+
+def _check_status(status: int, error_out, doing: str, kind: type = CompileError, context: str = "") -> None:
+    """Raises for what a ``wasmpy_module_*`` helper returned: RecursionError for too little native
+    stack (status 3), ``kind`` with ``context`` and wasmtime's message for an error (status 2)."""
+    if status == _STACK_EXHAUSTED:
+        raise RecursionError(f"not enough native stack left in this thread to {doing} safely (it needs "
+                             f"about {COMPILE_STACK_NEEDED // 1024} KiB): do it in a thread with a bigger "
+                             f"stack (threading.stack_size), or with less recursion around it")
+    if status != 0:
+        try:
+            message = error_message(error_out[0])
+        finally:
+            lib.wasmtime_error_delete(error_out[0])
+        raise kind(context + message)
 
 
 def wat2wasm(text: Union[str, bytes]) -> bytes:
@@ -49,18 +66,25 @@ def _engine(engine: Optional[Engine]) -> Engine:
     return Engine.default() if engine is None else require_instance(engine, Engine, "engine")
 
 
-class Module:
+class Module(Immutable):
     """A compiled WebAssembly module, ready to be instantiated any number of times.
 
     ``source`` is the binary format (any bytes-like object) or the text format
-    (a str). A malformed or invalid module raises :class:`CompileError`.
+    (a str). A malformed or invalid module raises :class:`CompileError`; a
+    thread with too little native stack left to compile raises RecursionError.
+    Modules never change once made: copies are the module itself.
     """
 
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
-        self.engine = _engine(engine)
+        init_once(self, "_ptr")
+        engine = _engine(engine)
         wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
         out = ffi.new("wasmtime_module_t **")
-        check(lib.wasmtime_module_new(self.engine._ptr, ffi.from_buffer(wasm), len(wasm), out), CompileError)
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_module_new(engine._ptr, engine._compiler_ptr(), ffi.from_buffer(wasm), len(wasm),
+                                       COMPILE_STACK_NEEDED, out, error)
+        _check_status(status, error, "compile a module")
+        self.engine = engine
         self._set_ptr(out[0])
 
     def _set_ptr(self, ptr) -> None:
@@ -87,8 +111,12 @@ class Module:
     @staticmethod
     def validate(source: Union[bytes, str], engine: Optional[Engine] = None) -> None:
         """Raises CompileError if ``source`` is not a valid module; compiles nothing."""
+        engine = _engine(engine)
         wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
-        check(lib.wasmtime_module_validate(_engine(engine)._ptr, ffi.from_buffer(wasm), len(wasm)), CompileError)
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_module_validate(engine._compiler_ptr(), ffi.from_buffer(wasm), len(wasm),
+                                            COMPILE_STACK_NEEDED, error)
+        _check_status(status, error, "validate a module")
 
     @property
     def imports(self) -> List[ImportType]:
@@ -155,11 +183,10 @@ class Module:
             raise WasmError("the serialized module is corrupt (checksum mismatch)")
         engine = _engine(engine)
         out = ffi.new("wasmtime_module_t **")
-        error = lib.wasmtime_module_deserialize(engine._ptr, ffi.from_buffer(payload), len(payload), out)
-        if error != ffi.NULL:
-            message = error_message(error)
-            lib.wasmtime_error_delete(error)
-            raise WasmError(f"cannot load the serialized module: {message}")
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_module_deserialize(engine._ptr, ffi.from_buffer(payload), len(payload),
+                                               COMPILE_STACK_NEEDED, out, error)
+        _check_status(status, error, "load a serialized module", WasmError, "cannot load the serialized module: ")
         module = cls.__new__(cls)
         module.engine = engine
         module._set_ptr(out[0])
