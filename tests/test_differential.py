@@ -12,10 +12,11 @@ plan as it goes: read every exported global, then a few rounds of calling every 
 function with seeded arguments (numbers from edge cases and a seeded RNG, NaN payloads and
 signalling NaNs included; for references null, i31, host objects, exported functions, or
 references earlier steps returned) and setting some mutable globals. ``replay_in_wasmpy`` does
-the same in wasmpy. For every step both must agree on the outcome (results bit for bit through
-``Func.call_vals``; references by null-ness, kind, i31 value and host object; the trap code; an
-uncaught exception's tag and payload; an argument refused) and on the fuel it used; at the end,
-on every exported global, memory (size and SHA-256) and table.
+the same in wasmpy, calling through ``Func.call_vals`` and through plain calls (the C fast path)
+in turn. For every step both must agree on the outcome (results bit for bit, NaN payloads
+included, where ``call_vals`` gives bits; references by null-ness, kind, i31 value and host
+object; the trap code; an uncaught exception's tag and payload; an argument refused) and on the
+fuel it used; at the end, on every exported global, memory (size and SHA-256) and table.
 
 One child interpreter runs both sides of a batch of modules, so that a crash fails the test
 naming the module (and the side) instead of killing pytest; the pytest process itself never
@@ -23,8 +24,9 @@ loads the wasmtime package. ``WASMPY_FUZZ_SEEDS=<n>`` runs n smith modules (and 
 plans) instead of the default, ``WASMPY_FUZZ_SEED=<int>`` another series; a failure names its
 case (``smith/INDEX``: smith's input is ``smith_input(INDEX)``; ``gc/INDEX``: a plan seed).
 
-A known wasmpy bug would fail nearly every run; it is pinned by a strict xfail test (reason
-starting with "BUG") and its differences are counted, not failed (see ``known_bug``).
+Two wasmpy bugs it found are pinned by strict xfail tests (reasons starting with "BUG"). One
+would fail nearly every run: its differences are counted, not failed (see ``known_bug``). For
+the other, exception payloads are compared with every NaN the same (``_payload_nans_as_one``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import json
 import os
 import random
 import shutil
+import struct
 import subprocess
 import sys
 from collections import Counter
@@ -46,7 +49,7 @@ import wasmpy
 from childproc import child_json, describe, run_python
 
 SEED = int(os.environ.get("WASMPY_FUZZ_SEED", "0"))
-SMITH_CASES = int(os.environ.get("WASMPY_FUZZ_SEEDS", "400"))
+SMITH_CASES = int(os.environ.get("WASMPY_FUZZ_SEEDS", "600"))
 GC_CASES = max(1, SMITH_CASES // 10)
 BATCH = 50  # cases per child interpreter
 FUEL = 20_000  # per step: enough for real work, little enough that an endless loop (of throws, say) ends fast
@@ -352,11 +355,37 @@ class WasmpyRun:
         specs = step[2] if step[0] == "call" else step[2:]
         return all(spec[0] != "pool" or spec[1] < len(self.pool) for spec in specs)
 
-    def keep(self, vals: List[wasmpy.Val], outcome: Dict[str, Any]) -> None:
-        """Adds the references of an outcome to the pool (wasmtime_reference.pooled's rule)."""
+    def keep(self, values: List[Any], outcome: Dict[str, Any]) -> None:
+        """Adds the references of an outcome (Vals or plain values) to the pool
+        (wasmtime_reference.pooled's rule)."""
         from wasmtime_reference import pooled
 
-        self.pool.extend(vals[index].value for index in pooled(outcome))
+        for index in pooled(outcome):
+            value = values[index]
+            self.pool.append(value.value if isinstance(value, wasmpy.Val) else value)
+
+    @staticmethod
+    def plain_number(spec: list) -> Any:
+        """A number argument as a plain Python value (i32 and i64 unsigned or signed, by the low
+        bit), or a Val for a NaN, which a Python float cannot carry bit for bit."""
+        kind, bits = spec
+        if kind in ("f32", "f64"):
+            return wasmpy.Val.from_bits(wasmpy.ValType(kind), bits) if _is_nan(spec) else _float_of(kind, bits)
+        if kind == "v128":
+            return bits
+        width = int(kind[1:])
+        return bits - (1 << width) if bits & 1 and bits >> (width - 1) else bits
+
+    def describe_plain(self, value: Any, valtype: wasmpy.ValType) -> list:
+        """The descriptor of a plain result (what ``func(...)`` returns): NaNs are only NaNs."""
+        kind = valtype.value
+        if kind in ("f32", "f64"):
+            bits = _bits_of(kind, value)
+            return [kind, "nan"] if _is_nan([kind, bits]) else [kind, bits]
+        if kind in NUMBER_KINDS:
+            width = 128 if kind == "v128" else int(kind[1:])
+            return [kind, value & ((1 << width) - 1)]
+        return self.describe_object(value, valtype)
 
     def failure(self, error: BaseException) -> Dict[str, Any]:
         if isinstance(error, wasmpy.WasmException):
@@ -404,8 +433,10 @@ class WasmpyRun:
                 described.append([name, type(item).__name__, None])
         return described
 
-    def step(self, step: list) -> Tuple[Dict[str, Any], int]:
-        """Runs one step of the plan: its outcome and the fuel it used."""
+    def step(self, step: list, plain: bool) -> Tuple[Dict[str, Any], int]:
+        """Runs one step of the plan: its outcome and the fuel it used. A ``plain`` call passes
+        plain Python numbers and takes plain results (wasmpy's fast path), instead of
+        ``call_vals``."""
         kind, name = step[0], step[1]
         item = self.exports[name]
         if kind == "read":
@@ -423,14 +454,21 @@ class WasmpyRun:
                 return self.failure(error), 0
             return {"ok": []}, 0
         assert kind == "call", step
-        args = [self.make(spec) for spec in step[2]]
+        args = [self.plain_number(spec) if plain and spec[0] in NUMBER_KINDS else self.make(spec)
+                for spec in step[2]]
         self.store.fuel = self.fuel
         try:
-            results = item.call_vals(*args)
+            if plain:
+                result = item(*args)
+                types = item.type.results
+                results = [result] if len(types) == 1 else [] if result is None else list(result)
+                outcome = {"ok": [self.describe_plain(value, t) for value, t in zip(results, types)]}
+            else:
+                results = list(item.call_vals(*args))
+                outcome = {"ok": [self.describe_val(val) for val in results]}
         except Exception as error:  # noqa: BLE001 - an outcome to compare
             return self.failure(error), self.fuel_used()
-        outcome = {"ok": [self.describe_val(val) for val in results]}
-        self.keep(list(results), outcome)
+        self.keep(results, outcome)
         return outcome, self.fuel_used()
 
     def final_state(self) -> Dict[str, Any]:
@@ -478,11 +516,12 @@ def replay_in_wasmpy(engine: wasmpy.Engine, data: bytes, reference: Dict[str, An
         if "steps" not in reference:
             return trace
         trace["steps"] = steps = []
-        for step, _, _ in reference["steps"]:
+        for index, (step, _, _) in enumerate(reference["steps"]):
             if not run.can_make(step):
                 break  # an earlier step differed: the plan's pool is not this one (compare reports it)
-            outcome, fuel_used = run.step(step)
-            steps.append([step, outcome, fuel_used])
+            plain = step[0] == "call" and index % 2 == 1  # both call paths, in turn
+            outcome, fuel_used = run.step(step, plain)
+            steps.append([step, outcome, fuel_used, "plain" if plain else "exact"])
         trace["final"] = run.final_state()
         return trace
     finally:
@@ -503,8 +542,26 @@ def _same_outcome(step: str, reference: Dict[str, Any], mine: Dict[str, Any]) ->
     return _payload_nans_as_one(value) == _payload_nans_as_one(mine[kind])
 
 
+def _float_of(kind: str, bits: int) -> float:
+    return struct.unpack("<f" if kind == "f32" else "<d", bits.to_bytes(4 if kind == "f32" else 8, "little"))[0]
+
+
+def _bits_of(kind: str, value: float) -> int:
+    return int.from_bytes(struct.pack("<f" if kind == "f32" else "<d", value), "little")
+
+
+def _nans_as_one(outcome: Dict[str, Any]) -> Dict[str, Any]:
+    """An ``ok`` outcome with every float NaN the same, as a plain call returns them."""
+    if "ok" not in outcome:
+        return outcome
+    return {"ok": [[value[0], "nan"] if value[0] in ("f32", "f64") and _is_nan(value) else value
+                   for value in outcome["ok"]]}
+
+
 def _is_nan(descriptor: list) -> bool:
     kind, bits = descriptor
+    if bits == "nan":
+        return True
     if kind == "f32":
         return (bits >> 23) & 0xFF == 0xFF and bits & ((1 << 23) - 1) != 0
     return (bits >> 52) & 0x7FF == 0x7FF and bits & ((1 << 52) - 1) != 0
@@ -559,7 +616,8 @@ def known_bug(reference: Any, mine: Any, same_otherwise: bool) -> bool:
     (or arguments), and wasmpy either agreeing but for the fuel or out of fuel."""
     if not _has_converted_reference(reference):
         return False
-    return same_otherwise or "all fuel consumed" in json.dumps(mine) or mine == {"trap": 11}
+    return (same_otherwise or "all fuel consumed" in json.dumps(mine)
+            or mine == {"trap": int(wasmpy.TrapCode.OUT_OF_FUEL)})
 
 
 def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str], Counter]:
@@ -603,8 +661,11 @@ def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str],
         return differences, counts
     counts["calls not made: no argument fits"] += reference.get("skipped", 0)
     pool: List[list] = []  # the descriptors of the plan's pool, to see what an argument is
-    for index, ((step, ref_outcome, ref_fuel), (_, my_outcome, my_fuel)) in enumerate(
+    for index, ((step, ref_outcome, ref_fuel), (_, my_outcome, my_fuel, how)) in enumerate(
             zip(reference["steps"], mine["steps"])):
+        counts[f"{step[0]} steps, {how}"] += 1
+        if how == "plain":  # Python floats carry no NaN bits
+            ref_outcome = _nans_as_one(ref_outcome)
         same = _same_outcome(step[0], ref_outcome, my_outcome)
         if not same or ref_fuel != my_fuel:
             arguments = [pool[spec[1]] if spec[0] == "pool" else spec
@@ -614,6 +675,7 @@ def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str],
                         f"fuel, wasmpy {json.dumps(my_outcome)} using {my_fuel} fuel"], counts
             counts["differences of the known bug (see KNOWN_BUG)"] += 1
             if not same:
+                counts["modules compared up to the known bug"] += 1
                 return [], counts  # the states differ from here on
         outcome_kind = next(iter(ref_outcome))
         if outcome_kind == "trap":

@@ -62,6 +62,7 @@ HEAP_ACCEPTS = {
     "exn": ("exn",), "concrete_exn": ("exn",),
 }
 
+NUMBER_KINDS = ("i32", "i64", "f32", "f64", "v128")
 _M32, _M64 = (1 << 32) - 1, (1 << 64) - 1
 # Host objects are plain numbers (the externref's data pointer): nothing to finalize.
 _NO_FINALIZER = ctypes.CFUNCTYPE(None, ctypes.c_void_p)()
@@ -182,9 +183,6 @@ class Planner:
         return choice
 
 
-NUMBER_KINDS = ("i32", "i64", "f32", "f64", "v128")
-
-
 def pooled(outcome: Dict[str, Any]) -> List[int]:
     """Which values of a step's outcome join the pool, in order: the non-null references of an
     ``ok`` outcome (of a call or a read). Both sides keep the pool by this rule."""
@@ -214,13 +212,19 @@ class ReferenceRun:
     every outcome (see :func:`run_reference`)."""
 
     def __init__(self, engine: wasmtime.Engine, module: wasmtime.Module, rng: random.Random, fuel: int) -> None:
-        self.module, self.rng, self.fuel = module, rng, fuel
+        self.module, self.fuel = module, fuel
         self.store = wasmtime.Store(engine)
         self.store.set_epoch_deadline(1 << 62)
         self.store.set_limits(memory_size=MEMORY_LIMIT)
         self.ctx = self.store._context()
-        self.pool: List[Any] = []  # rooted wasmtime_val_t copies, as the plan's pool
-        self.tags: List[Tuple[str, Any]] = []  # exported tags, to name an exception's tag
+        self.instance = ffi.wasmtime_instance_t()
+        self.funcs: Dict[str, wasmtime.Func] = {}
+        self.globals: Dict[str, wasmtime.Global] = {}
+        self.tables: Dict[str, wasmtime.Table] = {}
+        self.memories: Dict[str, wasmtime.Memory] = {}
+        self.tags: List[Tuple[str, Any]] = []  # exported tags (wasmtime_tag_t), to name an exception's tag
+        self.planner = Planner(rng, [])
+        self.pool: List[Any] = []  # rooted wasmtime_val_t copies: the plan's pool
         self.skipped = 0  # calls not made: an argument nobody can give
 
     # ----- values
@@ -342,7 +346,6 @@ class ReferenceRun:
     # ----- steps
 
     def instantiate(self) -> Dict[str, Any]:
-        self.instance = ffi.wasmtime_instance_t()
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         self.store.set_fuel(self.fuel)
         error = ffi.wasmtime_instance_new(self.ctx, self.module.ptr(), None, 0, byref(self.instance), byref(trap))
@@ -352,10 +355,6 @@ class ReferenceRun:
 
     def exports(self) -> List[list]:
         """[name, kind, type] of every export; remembers the functions, globals, tables, memories and tags."""
-        self.funcs: Dict[str, Any] = {}
-        self.globals: Dict[str, Any] = {}
-        self.tables: Dict[str, Any] = {}
-        self.memories: Dict[str, Any] = {}
         described = []
         for name, item in self.instance_exports():
             if isinstance(item, wasmtime.Func):
@@ -375,7 +374,7 @@ class ReferenceRun:
                 described.append([name, "tag", None])
             else:
                 described.append([name, type(item).__name__, None])
-        self.planner = Planner(self.rng, list(self.funcs))
+        self.planner.func_names = list(self.funcs)
         return described
 
     def instance_exports(self) -> List[Tuple[str, Any]]:
