@@ -24,9 +24,9 @@ loads the wasmtime package. ``WASMPY_FUZZ_SEEDS=<n>`` runs n smith modules (and 
 plans) instead of the default, ``WASMPY_FUZZ_SEED=<int>`` another series; a failure names its
 case (``smith/INDEX``: smith's input is ``smith_input(INDEX)``; ``gc/INDEX``: a plan seed).
 
-Two wasmpy bugs it found are pinned by strict xfail tests (reasons starting with "BUG"). One
-would fail nearly every run: its differences are counted, not failed (see ``known_bug``). For
-the other, exception payloads are compared with every NaN the same (``_payload_nans_as_one``).
+The two wasmpy bugs it found have regression tests at the end. Exception payloads are compared
+with every NaN the same (``_payload_nans_as_one``): ``WasmException.payload`` holds Python
+floats, which cannot keep an f32 NaN's bits (the exception itself keeps them, for wasm).
 """
 
 from __future__ import annotations
@@ -597,34 +597,9 @@ def _trap_name(code: Optional[int]) -> str:
         return str(code)
 
 
-def _has_converted_reference(value: Any) -> bool:
-    """Whether a descriptor (or a list of them, nested) holds a reference converted between
-    externref and anyref by wasm: ["extern", "any"] or ["any"]."""
-    if value in (["extern", "any"], ["any"]):
-        return True
-    return isinstance(value, list) and any(_has_converted_reference(item) for item in value)
-
-
-KNOWN_BUG = ("BUG: wasmpy converts a reference that wasm converted between externref and anyref "
-             "(extern.convert_any, any.convert_extern) by calling wasm, its bridge instance, on the "
-             "store's fuel: such a call uses more fuel than in wasmtime, and reading such a value "
-             "(a result, a global, a table element) with no fuel left raises Trap(OUT_OF_FUEL)")
-
-
-def known_bug(reference: Any, mine: Any, same_otherwise: bool) -> bool:
-    """Whether a difference is KNOWN_BUG's: a converted reference in the reference side's values
-    (or arguments), and wasmpy either agreeing but for the fuel or out of fuel."""
-    if not _has_converted_reference(reference):
-        return False
-    return (same_otherwise or "all fuel consumed" in json.dumps(mine)
-            or mine == {"trap": int(wasmpy.TrapCode.OUT_OF_FUEL)})
-
-
 def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str], Counter]:
     """The differences between the two traces (at most the first differing step: the states
     diverge after it), and counts of what was compared."""
-    from wasmtime_reference import pooled
-
     counts: Counter = Counter()
     if (reference["compile"] == "ok") != (mine["compile"] == "ok"):
         return [f"compile: wasmtime {reference['compile']!r}, wasmpy {mine['compile']!r}"], counts
@@ -660,7 +635,6 @@ def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str],
     if differences:
         return differences, counts
     counts["calls not made: no argument fits"] += reference.get("skipped", 0)
-    pool: List[list] = []  # the descriptors of the plan's pool, to see what an argument is
     for index, ((step, ref_outcome, ref_fuel), (_, my_outcome, my_fuel, how)) in enumerate(
             zip(reference["steps"], mine["steps"])):
         counts[f"{step[0]} steps, {how}"] += 1
@@ -668,30 +642,19 @@ def compare(reference: Dict[str, Any], mine: Dict[str, Any]) -> Tuple[List[str],
             ref_outcome = _nans_as_one(ref_outcome)
         same = _same_outcome(step[0], ref_outcome, my_outcome)
         if not same or ref_fuel != my_fuel:
-            arguments = [pool[spec[1]] if spec[0] == "pool" else spec
-                         for spec in (step[2] if step[0] == "call" else step[2:])]
-            if not known_bug([list(ref_outcome.values()), arguments], my_outcome, same):
-                return [f"step {index} {json.dumps(step)}: wasmtime {json.dumps(ref_outcome)} using {ref_fuel} "
-                        f"fuel, wasmpy {json.dumps(my_outcome)} using {my_fuel} fuel"], counts
-            counts["differences of the known bug (see KNOWN_BUG)"] += 1
-            if not same:
-                counts["modules compared up to the known bug"] += 1
-                return [], counts  # the states differ from here on
+            return [f"step {index} {json.dumps(step)}: wasmtime {json.dumps(ref_outcome)} using {ref_fuel} "
+                    f"fuel, wasmpy {json.dumps(my_outcome)} using {my_fuel} fuel"], counts
         outcome_kind = next(iter(ref_outcome))
         if outcome_kind == "trap":
             outcome_kind = f"trap {_trap_name(ref_outcome['trap'])}"
         counts[f"{step[0]}: {outcome_kind}"] += 1
         for value in ref_outcome.get("ok", ()):
             counts[f"values compared: {_value_kind(value)}"] += 1
-        pool.extend(ref_outcome["ok"][i] for i in pooled(ref_outcome))
     if len(mine["steps"]) != len(reference["steps"]) or "final" not in mine:
         return [f"wasmpy stopped after {len(mine['steps'])} of {len(reference['steps'])} steps"], counts
     for key, value in reference["final"].items():
         if _payload_nans_as_one(mine["final"].get(key)) != _payload_nans_as_one(value):
-            if known_bug(value, mine["final"].get(key), False):
-                counts["differences of the known bug (see KNOWN_BUG)"] += 1
-            else:
-                differences.append(f"final state of {key}: wasmtime {value}, wasmpy {mine['final'].get(key)}")
+            differences.append(f"final state of {key}: wasmtime {value}, wasmpy {mine['final'].get(key)}")
     if set(mine["final"]) != set(reference["final"]):
         differences.append(f"final state: wasmtime has {sorted(reference['final'])}, wasmpy {sorted(mine['final'])}")
     counts["final states compared"] += 1
@@ -795,10 +758,11 @@ CONVERTED_REFERENCE_WAT = """(module
   (func (export "keep") (global.set 0 (extern.convert_any (ref.i31 (i32.const 5))))))"""
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_BUG)
 def test_a_converted_reference_costs_no_fuel():
-    """``make`` uses the same fuel in wasmpy as in wasmtime, and a global holding what it returns
-    reads with no fuel left (it is a value, not a computation)."""
+    """Reading a reference wasm converted between externref and anyref runs wasmpy's helper
+    instance, which must cost none of the guest's fuel: ``make`` uses what it uses in wasmtime
+    (once warm: the first call of a store costs wasmtime a little more either way), and a global
+    holding such a value reads with no fuel left."""
     proc = run_python(f"""
         import json, wasmpy, wasmtime_reference
         data = wasmpy.wat2wasm({CONVERTED_REFERENCE_WAT!r})
@@ -808,7 +772,9 @@ def test_a_converted_reference_costs_no_fuel():
         store = wasmpy.Store(engine, fuel=1000)
         exports = wasmpy.Instance(wasmpy.Module(data, engine), store=store).exports
         exports.make()
-        wasmpy_fuel = 1000 - store.fuel
+        before = store.fuel
+        exports.make()
+        wasmpy_fuel = before - store.fuel
         exports.keep()
         store.fuel = 0
         try:
@@ -835,9 +801,6 @@ NAN_PAYLOAD_WAT = """(module
     (i32.reinterpret_f32)))"""
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: WasmException.payload holds Python floats, so an exnref that "
-                                       "goes through Python and back into wasm has its NaN payloads quieted "
-                                       "(0x7FA00001 comes back 0x7FE00001)")
 def test_an_exception_payload_keeps_its_nan_bits():
     """An exception wasm caught and handed to Python, given back to wasm, carries the same payload bits."""
     exports = wasmpy.Instance(wasmpy.Module(NAN_PAYLOAD_WAT)).exports

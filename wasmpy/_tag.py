@@ -57,12 +57,18 @@ def exception_from_exnref(store: Store, exnref, frames: Optional[List[Frame]] = 
         context = store._context()
         handle = ffi.new("wasmtime_tag_t *")
         check(lib.wasmtime_exnref_tag(context, exnref, handle))
-        payload = []
-        for index in range(lib.wasmtime_exnref_field_count(context, exnref)):
+        tag = Tag._from_c(store, handle)
+        exact = []
+        for index, valtype in enumerate(tag.type.params):
             val = ffi.new("wasmtime_val_t *")
             check(lib.wasmtime_exnref_field(context, exnref, index, val))
-            payload.append(from_val(store, val))
-    return WasmException(Tag._from_c(store, handle), tuple(payload), frames)
+            exact.append(from_val(store, val, exact=True, declared=valtype))
+    payload = tuple(value.value for value in exact)
+    exception = WasmException(tag, payload, frames)
+    # The payload as wasm had it, bit for bit (Python floats quiet f32 NaNs), for when the exception
+    # goes back into wasm with the same payload.
+    exception._exact_payload = (payload, tuple(exact))
+    return exception
 
 
 def new_exnref(store: Store, exception: WasmException, out) -> None:
@@ -74,6 +80,9 @@ def new_exnref(store: Store, exception: WasmException, out) -> None:
         raise TypeError("a WasmException passed to wasm needs a Tag of the same store")
     params = tag.type.params
     payload = tuple(exception.payload)
+    exact = getattr(exception, "_exact_payload", None)
+    if exact is not None and exact[0] is exception.payload:  # unchanged since wasm made it
+        payload = exact[1]
     if len(payload) != len(params):
         raise TypeError(f"a WasmException of tag {tag.type} needs {len(params)} payload values, "
                         f"not {len(payload)}")

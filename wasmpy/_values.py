@@ -209,32 +209,52 @@ def _bridge_call(store, name: str, ref):
 
     The references stay rooted throughout (wasmtime's checked call roots its results), so no
     collection can free them, whatever Python code runs meanwhile."""
-    bridge = store._gc_bridge
-    if bridge is None:
-        from ._instance import Instance
-        from ._module import Module
-
-        engine = store.engine
-        if engine._gc_bridge_module is None:
-            engine._gc_bridge_module = Module(_BRIDGE_WAT, engine)
-        store._allow_helper_instance()
-        bridge = store._gc_bridge = Instance(engine._gc_bridge_module, {}, store).exports
     kind, member, result_member, result_type = _BRIDGE[name]
     argument, result = ffi.new("wasmtime_val_t *"), ffi.new("wasmtime_val_t *")
-    argument.kind = getattr(lib, kind)
-    clone = lib.wasmtime_externref_clone if member == "externref" else lib.wasmtime_anyref_clone
-    clone(ref, ffi.addressof(argument.of, member))
     trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
-    try:
-        status = lib.wasmpy_call_checked(store._context(), bridge[name]._func, argument, 1, result, 1,
-                                         store._handle.stack_needed, trap, error)
-    finally:
-        lib.wasmtime_val_unroot(argument)
+    with _unmetered(store):
+        bridge = store._gc_bridge
+        if bridge is None:
+            from ._instance import Instance
+            from ._module import Module
+
+            engine = store.engine
+            if engine._gc_bridge_module is None:
+                engine._gc_bridge_module = Module(_BRIDGE_WAT, engine)
+            store._allow_helper_instance()
+            bridge = store._gc_bridge = Instance(engine._gc_bridge_module, {}, store).exports
+        argument.kind = getattr(lib, kind)
+        clone = lib.wasmtime_externref_clone if member == "externref" else lib.wasmtime_anyref_clone
+        clone(ref, ffi.addressof(argument.of, member))
+        try:
+            status = lib.wasmpy_call_checked(store._context(), bridge[name]._func, argument, 1, result, 1,
+                                             store._handle.stack_needed, trap, error)
+        finally:
+            lib.wasmtime_val_unroot(argument)
     if status:
         raise store._failure(status, trap, error)
     out = ffi.new(result_type)
     out[0] = getattr(result.of, result_member)  # the root moves to ``out``
     return out
+
+
+@contextlib.contextmanager
+def _unmetered(store) -> Iterator[None]:
+    """Runs the block (a helper call) on none of the store's fuel and past its deadline: converting a
+    value is not the guest's computation, and reading a value must not run out of fuel or time."""
+    handle = store._handle
+    deadline, handle.deadline_ns = handle.deadline_ns, 0
+    fuel = None
+    if store.engine.config.get("consume_fuel"):
+        fuel = ffi.new("uint64_t *")
+        lib.wasmtime_context_get_fuel(store._context(), fuel)
+        lib.wasmtime_context_set_fuel(store._context(), 2**63)
+    try:
+        yield
+    finally:
+        handle.deadline_ns = deadline
+        if fuel is not None:
+            lib.wasmtime_context_set_fuel(store._context(), fuel[0])
 
 
 def _check_func(store, value: Any):
