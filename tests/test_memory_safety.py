@@ -549,3 +549,25 @@ def test_a_store_held_by_another_thread_at_fork_is_unusable_in_the_child_not_a_h
         os._exit(os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
         """), timeout=60)
     assert child_json(proc) == {"outcome": "refused", "other store": 4}
+
+
+# --- found by the differential test: a wrongly typed reference stored in a global or table
+
+TYPED_SLOTS = """
+(module
+  (type $unary (func (param i32)))
+  (global (export "g") (mut (ref null $unary)) (ref.null $unary))
+  (table (export "t") 2 (ref null $unary))
+  (func (export "nullary")))
+"""
+
+
+def test_a_wrongly_typed_reference_in_a_global_or_table_is_a_type_error():
+    engine = Engine(**GC_ENGINE)
+    store = Store(engine)
+    exports = Instance(Module(TYPED_SLOTS, engine), {}, store).exports
+    with pytest.raises(TypeError, match="type mismatch"):
+        exports.g.value = exports.nullary
+    with pytest.raises(TypeError, match="type mismatch"):
+        exports.t[0] = exports.nullary
+    assert exports.g.value is None and exports.t[0] is None

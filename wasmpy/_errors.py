@@ -213,6 +213,16 @@ def check(error, kind: type = WasmError) -> None:
         raise take_error(error, kind)
 
 
+def check_value(error) -> None:
+    """:func:`check` for storing a value (globals, tables): wasmtime's refusal of the value's type
+    is a TypeError, as for a call's arguments."""
+    if error != ffi.NULL:
+        exception = take_error(error)
+        if "type mismatch" in str(exception):
+            raise TypeError(str(exception)) from None
+        raise exception
+
+
 def take_call_failure(status: int, trap_out, error_out) -> WasmError:
     """The exception for a failed call or instantiation (``wasmpy_call`` status 1 or 2)."""
     if status == 1:

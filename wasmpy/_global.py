@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import check
+from ._errors import check_value
 from ._ffi import ffi, lib
 from ._store import Store
 from ._stored import Stored
@@ -26,7 +26,7 @@ class Global(Stored):
     def __init__(self, store: Store, type: GlobalType, value: Any) -> None:
         handle = self._start(store, type)
         with store._lock, val_of(store, type.content, value) as val:
-            check(lib.wasmtime_global_new(store._context(), type._to_c(), val, handle))
+            check_value(lib.wasmtime_global_new(store._context(), type._to_c(), val, handle))
 
     @property
     def value(self) -> Any:
@@ -48,7 +48,7 @@ class Global(Stored):
         if not self.type.mutable:
             raise AttributeError(f"cannot set an immutable global ({self.type})")
         with self._store._lock, val_of(self._store, self.type.content, value) as val:
-            check(lib.wasmtime_global_set(self._store._context(), self._handle, val))
+            check_value(lib.wasmtime_global_set(self._store._context(), self._handle, val))
 
     def __repr__(self) -> str:
         if self._store.closed:

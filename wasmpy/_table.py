@@ -7,7 +7,7 @@ import operator
 from typing import Any
 
 from ._checks import require_int
-from ._errors import check
+from ._errors import check_value
 from ._ffi import ffi, lib
 from ._store import Store
 from ._stored import Stored
@@ -33,7 +33,7 @@ class Table(Stored):
     def __init__(self, store: Store, type: TableType, init: Any = None) -> None:
         handle = self._start(store, type)
         with store._lock, val_of(store, type.element, init) as val:
-            check(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
+            check_value(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
 
     @property
     def size(self) -> int:
@@ -48,7 +48,7 @@ class Table(Stored):
         require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
         with self._store._lock, val_of(self._store, self.type.element, init) as val:
-            check(lib.wasmtime_table_grow(self._store._context(), self._handle, delta, val, previous))
+            check_value(lib.wasmtime_table_grow(self._store._context(), self._handle, delta, val, previous))
         return previous[0]
 
     def _index(self, index: Any) -> int:
@@ -74,7 +74,7 @@ class Table(Stored):
         with self._store._lock:
             position = self._index(index)
             with val_of(self._store, self.type.element, value) as val:
-                check(lib.wasmtime_table_set(self._store._context(), self._handle, position, val))
+                check_value(lib.wasmtime_table_set(self._store._context(), self._handle, position, val))
 
     def __repr__(self) -> str:
         return f"<wasmpy.Table {self.type}>"
