@@ -454,7 +454,9 @@ class _LitteringWorkload(Workload):
 
     def litter(self) -> None:
         _FinalizedCycle(self)
-        self.weakrefs.add(weakref.ref(_Referent(), self._on_death))
+        referent = _Referent()  # alive until its weakref is hashed (from 3.12, a collection may run in between)
+        self.weakrefs.add(weakref.ref(referent, self._on_death))
+        del referent
         gc.set_threshold(self.random.randint(1, 8), 2, 2)
 
     def _on_death(self, ref: weakref.ref) -> None:
