@@ -140,9 +140,15 @@ typedef struct StoreHandle {
     PyObject_HEAD
     wasmtime_store_t *store;     /* NULL once closed */
     wasmtime_context_t *context; /* NULL once closed */
-    PyThread_type_lock lock;
+    /* The store's lock is `owner` and `depth`, taken and released under the GIL without an OS
+     * lock; threads that find it taken count themselves in `waiting` and sleep on `wakeup`, and
+     * a release with threads waiting hands the lock over to one of them (`handed_over`), so that
+     * a thread calling in a loop cannot starve them. */
     unsigned long owner;         /* thread holding the lock, valid while depth > 0 */
     unsigned long depth;
+    PyThread_type_lock wakeup;   /* posted by a release while threads wait */
+    unsigned long waiting;
+    int handed_over;             /* released to the waiting threads: the next to wake takes it */
     int poisoned;                /* held by a thread that did not survive fork(): unusable */
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
@@ -195,15 +201,26 @@ static int wait_is_deadlock(StoreHandle *handle, unsigned long me)
     return 0;
 }
 
+#ifdef Py_GIL_DISABLED
+#error "wasmpy's store lock relies on the GIL: free-threaded builds are not supported"
+#endif
+
 #define LOCK_WAIT_SLICE_US 20000 /* how often a waiting thread checks signals and deadlocks */
 
-/* Waits for the lock of `handle`, held by another thread; Ctrl-C and signal handlers interrupt. */
+static int lock_is_free(StoreHandle *handle, int waiting)
+{
+    return handle->depth == 0 && (waiting ? 1 : !handle->handed_over);
+}
+
+/* Waits until the lock of `handle`, held by another thread, is handed over; Ctrl-C and signal
+ * handlers interrupt the wait. */
 static int wait_for_lock(StoreHandle *handle, unsigned long me)
 {
     Waiter waiter = {me, handle, waiters};
     waiters = &waiter;
+    handle->waiting++;
     int status = 0;
-    for (;;) {
+    while (!lock_is_free(handle, 1)) {
         if (wait_is_deadlock(handle, me)) {
             set_wasm_error("deadlock: this thread waits for a store's lock, held by a thread that waits for "
                            "a store this thread holds (host functions of two stores calling into each "
@@ -212,23 +229,23 @@ static int wait_for_lock(StoreHandle *handle, unsigned long me)
             status = -1;
             break;
         }
-        PyLockStatus acquired;
         Py_BEGIN_ALLOW_THREADS
-        acquired = PyThread_acquire_lock_timed(handle->lock, LOCK_WAIT_SLICE_US, 0);
+        PyThread_acquire_lock_timed(handle->wakeup, LOCK_WAIT_SLICE_US, 0);
         Py_END_ALLOW_THREADS
-        if (acquired == PY_LOCK_ACQUIRED)
-            break;
-        if (PyErr_CheckSignals() < 0) {
+        if (!lock_is_free(handle, 1) && PyErr_CheckSignals() < 0) {
             status = -1;
             break;
         }
     }
+    handle->waiting--;
     for (Waiter **link = &waiters; *link != NULL; link = &(*link)->next) {
         if (*link == &waiter) {
             *link = waiter.next;
             break;
         }
     }
+    if (status < 0 && handle->handed_over && handle->waiting == 0)
+        handle->handed_over = 0; /* nobody else is waiting for it */
     return status;
 }
 
@@ -246,8 +263,9 @@ static int handle_acquire(StoreHandle *handle)
                        "does not exist in this process: the store cannot be used here; make a new Store");
         return -1;
     }
-    if (!PyThread_acquire_lock(handle->lock, NOWAIT_LOCK) && wait_for_lock(handle, me) < 0)
+    if (!lock_is_free(handle, 0) && wait_for_lock(handle, me) < 0)
         return -1;
+    handle->handed_over = 0;
     handle->owner = me;
     handle->depth = 1;
     return 0;
@@ -259,8 +277,10 @@ static int handle_release(StoreHandle *handle)
         PyErr_SetString(PyExc_RuntimeError, "cannot release a store lock held by another thread");
         return -1;
     }
-    if (--handle->depth == 0)
-        PyThread_release_lock(handle->lock);
+    if (--handle->depth == 0 && handle->waiting > 0) {
+        handle->handed_over = 1;
+        PyThread_release_lock(handle->wakeup);
+    }
     return 0;
 }
 
@@ -316,14 +336,15 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     StoreHandle *self = (StoreHandle *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->lock = PyThread_allocate_lock();
+    self->wakeup = PyThread_allocate_lock();
     self->kept = PyMem_RawCalloc(1, sizeof(KeptList));
     self->keepalive = PyList_New(0);
     self->output = PyList_New(0);
-    if (self->lock == NULL || self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
+    if (self->wakeup == NULL || self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
+    PyThread_acquire_lock(self->wakeup, NOWAIT_LOCK); /* taken: a release posts it */
     self->kept->users = 1;
     self->store = (wasmtime_store_t *)(uintptr_t)store; /* owned from here on */
     self->context = wasmtime_store_context(self->store);
@@ -364,8 +385,8 @@ static void handle_dealloc(StoreHandle *self)
     Py_CLEAR(self->keepalive);
     if (self->kept != NULL)
         kept_list_release(self->kept);
-    if (self->lock != NULL)
-        PyThread_free_lock(self->lock);
+    if (self->wakeup != NULL)
+        PyThread_free_lock(self->wakeup);
     if (self->previous_handle != NULL)
         self->previous_handle->next_handle = self->next_handle;
     else if (all_handles == self)
@@ -561,9 +582,12 @@ static PyTypeObject StoreHandleType = {
 static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident();
-    for (StoreHandle *handle = all_handles; handle != NULL; handle = handle->next_handle)
+    for (StoreHandle *handle = all_handles; handle != NULL; handle = handle->next_handle) {
         if (handle->depth > 0 && handle->owner != me)
             handle->poisoned = 1;
+        handle->waiting = 0;
+        handle->handed_over = 0;
+    }
     waiters = NULL; /* the waiting threads are gone */
     drain_scheduled = 0;
     main_thread = me; /* Python's signal handlers now run in this thread */
@@ -989,8 +1013,11 @@ static void signature_set(Signature *signature, const char *params, Py_ssize_t n
 /* ------------------------------------------------------------------------------------------ */
 /* Caller: Python -> wasm */
 
+static PyTypeObject CallerType;
+
 typedef struct {
     PyObject_HEAD
+    vectorcallfunc vectorcall;          /* caller_vectorcall (PEP 590): no arguments tuple per call */
     StoreHandle *handle;
     wasmtime_func_t func;
     Signature signature;
@@ -1059,45 +1086,46 @@ static PyObject *raise_failure(PyObject *failure, PyObject *pending, int status,
     return NULL;
 }
 
-static PyObject *call_slow(Caller *self, PyObject *args, PyObject *kwargs)
+static PyObject *call_slow(Caller *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
-    PyObject *with_self = PyTuple_New(nargs + 1);
+    Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    PyObject *small[MAX_FAST_VALUES + 1];
+    PyObject **with_self = count < MAX_FAST_VALUES ? small : PyMem_Malloc((count + 1) * sizeof(PyObject *));
     if (with_self == NULL)
-        return NULL;
-    PyTuple_SET_ITEM(with_self, 0, Py_NewRef((PyObject *)self));
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        PyTuple_SET_ITEM(with_self, i + 1, Py_NewRef(PyTuple_GET_ITEM(args, i)));
-    PyObject *result = PyObject_Call(self->slow_call, with_self, kwargs);
-    Py_DECREF(with_self);
+        return PyErr_NoMemory();
+    with_self[0] = (PyObject *)self;
+    memcpy(with_self + 1, args, count * sizeof(PyObject *));
+    PyObject *result = PyObject_Vectorcall(self->slow_call, with_self, nargs + 1, kwnames);
+    if (with_self != small)
+        PyMem_Free(with_self);
     return result;
 }
 
-static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
+static PyObject *caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (self->handle == NULL) {
         PyErr_SetString(PyExc_TypeError, "this function is not bound to a store");
         return NULL;
     }
     const Signature *signature = &self->signature;
-    Py_ssize_t nargs = PyTuple_GET_SIZE(args);
-    if (!signature->fast || nargs != signature->nparams || (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0))
-        return call_slow(self, args, kwargs);
+    if (!signature->fast || nargs != signature->nparams || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+        return call_slow(self, args, nargs, kwnames);
 
     wasmtime_val_raw_t values[MAX_FAST_VALUES];
     for (Py_ssize_t i = 0; i < nargs; i++)
-        if (number_to_raw(PyTuple_GET_ITEM(args, i), signature->kinds[i], &values[i]) < 0)
-            return call_slow(self, args, NULL); /* explains, or handles Val */
+        if (number_to_raw(args[i], signature->kinds[i], &values[i]) < 0)
+            return call_slow(self, args, nargs, NULL); /* explains, or handles Val */
 
     StoreHandle *handle = self->handle;
     if (!wasmpy_stack_allows((size_t)handle->stack_needed))
-        return call_slow(self, args, NULL); /* raises RecursionError */
+        return call_slow(self, args, nargs, NULL); /* raises RecursionError */
     if (handle_acquire(handle) < 0)
         return NULL;
     wasmtime_context_t *context = handle->context;
     if (context == NULL) {
         handle_release(handle);
-        return call_slow(self, args, NULL); /* raises: the store is closed */
+        return call_slow(self, args, nargs, NULL); /* raises: the store is closed */
     }
     wasm_trap_t *trap = NULL;
     wasmtime_error_t *error;
@@ -1120,6 +1148,31 @@ static PyObject *caller_call(Caller *self, PyObject *args, PyObject *kwargs)
     return results_to_python(values, signature->kinds + signature->nparams, signature->nresults);
 }
 
+static PyObject *caller_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    Caller *self = (Caller *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->vectorcall = (vectorcallfunc)caller_vectorcall;
+    return (PyObject *)self;
+}
+
+/* Python subclasses of Caller inherit vectorcall only from 3.12 on: this gives it to `cls` (Func),
+ * unless a __call__ of its own would be bypassed. */
+static PyObject *enable_vectorcall(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &CallerType)) {
+        PyErr_SetString(PyExc_TypeError, "enable_vectorcall() needs a subclass of Caller");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)cls;
+    if (type->tp_call != CallerType.tp_call) {
+        PyErr_SetString(PyExc_TypeError, "this class defines __call__: calls must go through it");
+        return NULL;
+    }
+    type->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef caller_methods[] = {
     {"_bind_native", (PyCFunction)caller_bind, METH_VARARGS,
      "_bind_native(handle, func_address, param_kinds, result_kinds, slow_call, failure)"},
@@ -1130,13 +1183,14 @@ static PyTypeObject CallerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasmpy._native.Caller",
     .tp_basicsize = sizeof(Caller),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "Base class of Func: calls wasm functions with numeric signatures in C.",
-    .tp_new = PyType_GenericNew,
+    .tp_new = caller_new,
+    .tp_vectorcall_offset = offsetof(Caller, vectorcall),
+    .tp_call = PyVectorcall_Call,
     .tp_dealloc = (destructor)caller_dealloc,
     .tp_traverse = (traverseproc)caller_traverse,
     .tp_clear = (inquiry)caller_clear,
-    .tp_call = (ternaryfunc)caller_call,
     .tp_methods = caller_methods,
 };
 
@@ -1459,6 +1513,8 @@ static PyMethodDef module_methods[] = {
      "The address of the C callback that calls a HostFunc on wasmtime_val_t values (env: the HostFunc)."},
     {"after_fork_in_child", after_fork_in_child, METH_NOARGS,
      "For os.register_at_fork: stores held by threads that did not survive fork() become unusable."},
+    {"enable_vectorcall", enable_vectorcall, METH_O,
+     "Gives a Python subclass of Caller its fast call protocol (inherited only from Python 3.12 on)."},
     {"output_stream", output_stream, METH_VARARGS,
      "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},

@@ -11,7 +11,7 @@ from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import Caller, HostFunc, checked_host_trampoline_address, host_trampoline_address
+from ._native import Caller, HostFunc, checked_host_trampoline_address, enable_vectorcall, host_trampoline_address
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -180,6 +180,9 @@ class Func(Caller, Owner):
     def __repr__(self) -> str:
         return f"<wasmpy.Func {self.name}: {self.type}>"
 
+
+
+enable_vectorcall(Func)
 
 
 def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
