@@ -1286,19 +1286,22 @@ static int fast_results(HostFunc *host, PyObject *result, wasmtime_val_raw_t *va
     return 0;
 }
 
+static PyObject *values_address(wasmtime_val_raw_t *values)
+{
+    return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)values);
+}
+
 static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
 {
     const Signature *signature = &host->signature;
-    PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)values);
-    if (address == NULL)
-        return -1;
     if (!signature->fast) {
-        PyObject *done = PyObject_CallOneArg(host->slow_invoke, address);
-        Py_DECREF(address);
+        PyObject *address = values_address(values);
+        PyObject *done = address != NULL ? PyObject_CallOneArg(host->slow_invoke, address) : NULL;
+        Py_XDECREF(address);
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
     }
-    PyObject *args[MAX_FAST_VALUES];
+    PyObject *args[MAX_FAST_VALUES] = {NULL};
     Py_ssize_t made = 0;
     for (; made < signature->nparams; made++) {
         args[made] = raw_to_number(&values[made], signature->kinds[made]);
@@ -1308,18 +1311,18 @@ static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
     PyObject *result = made == signature->nparams ? PyObject_Vectorcall(host->fn, args, made, NULL) : NULL;
     for (Py_ssize_t i = 0; i < made; i++)
         Py_DECREF(args[i]);
-    int status = -1;
-    if (result != NULL) {
-        if (fast_results(host, result, values) == 0) {
-            status = 0;
-        } else {
-            PyObject *done = PyObject_CallFunctionObjArgs(host->write_results, result, address, NULL);
-            status = done == NULL ? -1 : 0;
-            Py_XDECREF(done);
-        }
-        Py_DECREF(result);
+    if (result == NULL)
+        return -1;
+    int status = 0;
+    if (fast_results(host, result, values) < 0) { /* Python checks them, and explains what is wrong */
+        PyObject *address = values_address(values);
+        PyObject *done = address != NULL ? PyObject_CallFunctionObjArgs(host->write_results, result, address, NULL)
+                                         : NULL;
+        status = done == NULL ? -1 : 0;
+        Py_XDECREF(done);
+        Py_XDECREF(address);
     }
-    Py_DECREF(address);
+    Py_DECREF(result);
     return status;
 }
 
