@@ -141,14 +141,13 @@ typedef struct StoreHandle {
     wasmtime_store_t *store;     /* NULL once closed */
     wasmtime_context_t *context; /* NULL once closed */
     /* The store's lock is `owner` and `depth`, taken and released under the GIL without an OS
-     * lock; threads that find it taken count themselves in `waiting` and sleep on `wakeup`, and
-     * a release with threads waiting hands the lock over to one of them (`handed_over`), so that
-     * a thread calling in a loop cannot starve them. */
+     * lock; threads that find it taken count themselves in `waiting` and sleep, and a release
+     * with threads waiting hands the lock over to the one that waited longest (`handed_to`),
+     * so that a thread calling in a loop cannot starve them. */
     unsigned long owner;         /* thread holding the lock, valid while depth > 0 */
     unsigned long depth;
-    PyThread_type_lock wakeup;   /* posted by a release while threads wait */
     unsigned long waiting;
-    int handed_over;             /* released to the waiting threads: the next to wake takes it */
+    unsigned long handed_to;     /* the waiting thread the lock is reserved for; 0: none */
     int poisoned;                /* held by a thread that did not survive fork(): unusable */
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
@@ -174,7 +173,8 @@ static void set_wasm_error(const char *message)
 typedef struct Waiter {
     unsigned long thread;
     StoreHandle *handle;
-    struct Waiter *next;
+    PyThread_type_lock wakeup; /* taken; released to wake the thread */
+    struct Waiter *next;       /* newer waiters come first */
 } Waiter;
 
 static Waiter *waiters;
@@ -201,26 +201,92 @@ static int wait_is_deadlock(StoreHandle *handle, unsigned long me)
     return 0;
 }
 
+/* The epoch ticker (wasmpy._engine) sleeps while no store is in use, so that an idle process
+ * does not wake up a hundred times a second; a store taken into use wakes it. Wasm runs only
+ * with its store's lock held, so deadlines and Ctrl-C keep working. */
+static unsigned long stores_in_use; /* GIL-guarded: handles whose lock is held */
+static int ticker_asleep;           /* GIL-guarded */
+static pthread_mutex_t ticker_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ticker_wakeup = PTHREAD_COND_INITIALIZER;
+static int ticker_woken;            /* guarded by ticker_mutex */
+
+static void store_taken(void)
+{
+    stores_in_use++;
+    if (ticker_asleep) {
+        ticker_asleep = 0;
+        pthread_mutex_lock(&ticker_mutex);
+        ticker_woken = 1;
+        pthread_cond_signal(&ticker_wakeup);
+        pthread_mutex_unlock(&ticker_mutex);
+    }
+}
+
+/* In a forked child, from fork() itself (before Python's at-fork handlers start a new ticker
+ * thread): the ticker thread is gone, maybe in the middle of its wait. */
+static void ticker_after_fork(void)
+{
+    pthread_mutex_init(&ticker_mutex, NULL);
+    pthread_cond_init(&ticker_wakeup, NULL);
+    ticker_asleep = ticker_woken = 0;
+}
+
+/* For the ticker thread: returns at once while a store is in use; otherwise waits, without the
+ * GIL, until one is taken. */
+static PyObject *ticker_wait(PyObject *module, PyObject *unused)
+{
+    if (stores_in_use > 0)
+        Py_RETURN_FALSE;
+    ticker_asleep = 1;
+    Py_BEGIN_ALLOW_THREADS
+    pthread_mutex_lock(&ticker_mutex);
+    while (!ticker_woken)
+        pthread_cond_wait(&ticker_wakeup, &ticker_mutex);
+    ticker_woken = 0;
+    pthread_mutex_unlock(&ticker_mutex);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_TRUE;
+}
+
 #ifdef Py_GIL_DISABLED
 #error "wasmpy's store lock relies on the GIL: free-threaded builds are not supported"
 #endif
 
 #define LOCK_WAIT_SLICE_US 20000 /* how often a waiting thread checks signals and deadlocks */
 
-static int lock_is_free(StoreHandle *handle, int waiting)
+static int lock_is_free_for(StoreHandle *handle, unsigned long thread)
 {
-    return handle->depth == 0 && (waiting ? 1 : !handle->handed_over);
+    return handle->depth == 0 && (handle->handed_to == 0 || handle->handed_to == thread);
+}
+
+/* Reserves the free lock of `handle` for the thread that has waited for it longest, and wakes it;
+ * 0 if none waits. */
+static int hand_over(StoreHandle *handle)
+{
+    Waiter *oldest = NULL;
+    for (Waiter *waiter = waiters; waiter != NULL; waiter = waiter->next)
+        if (waiter->handle == handle)
+            oldest = waiter;
+    handle->handed_to = oldest != NULL ? oldest->thread : 0;
+    if (oldest != NULL)
+        PyThread_release_lock(oldest->wakeup);
+    return oldest != NULL;
 }
 
 /* Waits until the lock of `handle`, held by another thread, is handed over; Ctrl-C and signal
  * handlers interrupt the wait. */
 static int wait_for_lock(StoreHandle *handle, unsigned long me)
 {
-    Waiter waiter = {me, handle, waiters};
+    Waiter waiter = {me, handle, PyThread_allocate_lock(), waiters};
+    if (waiter.wakeup == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyThread_acquire_lock(waiter.wakeup, NOWAIT_LOCK);
     waiters = &waiter;
     handle->waiting++;
     int status = 0;
-    while (!lock_is_free(handle, 1)) {
+    while (!lock_is_free_for(handle, me)) {
         if (wait_is_deadlock(handle, me)) {
             set_wasm_error("deadlock: this thread waits for a store's lock, held by a thread that waits for "
                            "a store this thread holds (host functions of two stores calling into each "
@@ -230,9 +296,9 @@ static int wait_for_lock(StoreHandle *handle, unsigned long me)
             break;
         }
         Py_BEGIN_ALLOW_THREADS
-        PyThread_acquire_lock_timed(handle->wakeup, LOCK_WAIT_SLICE_US, 0);
+        PyThread_acquire_lock_timed(waiter.wakeup, LOCK_WAIT_SLICE_US, 0);
         Py_END_ALLOW_THREADS
-        if (!lock_is_free(handle, 1) && PyErr_CheckSignals() < 0) {
+        if (!lock_is_free_for(handle, me) && PyErr_CheckSignals() < 0) {
             status = -1;
             break;
         }
@@ -244,8 +310,9 @@ static int wait_for_lock(StoreHandle *handle, unsigned long me)
             break;
         }
     }
-    if (status < 0 && handle->handed_over && handle->waiting == 0)
-        handle->handed_over = 0; /* nobody else is waiting for it */
+    PyThread_free_lock(waiter.wakeup);
+    if (status < 0 && handle->handed_to == me)
+        hand_over(handle); /* to the next in line, if any */
     return status;
 }
 
@@ -263,11 +330,12 @@ static int handle_acquire(StoreHandle *handle)
                        "does not exist in this process: the store cannot be used here; make a new Store");
         return -1;
     }
-    if (!lock_is_free(handle, 0) && wait_for_lock(handle, me) < 0)
+    if (!lock_is_free_for(handle, me) && wait_for_lock(handle, me) < 0)
         return -1;
-    handle->handed_over = 0;
+    handle->handed_to = 0;
     handle->owner = me;
     handle->depth = 1;
+    store_taken();
     return 0;
 }
 
@@ -277,10 +345,11 @@ static int handle_release(StoreHandle *handle)
         PyErr_SetString(PyExc_RuntimeError, "cannot release a store lock held by another thread");
         return -1;
     }
-    if (--handle->depth == 0 && handle->waiting > 0) {
-        handle->handed_over = 1;
-        PyThread_release_lock(handle->wakeup);
-    }
+    if (--handle->depth > 0)
+        return 0;
+    stores_in_use--;
+    if (handle->waiting > 0)
+        hand_over(handle);
     return 0;
 }
 
@@ -336,15 +405,13 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
     StoreHandle *self = (StoreHandle *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
-    self->wakeup = PyThread_allocate_lock();
     self->kept = PyMem_RawCalloc(1, sizeof(KeptList));
     self->keepalive = PyList_New(0);
     self->output = PyList_New(0);
-    if (self->wakeup == NULL || self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
+    if (self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    PyThread_acquire_lock(self->wakeup, NOWAIT_LOCK); /* taken: a release posts it */
     self->kept->users = 1;
     self->store = (wasmtime_store_t *)(uintptr_t)store; /* owned from here on */
     self->context = wasmtime_store_context(self->store);
@@ -385,8 +452,6 @@ static void handle_dealloc(StoreHandle *self)
     Py_CLEAR(self->keepalive);
     if (self->kept != NULL)
         kept_list_release(self->kept);
-    if (self->wakeup != NULL)
-        PyThread_free_lock(self->wakeup);
     if (self->previous_handle != NULL)
         self->previous_handle->next_handle = self->next_handle;
     else if (all_handles == self)
@@ -582,11 +647,14 @@ static PyTypeObject StoreHandleType = {
 static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident();
+    stores_in_use = 0;
     for (StoreHandle *handle = all_handles; handle != NULL; handle = handle->next_handle) {
         if (handle->depth > 0 && handle->owner != me)
-            handle->poisoned = 1;
+            handle->poisoned = 1; /* never released: it does not count as in use */
+        else if (handle->depth > 0)
+            stores_in_use++;
         handle->waiting = 0;
-        handle->handed_over = 0;
+        handle->handed_to = 0;
     }
     waiters = NULL; /* the waiting threads are gone */
     drain_scheduled = 0;
@@ -1516,6 +1584,8 @@ static PyMethodDef module_methods[] = {
      "The address of the C callback that calls a HostFunc on wasmtime_val_t values (env: the HostFunc)."},
     {"after_fork_in_child", after_fork_in_child, METH_NOARGS,
      "For os.register_at_fork: stores held by threads that did not survive fork() become unusable."},
+    {"ticker_wait", ticker_wait, METH_NOARGS,
+     "For the epoch ticker: returns while a store is in use, else sleeps until one is (True if it slept)."},
     {"enable_vectorcall", enable_vectorcall, METH_O,
      "Gives a Python subclass of Caller its fast call protocol (inherited only from Python 3.12 on)."},
     {"output_stream", output_stream, METH_VARARGS,
@@ -1533,6 +1603,8 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
+    if (pthread_atfork(NULL, NULL, ticker_after_fork) != 0)
+        return PyErr_NoMemory();
     main_thread = PyThread_get_thread_ident();
     PyTypeObject *types[] = {&MemoryBaseType, &StoreHandleType, &CallerType, &HostFuncType};
     const char *names[] = {"MemoryBase", "StoreHandle", "Caller", "HostFunc"};

@@ -11,6 +11,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
+from ._native import ticker_wait
 from ._ownership import Immutable, init_once
 
 __all__ = ["Engine"]
@@ -212,6 +213,7 @@ class _Ticker:
 
     Each tick makes running wasm check its store's deadline and, in the main
     thread, run Python's signal handlers (so Ctrl-C raises KeyboardInterrupt).
+    It sleeps while no store is in use.
     """
 
     interval = 0.01  # seconds: the precision of deadlines
@@ -220,6 +222,7 @@ class _Ticker:
         self._engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
         self._lock = threading.Lock()
         self._thread: Optional[threading.Thread] = None
+        self.ticks = 0  # how many times it advanced the epochs
 
     def add(self, engine: "Engine") -> None:
         with self._lock:
@@ -241,9 +244,11 @@ class _Ticker:
 
     def _run(self) -> None:
         while True:
+            ticker_wait()  # sleeps while no store is in use (no wasm can run then)
             time.sleep(self.interval)
             for engine in list(self._engines):
                 lib.wasmtime_engine_increment_epoch(engine._ptr)
+            self.ticks += 1
 
 
 _ticker = _Ticker()
