@@ -475,8 +475,10 @@ static PyObject *handle_release_method(StoreHandle *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *handle_exit(StoreHandle *self, PyObject *args)
+static PyObject *handle_exit(StoreHandle *self, PyObject *const *args, Py_ssize_t nargs)
 {
+    (void)args;
+    (void)nargs;
     if (handle_release(self) < 0)
         return NULL;
     Py_RETURN_FALSE;
@@ -595,7 +597,7 @@ static PyMethodDef handle_methods[] = {
      "Takes the store's lock (reentrant; the wait can be interrupted, and refuses to deadlock)."},
     {"release", (PyCFunction)handle_release_method, METH_NOARGS, "Releases the store's lock."},
     {"__enter__", (PyCFunction)handle_acquire_method, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)handle_exit, METH_VARARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))handle_exit, METH_FASTCALL, NULL},
     {"close", (PyCFunction)handle_close, METH_NOARGS, "Deletes the store now."},
     {"set_pending", (PyCFunction)handle_set_pending, METH_O, "Keeps a host function's exception."},
     {"take_pending", (PyCFunction)handle_take_pending, METH_NOARGS, "Returns and forgets it (or None)."},

@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <stddef.h>
 
-static __thread char *wasmpy_stack_low; /* the lowest address of this thread's stack, once known */
+/* The lowest address of this thread's stack, once known; initial-exec: read with one instruction
+ * rather than a call to __tls_get_addr on every call into wasm. */
+static __thread __attribute__((tls_model("initial-exec"))) char *wasmpy_stack_low;
 
 /* Whether more than `needed` bytes of this thread's stack are left. */
 static inline int wasmpy_stack_allows(size_t needed)
