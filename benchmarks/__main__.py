@@ -6,10 +6,17 @@ on the same wasm bytes, then the import-cache benchmark as a sub-step; prints
 a table per group and the issue's targets, and writes every figure as JSON.
 
     python -m benchmarks [--quick] [--only GROUP ...] [--skip-import-cache] [--json PATH]
+    python -m benchmarks --instructions [--quick] [--json PATH]
 
 Figures are medians over rounds; the runtimes of a benchmark are measured in
 turns within each round, so the ratios of one run are what count on a noisy
 machine. The default run takes two to three minutes; --quick is a smoke test.
+
+--instructions counts instructions per operation instead (callgrind, see
+instructions.py): the calls group's shapes and memory.read/write, for wasmpy
+and the peers; deterministic, so figures of different runs compare. It writes
+JSON only when given --json.
+
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_JSON = HERE / "results" / "latest.json"
 IMPORT_CACHE = "import_cache"
 SCHEMA = "wasmpy-benchmarks/1"
+INSTRUCTIONS_SCHEMA = "wasmpy-benchmarks-instructions/1"
 
 
 def _settings(quick: bool, rounds: Optional[int]):
@@ -64,6 +72,70 @@ def _git_state() -> Optional[Dict[str, Any]]:
         return None
 
 
+def _header(runtimes: List[Any], quick: bool, what: str) -> None:
+    print(f"wasmpy benchmarks{what}{' (--quick: a smoke test, not figures)' if quick else ''}")
+    print(f"Python {platform.python_version()} ({platform.python_implementation()}), {platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {platform.platform()}")
+    for rt in runtimes:
+        if rt.available:
+            print(f"  {rt.name:<9} {rt.version}")
+        else:
+            print(f"  {rt.name:<9} MISSING ({rt.error}); install: pip install '{rt.requirement}'")
+
+
+def _meta(started: float, argv: Optional[List[str]], quick: bool) -> Dict[str, Any]:
+    from . import modules
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": time.perf_counter() - started,
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "quick": quick,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "git": _git_state(),
+        "module_bytes": modules.sizes(),
+    }
+
+
+def _instructions(quick: bool, json_path: Optional[Path], argv: Optional[List[str]]) -> int:
+    """``--instructions``: instructions per operation under callgrind; JSON only if asked for."""
+    from . import instructions
+    from .runtimes import all_runtimes
+    try:
+        instructions.valgrind_path()
+    except instructions.ValgrindMissing as missing:
+        print(f"python -m benchmarks --instructions: {missing}", file=sys.stderr)
+        return 2
+    runtimes = all_runtimes()
+    if not runtimes[0].available:
+        print(f"wasmpy cannot be imported: {runtimes[0].error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    _header(runtimes, quick, ": instructions per operation")
+    print("counting under callgrind (a child interpreter, tens of times slower than natively)...", flush=True)
+    try:
+        figures = instructions.count(instructions.QUICK if quick else instructions.FULL)
+    except Exception:
+        print(f"!! counting failed:\n{traceback.format_exc()}", file=sys.stderr)
+        return 1
+    print()
+    print(instructions.table(figures, [rt.name for rt in runtimes if rt.available]))
+    if json_path is not None:
+        document = {"schema": INSTRUCTIONS_SCHEMA,
+                    "meta": {**_meta(started, argv, quick),
+                             "ratios": "wasmpy instructions / peer instructions (below 1: wasmpy executes fewer)"},
+                    "runtimes": {rt.name: rt.describe() for rt in runtimes},
+                    "instructions": figures}
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+        print(f"\nwrote {json_path}")
+    print(f"({time.perf_counter() - started:.0f} s in all)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     from .suite import GROUPS
     choices = [*GROUPS, IMPORT_CACHE]
@@ -75,14 +147,23 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="run only this group (repeatable): " + ", ".join(choices))
     parser.add_argument("--skip-import-cache", action="store_true",
                         help=f"do not run the {IMPORT_CACHE} sub-step (python -m benchmarks.{IMPORT_CACHE})")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, metavar="PATH",
-                        help=f"where to write the figures (default {DEFAULT_JSON.relative_to(HERE.parent)})")
+    parser.add_argument("--json", type=Path, metavar="PATH",
+                        help=f"where to write the figures (default {DEFAULT_JSON.relative_to(HERE.parent)}; "
+                        "with --instructions, none unless given)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per operation with callgrind (needs valgrind) instead of timing")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds per measurement (default 21, 3 with --quick)")
     parser.add_argument("--import-cache-rounds", type=int, metavar="N",
                         help="new processes per import-cache measurement (default 5, 1 with --quick)")
     args = parser.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be positive")
+    if args.instructions:
+        if args.only or args.rounds is not None or args.skip_import_cache or args.import_cache_rounds is not None:
+            parser.error("--instructions takes only --quick and --json")
+        return _instructions(args.quick, args.json, argv)
+    if args.json is None:
+        args.json = DEFAULT_JSON
 
     from .runtimes import all_runtimes
     runtimes = all_runtimes()
@@ -97,14 +178,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     selected = args.only or choices
     run_import_cache = IMPORT_CACHE in selected and not args.skip_import_cache
 
-    print(f"wasmpy benchmarks{' (--quick: a smoke test, not figures)' if args.quick else ''}")
-    print(f"Python {platform.python_version()} ({platform.python_implementation()}), {platform.machine()}, "
-          f"{os.cpu_count()} CPUs, {platform.platform()}")
-    for rt in runtimes:
-        if rt.available:
-            print(f"  {rt.name:<9} {rt.version}")
-        else:
-            print(f"  {rt.name:<9} MISSING ({rt.error}); install: pip install '{rt.requirement}'")
+    _header(runtimes, args.quick, "")
     print(f"rounds: up to {settings.rounds} per measurement, about {settings.round_ns / 1e6:g} ms each; "
           "figures are medians")
     print()
@@ -153,19 +227,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     figures = {
         "schema": SCHEMA,
         "meta": {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": time.perf_counter() - started,
-            "argv": sys.argv[1:] if argv is None else list(argv),
-            "quick": args.quick,
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "git": _git_state(),
+            **_meta(started, argv, args.quick),
             "settings": {"rounds": settings.rounds, "round_ns": settings.round_ns,
                          "budget_ns": settings.budget_ns, "min_rounds": settings.min_rounds},
-            "module_bytes": modules.sizes(),
             "ratios": "wasmpy time / peer time (below 1: wasmpy faster)",
         },
         "runtimes": {rt.name: rt.describe() for rt in runtimes},

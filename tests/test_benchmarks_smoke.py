@@ -11,9 +11,12 @@ checkout on ``sys.path``: after a plain ``pip install .`` the checkout's own
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import wasmpy
 
@@ -30,8 +33,9 @@ EXPECTED = {
 }
 
 
-def run_benchmarks(cwd: Path, *args: str, prelude: str = "") -> subprocess.CompletedProcess:
-    """``python -m benchmarks ARGS`` in a child interpreter (``prelude``: code to run first)."""
+def run_benchmarks(cwd: Path, *args: str, prelude: str = "", path: str = "") -> subprocess.CompletedProcess:
+    """``python -m benchmarks ARGS`` in a child interpreter (``prelude``: code to run first; ``path``:
+    its PATH, if given)."""
     code = "\n".join([
         "import runpy, sys",
         f"sys.path[:0] = [{str(PACKAGE_ROOT)!r}, {str(ROOT)!r}]",
@@ -40,6 +44,8 @@ def run_benchmarks(cwd: Path, *args: str, prelude: str = "") -> subprocess.Compl
         "runpy.run_module('benchmarks', run_name='__main__', alter_sys=True)",
     ])
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    if path:
+        env["PATH"] = path
     return subprocess.run([sys.executable, "-c", code], cwd=str(cwd), env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)
 
@@ -101,3 +107,32 @@ def test_missing_peers_are_reported_not_fatal(tmp_path):
         assert figures["runtimes"][peer]["available"] is False
         assert figures["runtimes"][peer]["error"]
     assert set(figures["groups"]["calls"]["benchmarks"]["add_i32"]["median_ns"]) == {"wasmpy"}
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None,
+                    reason="valgrind is not installed: --instructions counts with callgrind (apt-get install valgrind)")
+def test_instructions_quick_run(tmp_path):
+    out = tmp_path / "instructions.json"
+    done = run_benchmarks(tmp_path, "--instructions", "--quick", "--json", str(out))
+    check_ran(done)
+    assert "Instructions per operation" in done.stdout
+    figures = json.loads(out.read_text())
+    assert figures["schema"] == "wasmpy-benchmarks-instructions/1"
+    assert figures["instructions"]["wasmpy_ticker"] == "frozen"
+    benchmarks = figures["instructions"]["benchmarks"]
+    for key in [*EXPECTED["calls"], "read16", "write16"]:
+        assert key in benchmarks, key
+        per_op = benchmarks[key]["instructions"]["wasmpy"]["per_op"]
+        assert isinstance(per_op, (int, float)) and per_op > 0, (key, benchmarks[key])
+    for peer in ("wasmtime", "pywasm3"):  # optional: counted when installed
+        if figures["runtimes"][peer]["available"]:
+            assert benchmarks["add_i32"]["instructions"][peer]["per_op"] > 0
+
+
+def test_instructions_without_valgrind_says_so(tmp_path):
+    # A PATH with only this Python's directory: no valgrind on it (the child is started by full path).
+    done = run_benchmarks(tmp_path, "--instructions", "--quick", path=str(tmp_path))
+    assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
+    assert "valgrind is not installed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not list(tmp_path.glob("*.json"))  # nothing written without --json, and nothing counted
