@@ -14,7 +14,6 @@ import hashlib
 import importlib
 import os
 import pydoc
-import re
 import stat
 import sys
 import threading
@@ -30,45 +29,6 @@ from childproc import child_json, run_python
 TRIPLE_WAT = '(module (func (export "f") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 3))))'
 # What a planted cache file runs instead of TRIPLE_WAT, if it is loaded.
 PLANTED_WAT = '(module (func (export "f") (param i32) (result i32) (i32.const 99)))'
-
-
-class ModDir:
-    """A directory at the front of sys.path, with module names unique to the test."""
-
-    def __init__(self, path: Path, prefix: str) -> None:
-        self.path = path
-        self.prefix = prefix
-
-    def name(self, base: str) -> str:
-        return f"{self.prefix}_{base}"
-
-    def write(self, filename: str, data) -> Path:
-        target = self.path / filename
-        if isinstance(data, str):
-            target.write_text(data)
-        else:
-            target.write_bytes(data)
-        importlib.invalidate_caches()
-        return target
-
-
-@pytest.fixture
-def mods(tmp_path, request):
-    directory = tmp_path / "mods"
-    directory.mkdir()
-    prefix = "safety_" + re.sub(r"\W", "_", request.node.name)[:60]
-    saved_path = list(sys.path)
-    sys.path.insert(0, str(directory))
-    importlib.invalidate_caches()
-    try:
-        yield ModDir(directory, prefix)
-    finally:
-        sys.path[:] = saved_path
-        for name in [name for name in sys.modules if name.startswith(prefix)]:
-            del sys.modules[name]
-        for key in [key for key in sys.path_importer_cache if isinstance(key, str) and key.startswith(str(tmp_path))]:
-            del sys.path_importer_cache[key]
-        importlib.invalidate_caches()
 
 
 @pytest.fixture
