@@ -9,7 +9,6 @@ Anything that changes interpreter-wide state in a way that is hard to undo
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import importlib.abc

@@ -260,13 +260,9 @@ class _HostFunction:
         store = self.store
         args = ffi.cast("wasmtime_val_t *", args_address)
         result = self.fn(*[from_val(store, args + i, owned=False) for i in range(len(self.params))])
-        vals = []
+        vals: List[Any] = []
         try:
-            for index, (valtype, value) in enumerate(zip(self.results, self._result_tuple(result))):
-                try:
-                    vals.append(to_val(store, valtype, value))
-                except (TypeError, OverflowError) as error:
-                    raise type(error)(f"host function {_name(self.fn)} result {index + 1}: {error}") from None
+            self._convert_results(result, lambda index, valtype, value: vals.append(to_val(store, valtype, value)))
         except BaseException:
             for val in vals:
                 lib.wasmtime_val_unroot(val)
@@ -293,14 +289,19 @@ class _HostFunction:
                             f"got {result!r}")
         return tuple(result)
 
+    def _convert_results(self, result: Any, convert: Callable[[int, ValType, Any], None]) -> None:
+        """Calls ``convert(index, valtype, value)`` for each result; its TypeError or OverflowError
+        comes back naming the result."""
+        for index, (valtype, value) in enumerate(zip(self.results, self._result_tuple(result))):
+            try:
+                convert(index, valtype, value)
+            except (TypeError, OverflowError) as error:
+                raise type(error)(f"host function {_name(self.fn)} result {index + 1}: {error}") from None
+
     def write_results(self, result: Any, address: int) -> None:
         """Checks the (numeric) results of the function and stores them at ``address``."""
         values = ffi.cast("wasmtime_val_raw_t *", address)
-        for index, (valtype, value) in enumerate(zip(self.results, self._result_tuple(result))):
-            try:
-                write_raw(valtype, values[index], value)
-            except (TypeError, OverflowError) as error:
-                raise type(error)(f"host function {_name(self.fn)} result {index + 1}: {error}") from None
+        self._convert_results(result, lambda index, valtype, value: write_raw(valtype, values[index], value))
 
 
 def _name(fn: Any) -> str:

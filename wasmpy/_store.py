@@ -9,7 +9,7 @@ import os
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Iterator, List, Optional
+from typing import Any, Iterator, Optional
 
 from ._checks import require_instance, require_int
 from ._engine import Engine

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import operator
-from typing import Any, Iterator, List
+from typing import Any, Iterator
 
 from ._errors import WasmError, WasmException
 from ._ffi import ffi, lib
