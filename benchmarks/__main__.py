@@ -170,7 +170,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not runtimes[0].available:
         print(f"wasmpy cannot be imported: {runtimes[0].error}", file=sys.stderr)
         return 2
-    from . import modules, plot, report
+    from . import plot, report
     from .suite import Context
 
     started = time.perf_counter()

@@ -36,7 +36,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 MARKER = "_PyEval_CallTracing"   # what sys.call_tracing calls: the only code counted
 UNROLL = 10
