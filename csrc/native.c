@@ -21,6 +21,7 @@
 #include "api.h"
 #include "stack.h"
 #include "signals.h"
+#include "ticker.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)
@@ -149,6 +150,7 @@ typedef struct StoreHandle {
     unsigned long waiting;
     unsigned long handed_to;     /* the waiting thread the lock is reserved for; 0: none */
     int poisoned;                /* held by a thread that did not survive fork(): unusable */
+    char release_gil;            /* calls release the GIL at once (see call_wasm) */
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
     PyObject *output;            /* list of (write, bytes): WASI output not yet delivered */
@@ -167,6 +169,12 @@ static unsigned long main_thread; /* the thread whose wasm runs Python's signal 
 static void set_wasm_error(const char *message)
 {
     PyErr_SetString(WasmError != NULL ? WasmError : PyExc_RuntimeError, message);
+}
+
+/* PyThread_get_thread_ident() without its call: on POSIX it is the pthread_t itself. */
+static inline unsigned long current_thread(void)
+{
+    return (unsigned long)pthread_self();
 }
 
 /* Threads waiting for a store's lock (nodes live on the waiting threads' stacks; GIL-guarded). */
@@ -199,53 +207,6 @@ static int wait_is_deadlock(StoreHandle *handle, unsigned long me)
         handle = awaited_by(handle->owner);
     }
     return 0;
-}
-
-/* The epoch ticker (wasmpy._engine) sleeps while no store is in use, so that an idle process
- * does not wake up a hundred times a second; a store taken into use wakes it. Wasm runs only
- * with its store's lock held, so deadlines and Ctrl-C keep working. */
-static unsigned long stores_in_use; /* GIL-guarded: handles whose lock is held */
-static int ticker_asleep;           /* GIL-guarded */
-static pthread_mutex_t ticker_mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t ticker_wakeup = PTHREAD_COND_INITIALIZER;
-static int ticker_woken;            /* guarded by ticker_mutex */
-
-static void store_taken(void)
-{
-    stores_in_use++;
-    if (ticker_asleep) {
-        ticker_asleep = 0;
-        pthread_mutex_lock(&ticker_mutex);
-        ticker_woken = 1;
-        pthread_cond_signal(&ticker_wakeup);
-        pthread_mutex_unlock(&ticker_mutex);
-    }
-}
-
-/* In a forked child, from fork() itself (before Python's at-fork handlers start a new ticker
- * thread): the ticker thread is gone, maybe in the middle of its wait. */
-static void ticker_after_fork(void)
-{
-    pthread_mutex_init(&ticker_mutex, NULL);
-    pthread_cond_init(&ticker_wakeup, NULL);
-    ticker_asleep = ticker_woken = 0;
-}
-
-/* For the ticker thread: returns at once while a store is in use; otherwise waits, without the
- * GIL, until one is taken. */
-static PyObject *ticker_wait(PyObject *module, PyObject *unused)
-{
-    if (stores_in_use > 0)
-        Py_RETURN_FALSE;
-    ticker_asleep = 1;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&ticker_mutex);
-    while (!ticker_woken)
-        pthread_cond_wait(&ticker_wakeup, &ticker_mutex);
-    ticker_woken = 0;
-    pthread_mutex_unlock(&ticker_mutex);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_TRUE;
 }
 
 #ifdef Py_GIL_DISABLED
@@ -316,15 +277,10 @@ static int wait_for_lock(StoreHandle *handle, unsigned long me)
     return status;
 }
 
-/* Takes the store's lock (reentrant); raises and returns -1 if the wait is interrupted, would
- * deadlock, or the store is unusable after fork(). */
-static int handle_acquire(StoreHandle *handle)
+/* handle_acquire() when the lock is held by another thread or handed over to one, or the store
+ * is unusable after fork(). */
+static int handle_acquire_contended(StoreHandle *handle, unsigned long me)
 {
-    unsigned long me = PyThread_get_thread_ident();
-    if (handle->depth > 0 && handle->owner == me) {
-        handle->depth++;
-        return 0;
-    }
     if (handle->poisoned) {
         set_wasm_error("this store was in use by another thread when the process forked, and that thread "
                        "does not exist in this process: the store cannot be used here; make a new Store");
@@ -335,27 +291,53 @@ static int handle_acquire(StoreHandle *handle)
     handle->handed_to = 0;
     handle->owner = me;
     handle->depth = 1;
-    store_taken();
+    ticker_store_taken();
     return 0;
 }
 
-static int handle_release(StoreHandle *handle)
+/* Takes the store's lock (reentrant); raises and returns -1 if the wait is interrupted, would
+ * deadlock, or the store is unusable after fork(). */
+static inline __attribute__((always_inline)) int handle_acquire(StoreHandle *handle)
 {
-    if (handle->depth == 0 || handle->owner != PyThread_get_thread_ident()) {
+    unsigned long me = current_thread();
+    if (handle->depth > 0) {
+        if (handle->owner != me)
+            return handle_acquire_contended(handle, me);
+        handle->depth++;
+        return 0;
+    }
+    if (handle->poisoned || handle->handed_to != 0)
+        return handle_acquire_contended(handle, me);
+    handle->owner = me;
+    handle->depth = 1;
+    ticker_store_taken();
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int handle_release(StoreHandle *handle)
+{
+    if (handle->depth == 0 || handle->owner != current_thread()) {
         PyErr_SetString(PyExc_RuntimeError, "cannot release a store lock held by another thread");
         return -1;
     }
     if (--handle->depth > 0)
         return 0;
-    stores_in_use--;
+    ticker_store_released();
     if (handle->waiting > 0)
         hand_over(handle);
     return 0;
 }
 
+static int deliver_queued_output(StoreHandle *handle);
+
 /* Delivers WASI output written while wasm ran, on the thread that runs the store's wasm (where
  * the store is usable); -1 with the exception of a stream that raised. */
-static int deliver_output(StoreHandle *handle)
+static inline int deliver_output(StoreHandle *handle)
+{
+    return handle->output != NULL && PyList_GET_SIZE(handle->output) > 0 ? deliver_queued_output(handle) : 0;
+}
+
+static int deliver_queued_output(StoreHandle *handle)
 {
     while (handle->output != NULL && PyList_GET_SIZE(handle->output) > 0) {
         PyObject *output = handle->output;
@@ -616,6 +598,8 @@ static PyMemberDef handle_members[] = {
      "Native stack bytes that must be left to call into wasm."},
     {"deadline_ns", T_LONGLONG, offsetof(StoreHandle, deadline_ns), 0,
      "time.monotonic_ns() value after which running wasm is interrupted; 0 for no deadline."},
+    {"release_gil", T_BOOL, offsetof(StoreHandle, release_gil), 0,
+     "Whether calls into the store's wasm release the GIL at once, rather than after one tick."},
     {"depth", T_ULONG, offsetof(StoreHandle, depth), READONLY,
      "How many times the lock is held (by its owner): more than one while wasm of the store runs."},
     {NULL},
@@ -649,15 +633,16 @@ static PyTypeObject StoreHandleType = {
 static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
 {
     unsigned long me = PyThread_get_thread_ident();
-    stores_in_use = 0;
+    unsigned long in_use = 0;
     for (StoreHandle *handle = all_handles; handle != NULL; handle = handle->next_handle) {
         if (handle->depth > 0 && handle->owner != me)
             handle->poisoned = 1; /* never released: it does not count as in use */
         else if (handle->depth > 0)
-            stores_in_use++;
+            in_use++;
         handle->waiting = 0;
         handle->handed_to = 0;
     }
+    ticker_stores_in_use = in_use;
     waiters = NULL; /* the waiting threads are gone */
     drain_scheduled = 0;
     main_thread = me; /* Python's signal handlers now run in this thread */
@@ -747,6 +732,7 @@ typedef struct {
     PyObject_HEAD
     StoreHandle *handle;
     wasmtime_memory_t memory;
+    uint8_t *base;      /* its bytes, once it has some: wasmpy's engines never move memories */
     Py_ssize_t exports; /* live buffer views */
 } MemoryBase;
 
@@ -800,8 +786,10 @@ static int memory_locate(MemoryBase *self, uint8_t **data, size_t *size)
         set_wasm_error("the store is closed");
         return -1;
     }
-    *data = wasmtime_memory_data(context, &self->memory);
     *size = wasmtime_memory_data_size(context, &self->memory);
+    if (self->base == NULL && *size > 0) /* an empty memory's address may be a placeholder */
+        self->base = wasmtime_memory_data(context, &self->memory);
+    *data = *size > 0 ? self->base : wasmtime_memory_data(context, &self->memory);
     return 0;
 }
 
@@ -1081,6 +1069,74 @@ static void signature_set(Signature *signature, const char *params, Py_ssize_t n
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* The GIL while wasm runs.
+ *
+ * Releasing and taking back the GIL costs more than a short call into wasm does, so a call
+ * into most stores keeps it: the epoch callback releases it at the call's first tick (the call
+ * runs long: other Python threads wait at most one tick), and a host function called after that
+ * takes it back and keeps it until the next tick. Stores whose wasm may block inside wasmtime
+ * without reaching a tick (WASI calls, waits on shared memories) and stores of engines without
+ * epoch ticks release it around every call (`release_gil`).
+ *
+ * `wasm_gil` says who has the GIL for the innermost call into wasm on this thread:
+ * GIL_RELEASED_BY_CALLER (also when no wasm runs), GIL_KEPT (the call holds it), or else the
+ * thread state the epoch callback saved when it released the GIL. Python code always runs with
+ * GIL_RELEASED_BY_CALLER, so each call it makes starts from a known state. */
+static __thread PyThreadState *wasm_gil __attribute__((tls_model("initial-exec")));
+#define GIL_RELEASED_BY_CALLER NULL
+#define GIL_KEPT ((PyThreadState *)1)
+
+/* Calls into wasm, releasing the GIL as the store wants; returns with the GIL held. */
+static wasmtime_error_t *call_wasm(StoreHandle *handle, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
+                                   size_t count, wasm_trap_t **trap)
+{
+    wasmtime_error_t *error;
+    PyThreadState *outer = wasm_gil;
+    if (handle->release_gil) {
+        wasm_gil = GIL_RELEASED_BY_CALLER;
+        Py_BEGIN_ALLOW_THREADS
+        error = wasmtime_func_call_unchecked(handle->context, func, values, count, trap);
+        Py_END_ALLOW_THREADS
+    } else {
+        wasm_gil = GIL_KEPT;
+        error = wasmtime_func_call_unchecked(handle->context, func, values, count, trap);
+        if (wasm_gil != GIL_KEPT)
+            PyEval_RestoreThread(wasm_gil);
+    }
+    wasm_gil = outer;
+    return error;
+}
+
+/* How to give back the GIL when Python code called from inside wasm returns. */
+typedef struct {
+    PyThreadState *wasm_gil;
+    PyGILState_STATE gilstate;
+} PythonEntry;
+
+/* Before Python code runs on a thread inside wasm (host functions, the epoch callback). */
+static PythonEntry enter_python(void)
+{
+    PythonEntry entry = {wasm_gil, PyGILState_UNLOCKED};
+    if (entry.wasm_gil == GIL_RELEASED_BY_CALLER)
+        entry.gilstate = PyGILState_Ensure();
+    else if (entry.wasm_gil != GIL_KEPT)
+        PyEval_RestoreThread(entry.wasm_gil);
+    wasm_gil = GIL_RELEASED_BY_CALLER;
+    return entry;
+}
+
+/* Back to wasm: a call that kept the GIL releases it if `release` (at a tick), else keeps it. */
+static void leave_python(PythonEntry entry, int release)
+{
+    if (entry.wasm_gil == GIL_RELEASED_BY_CALLER)
+        PyGILState_Release(entry.gilstate);
+    else if (release)
+        wasm_gil = PyEval_SaveThread();
+    else
+        wasm_gil = GIL_KEPT;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Caller: Python -> wasm */
 
 static PyTypeObject CallerType;
@@ -1200,9 +1256,7 @@ static PyObject *caller_vectorcall(Caller *self, PyObject *const *args, size_t n
     wasm_trap_t *trap = NULL;
     wasmtime_error_t *error;
     size_t count = signature->nparams > signature->nresults ? signature->nparams : signature->nresults;
-    Py_BEGIN_ALLOW_THREADS
-    error = wasmtime_func_call_unchecked(context, &self->func, values, count ? count : 1, &trap);
-    Py_END_ALLOW_THREADS
+    error = call_wasm(handle, &self->func, values, count ? count : 1, &trap);
     int delivered = deliver_output(handle);
     if (error != NULL || trap != NULL) {
         PyObject *pending = handle->pending;
@@ -1454,10 +1508,10 @@ static wasm_trap_t *host_trampoline(void *env, wasmtime_caller_t *caller, wasmti
 {
     (void)caller;
     (void)nvalues;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PythonEntry entry = enter_python();
     HostFunc *host = (HostFunc *)env;
     wasm_trap_t *trap = host_begin(host) < 0 || host_invoke(host, values) < 0 ? host_exception_trap(host) : NULL;
-    PyGILState_Release(gil);
+    leave_python(entry, 0);
     return trap;
 }
 
@@ -1470,7 +1524,7 @@ static wasm_trap_t *checked_host_trampoline(void *env, wasmtime_caller_t *caller
     (void)caller;
     (void)nargs;
     (void)nresults;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    PythonEntry entry = enter_python();
     HostFunc *host = (HostFunc *)env;
     PyObject *done = NULL;
     if (host_begin(host) == 0)
@@ -1478,7 +1532,7 @@ static wasm_trap_t *checked_host_trampoline(void *env, wasmtime_caller_t *caller
                                      (unsigned long long)(uintptr_t)results);
     wasm_trap_t *trap = done == NULL ? host_exception_trap(host) : NULL;
     Py_XDECREF(done);
-    PyGILState_Release(gil);
+    leave_python(entry, 0);
     return trap;
 }
 
@@ -1515,12 +1569,15 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
     *kind = WASMTIME_UPDATE_DEADLINE_CONTINUE;
     if (handle->deadline_ns != 0 && monotonic_ns() >= handle->deadline_ns)
         return wasmtime_error_new(DEADLINE_MESSAGE);
-    int in_main_thread = PyThread_get_thread_ident() == main_thread; /* where Python runs signal handlers */
+    int in_main_thread = current_thread() == main_thread; /* where Python runs signal handlers */
     /* Read without the GIL: output appended meanwhile is seen at the next tick. */
     int has_output = handle->output != NULL && PyList_GET_SIZE(handle->output) > 0;
-    if (!in_main_thread && !has_output)
+    if (!in_main_thread && !has_output) {
+        if (wasm_gil == GIL_KEPT)
+            wasm_gil = PyEval_SaveThread(); /* the call runs long: let other threads run */
         return NULL;
-    PyGILState_STATE gil = PyGILState_Ensure();
+    }
+    PythonEntry entry = enter_python();
     /* The Python code below may call into this store; wasmtime runs no deadline callback while
      * this one runs, so a deadline reached meanwhile would be a spurious interrupt. */
     wasmtime_context_set_epoch_deadline(context, UINT64_MAX / 2);
@@ -1529,7 +1586,7 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
         keep_raised(handle, NULL, 0);
         wasmtime_context_set_epoch_deadline(context, 1); /* the delta is not applied when this fails */
     }
-    PyGILState_Release(gil);
+    leave_python(entry, !raised);
     return raised ? wasmtime_error_new(SIGNAL_MESSAGE) : NULL;
 }
 
@@ -1586,8 +1643,6 @@ static PyMethodDef module_methods[] = {
      "The address of the C callback that calls a HostFunc on wasmtime_val_t values (env: the HostFunc)."},
     {"after_fork_in_child", after_fork_in_child, METH_NOARGS,
      "For os.register_at_fork: stores held by threads that did not survive fork() become unusable."},
-    {"ticker_wait", ticker_wait, METH_NOARGS,
-     "For the epoch ticker: returns while a store is in use, else sleeps until one is (True if it slept)."},
     {"enable_vectorcall", enable_vectorcall, METH_O,
      "Gives a Python subclass of Caller its fast call protocol (inherited only from Python 3.12 on)."},
     {"output_stream", output_stream, METH_VARARGS,
@@ -1605,8 +1660,6 @@ static struct PyModuleDef native_module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
-    if (pthread_atfork(NULL, NULL, ticker_after_fork) != 0)
-        return PyErr_NoMemory();
     main_thread = PyThread_get_thread_ident();
     PyTypeObject *types[] = {&MemoryBaseType, &StoreHandleType, &CallerType, &HostFuncType};
     const char *names[] = {"MemoryBase", "StoreHandle", "Caller", "HostFunc"};
@@ -1619,7 +1672,7 @@ PyMODINIT_FUNC PyInit__native(void)
             return NULL;
         }
     }
-    if (wasmpy_signals_init(module) < 0) {
+    if (wasmpy_signals_init(module) < 0 || ticker_add_to_module(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -1,6 +1,8 @@
 """The store lock without an OS lock (threads waiting are handed it over, not starved), calls
-through vectorcall, and the epoch ticker that sleeps while no store is in use (issue 12)."""
+through vectorcall, the epoch ticker that sleeps while no store is in use, and the GIL kept by
+calls until their first tick (issue 12)."""
 
+import textwrap
 import threading
 
 import pytest
@@ -105,3 +107,204 @@ def test_funcs_are_called_through_vectorcall_and_keyword_arguments_are_refused()
         add(2, b=3)
     with pytest.raises(TypeError, match="takes 2 arguments"):
         add(2)
+
+
+# --- the GIL: kept by a call until its first tick, released at once where wasm may block
+
+# In a child: `heartbeat` runs Python in a second thread and reports the longest time it could
+# not (the GIL held elsewhere); `run` is what the main thread does meanwhile.
+HEARTBEAT = """
+    import json, threading, time
+    import wasmpy
+
+    def heartbeat(run):
+        stop, gaps = threading.Event(), []
+        def beat():
+            last = time.monotonic()
+            while not stop.is_set():
+                time.sleep(0.002)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+        thread = threading.Thread(target=beat)
+        thread.start()
+        time.sleep(0.05)
+        started = time.monotonic()
+        try:
+            outcome = run()
+        finally:
+            stop.set()
+            thread.join()
+        return {"outcome": outcome, "took": time.monotonic() - started, "longest_gap": max(gaps)}
+"""
+
+def with_heartbeat(*pieces):
+    """Child code: HEARTBEAT, then the pieces (each dedented on its own)."""
+    return "".join(textwrap.dedent(piece) for piece in (HEARTBEAT, *pieces))
+
+
+COUNT = """(module (func (export "count") (param i64) (result i64) (local i64)
+    (loop $l (br_if $l (i64.lt_u (local.tee 1 (i64.add (local.get 1) (i64.const 1))) (local.get 0))))
+    (local.get 1)))"""
+
+
+def _spin_until_deadline(seconds):
+    return f"""
+        store = wasmpy.Store()
+        spin = wasmpy.Instance(wasmpy.Module({SPIN!r}), {{}}, store).exports.spin
+        def run():
+            try:
+                with store.deadline({seconds}):
+                    spin()
+            except wasmpy.Trap as trap:
+                return trap.code.name
+    """
+
+
+def test_a_long_call_lets_other_threads_run_after_its_first_tick():
+    proc = run_python(with_heartbeat(_spin_until_deadline(1.0), """
+        print(json.dumps({"release_gil": store._handle.release_gil, **heartbeat(run)}))
+        """), timeout=60)
+    result = child_json(proc)
+    assert result["release_gil"] is False  # this store keeps the GIL until the first tick
+    assert result["outcome"] == "INTERRUPT" and result["took"] > 0.9
+    assert result["longest_gap"] < 0.5, result  # a tick is 10 ms; holding it for the call would be 1 s
+
+
+def test_short_calls_keep_the_gil_and_other_threads_still_run():
+    proc = run_python(with_heartbeat(f"""
+        add = wasmpy.Instance(wasmpy.Module({ADD!r})).exports.add
+        def run():
+            deadline = time.monotonic() + 1.0
+            calls = 0
+            while time.monotonic() < deadline:
+                assert add(calls, 1) == calls + 1
+                calls += 1
+            return calls
+        print(json.dumps(heartbeat(run)))
+        """), timeout=60)
+    result = child_json(proc)
+    assert result["outcome"] > 1000 and result["longest_gap"] < 0.5, result
+
+
+NESTED = """(module
+    (import "env" "python" (func $python (param i32) (result i32)))
+    (func $count (param i64) (result i64) (local i64)
+        (loop $l (br_if $l (i64.lt_u (local.tee 1 (i64.add (local.get 1) (i64.const 1))) (local.get 0))))
+        (local.get 1))
+    (func (export "outer") (param $depth i32) (param $n i64) (result i32)
+        (drop (call $count (local.get $n)))
+        (i32.add (call $python (local.get $depth)) (i32.wrap_i64 (call $count (local.get $n)))))
+    (func (export "count") (param i64) (result i64) (call $count (local.get 0))))"""
+
+
+def test_nested_calls_across_ticks_hold_the_gil_whenever_python_runs():
+    # Each level runs past ticks (the GIL released), then calls Python (which must get it back),
+    # which calls wasm again: of the same store, of another store, through the C path and
+    # through call_vals (cffi releases the GIL itself), with a thread contending for the GIL.
+    proc = run_python(with_heartbeat(f"""
+        import sys
+        N = 30_000_000  # some tens of milliseconds: several ticks
+        store, other = wasmpy.Store(), wasmpy.Store()
+        levels = []
+        def python(depth):
+            levels.append(depth)
+            assert sys._getframe() is not None  # Python code runs: the thread has the GIL
+            if depth == 0:
+                return 0
+            inner = exports[depth % 2]
+            via_vals = depth % 3 == 0
+            result = inner.outer.call_vals(depth - 1, N)[0].value if via_vals else inner.outer(depth - 1, N)
+            return int(result) - N + 1
+        exports = [wasmpy.Instance(wasmpy.Module({NESTED!r}), {{"env": {{"python": python}}}}, s).exports
+                   for s in (store, other)]
+        def run():
+            return [exports[0].outer(depth, N) for depth in range(6)]
+        result = heartbeat(run)
+        print(json.dumps({{**result, "levels": len(levels)}}))
+        """), timeout=180)
+    result = child_json(proc)
+    assert result["outcome"] == [30_000_000 + depth for depth in range(6)], result
+    assert result["levels"] == sum(depth + 1 for depth in range(6))
+    assert result["longest_gap"] < 1.0, result
+
+
+def test_a_deadline_and_ctrl_c_stop_a_nested_call_that_kept_the_gil():
+    proc = run_python(f"""
+        import json, os, signal, threading, time
+        import wasmpy
+        store = wasmpy.Store()
+        spin = wasmpy.Instance(wasmpy.Module({SPIN!r}), {{}}, store).exports.spin
+        def python(depth):
+            if depth:
+                spin()
+            return 0
+        outer = wasmpy.Instance(wasmpy.Module({NESTED!r}), {{"env": {{"python": python}}}}, store).exports.outer
+        started = time.monotonic()
+        try:
+            with store.deadline(0.2):
+                outer(1, 1000)
+        except wasmpy.Trap as trap:
+            deadline = {{"code": trap.code.name, "after": time.monotonic() - started}}
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            outer(1, 1000)
+        except KeyboardInterrupt:
+            interrupted = time.monotonic() - started
+        print(json.dumps({{"deadline": deadline, "interrupted": interrupted, "usable": outer(0, 5)}}))
+        """, timeout=60)
+    result = child_json(proc)
+    assert result["deadline"]["code"] == "INTERRUPT" and 0.15 < result["deadline"]["after"] < 5
+    assert 0.15 < result["interrupted"] < 5
+    assert result["usable"] == 5
+
+
+SLEEP_IN_WASI = """(module
+    (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+    (memory (export "memory") 1)
+    (func (export "sleep") (param $ns i64) (result i32)
+        (i32.store8 (i32.const 8) (i32.const 0))   ;; a clock subscription
+        (i32.store (i32.const 16) (i32.const 1))   ;; on the monotonic clock
+        (i64.store (i32.const 24) (local.get $ns)) ;; relative timeout
+        (call $poll (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128))))"""
+
+WAIT_ON_SHARED_MEMORY = """(module (memory 1 1 shared)
+    (func (export "wait") (param $ns i64) (result i32)
+        (memory.atomic.wait32 (i32.const 0) (i32.const 0) (local.get $ns))))"""
+
+
+@pytest.mark.parametrize("setup, call", [
+    (f"""store = wasmpy.Store()
+        blocking = wasmpy.Instance(wasmpy.Module({SLEEP_IN_WASI!r}), {{}}, store).exports.sleep""", "0"),
+    (f"""engine = wasmpy.Engine(shared_memory=True)
+        store = wasmpy.Store(engine)
+        blocking = wasmpy.Instance(wasmpy.Module({WAIT_ON_SHARED_MEMORY!r}, engine), {{}}, store).exports.wait""",
+     "2"),
+], ids=["wasi sleep", "wait on a shared memory"])
+def test_wasm_that_waits_inside_wasmtime_does_not_hold_the_gil(setup, call):
+    # No epoch tick comes while wasmtime waits, so such stores release the GIL around each call.
+    proc = run_python(with_heartbeat(f"""
+        {setup}
+        def run():
+            return blocking(1_000_000_000)  # one second
+        print(json.dumps({{"release_gil": store._handle.release_gil, **heartbeat(run)}}))
+        """), timeout=60)
+    result = child_json(proc)
+    assert result["release_gil"] is True
+    assert result["outcome"] == int(call) and result["took"] > 0.9, result
+    assert result["longest_gap"] < 0.5, result
+
+
+def test_calls_of_an_engine_without_ticks_release_the_gil_at_once():
+    proc = run_python(with_heartbeat(f"""
+        engine = wasmpy.Engine(epoch_interruption=False)
+        store = wasmpy.Store(engine)
+        count = wasmpy.Instance(wasmpy.Module({COUNT!r}, engine), {{}}, store).exports.count
+        def run():
+            return count(1_500_000_000)
+        print(json.dumps({{"release_gil": store._handle.release_gil, **heartbeat(run)}}))
+        """), timeout=120)
+    result = child_json(proc)
+    assert result["release_gil"] is True and result["outcome"] == 1_500_000_000
+    assert result["longest_gap"] < max(0.25, result["took"] / 2), result

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import types
-import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
-from ._native import ticker_wait
+from . import _native
 from ._ownership import Immutable, init_once
 
 __all__ = ["Engine"]
@@ -209,48 +207,39 @@ def _apply_instance_pool(config, count: Any) -> None:
 
 
 class _Ticker:
-    """One thread for the whole process that advances the epoch of every interruptible engine.
+    """The process's epoch ticker (csrc/ticker.c): one C thread that advances the epoch of
+    every interruptible engine once per ``interval``.
 
-    Each tick makes running wasm check its store's deadline and, in the main
-    thread, run Python's signal handlers (so Ctrl-C raises KeyboardInterrupt).
-    It sleeps while no store is in use.
+    Each tick makes running wasm check its store's deadline, run Python's signal handlers in
+    the main thread (so Ctrl-C raises KeyboardInterrupt), and release the GIL if it still holds
+    it. The thread needs no GIL, and sleeps while no store is in use.
     """
 
-    interval = 0.01  # seconds: the precision of deadlines
+    @property
+    def ticks(self) -> int:
+        """How many times the epochs have advanced."""
+        return _native.ticker_ticks()
 
-    def __init__(self) -> None:
-        self._engines: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
-        self.ticks = 0  # how many times it advanced the epochs
+    @property
+    def interval(self) -> float:
+        """Seconds between ticks: the precision of deadlines and of Ctrl-C."""
+        return _native.ticker_interval()
 
-    def add(self, engine: "Engine") -> None:
-        with self._lock:
-            self._engines.add(engine)
-            if self._thread is None:
-                self._start()
+    @interval.setter
+    def interval(self, seconds: float) -> None:
+        _native.ticker_set_interval(seconds)
 
-    def after_fork_in_child(self) -> None:
-        """A forked child has only the thread that forked: start the ticker again if it has
-        engines to tick (the lock may have been held by a thread that is gone)."""
-        self._lock = threading.Lock()
-        self._thread = None
-        if len(self._engines):
-            self._start()
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="wasmpy epoch ticker", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            ticker_wait()  # sleeps while no store is in use (no wasm can run then)
-            time.sleep(self.interval)
-            for engine in list(self._engines):
-                lib.wasmtime_engine_increment_epoch(engine._ptr)
-            self.ticks += 1
+    def add(self, engine_ptr: Any) -> Any:
+        """Ticks the engine from now on; returns it, owned, with the finalizer that stops that first."""
+        try:
+            _native.ticker_add_engine(int(ffi.cast("uintptr_t", engine_ptr)))
+        except BaseException:
+            lib.wasm_engine_delete(engine_ptr)
+            raise
+        return ffi.gc(engine_ptr, _TICKED_ENGINE_DELETE)
 
 
+_TICKED_ENGINE_DELETE = ffi.cast("void (*)(wasm_engine_t *)", _native.ticked_engine_delete_address())
 _ticker = _Ticker()
 
 # wasmtime compiles and validates in parallel on a pool of threads (rayon's) that it starts on
@@ -266,7 +255,7 @@ def _after_fork_in_child() -> None:
     _parallel_compilation_lost = _parallel_compilation_started
     Engine._default_lock = threading.Lock()
     Engine._serial_compiler_lock = threading.Lock()
-    _ticker.after_fork_in_child()
+    _native.ticker_after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):
@@ -327,15 +316,14 @@ class Engine(Immutable):
             raise ValueError(f"wasmtime rejects this Engine configuration: {refusal}")
         if resolved.get("instance_pool") is not None:
             _reserve_pool(resolved["instance_pool"])
-        self._ptr = ffi.gc(_new_engine(resolved), lib.wasm_engine_delete)
+        engine = _new_engine(resolved)
+        self._ptr = _ticker.add(engine) if resolved["epoch_interruption"] else ffi.gc(engine, lib.wasm_engine_delete)
         self.config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
         self._gc_bridge_module: Any = None  # see _values._bridge_call
         self._host_signatures: Dict[Any, Any] = {}  # see _func._host_signature
         # The native stack a call into wasm may need: the checks in csrc/stack.h refuse calls without it.
         self._stack_needed = resolved.get("max_wasm_stack", _DEFAULT_WASM_STACK) + _HOST_STACK_MARGIN
         self._serial_compiler: Any = None  # see _compiler_ptr
-        if resolved["epoch_interruption"]:
-            _ticker.add(self)
 
     @classmethod
     def default(cls) -> "Engine":

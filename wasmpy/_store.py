@@ -88,6 +88,9 @@ class Store(Owner):
         self._handle = self._lock = handle
         self._ctx: Any = ffi.cast("wasmtime_context_t *", handle.context)
         handle.stack_needed = engine._stack_needed
+        # Calls keep the GIL until their first epoch tick, unless nothing would tick or their wasm
+        # may wait inside wasmtime, where no tick comes (shared memories; WASI, once configured).
+        handle.release_gil = not engine.interruptible or bool(engine.config.get("shared_memory"))
         if engine.interruptible:  # the check runs at every tick of the engine's epoch
             lib.wasmtime_store_epoch_deadline_callback(self._store_ptr(), _EPOCH_CHECK, ffi.cast("void *", id(handle)),
                                                        ffi.NULL)
@@ -139,6 +142,7 @@ class Store(Owner):
             return
         config = (self._wasi or WasiConfig())._to_c(self._handle)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
+        self._handle.release_gil = True  # WASI calls block (reads, sleeps) where no epoch tick comes
         self._wasi_ready = True
 
     def _track_memory(self, memory: Any) -> None:
