@@ -139,11 +139,13 @@ def targets(groups: Dict[str, Group], import_cache: Optional[Dict[str, Any]]) ->
 
     if "calls" in groups:
         add("calls", "add_vs_pywasm3", "add(1, 2): wasmpy / pywasm3",
-            _ratio(m("calls", "add_i32"), m("calls", "add_i32", "pywasm3")), 1.5, True)
+            _ratio(m("calls", "add_i32"), m("calls", "add_i32", "pywasm3")), 0.7, True)
+        add("calls", "noop_vs_pywasm3", "noop(): wasmpy / pywasm3",
+            _ratio(m("calls", "noop"), m("calls", "noop", "pywasm3")), 1.0, True)
         add("calls", "add_vs_wasmtime", "add(1, 2): wasmtime package / wasmpy (times faster)",
             _ratio(m("calls", "add_i32", "wasmtime"), m("calls", "add_i32")), 50, False)
         add("calls", "host_call_vs_pywasm3", "host call round trip: wasmpy / pywasm3",
-            _ratio(m("calls", "host_call"), m("calls", "host_call", "pywasm3")), 2.0, True)
+            _ratio(m("calls", "host_call"), m("calls", "host_call", "pywasm3")), 0.8, True)
         for key, what in (("add_i64", "add64 (i64)"), ("add_f64", "addf (f64)"), ("sum5_i32", "sum5 (5 args)"),
                           ("two_results", "two() (2 results)")):
             add("calls", f"{key}_vs_add", f"wasmpy {what} / wasmpy add",
