@@ -9,6 +9,7 @@
 
 import os
 import threading
+import typing
 from typing import TYPE_CHECKING
 
 try:
@@ -83,3 +84,25 @@ if not TYPE_CHECKING:  # type checkers see the declaration above, and no attribu
             version = globals()["__version__"] = _read_version()
             return version
         raise AttributeError(f"module 'wasmpy' has no attribute {name!r}")
+
+
+def _present_as_public(names: typing.Iterable[str]) -> None:
+    """Names the public classes and functions ``wasmpy.X``, as users know them: in reprs, tracebacks
+    (``wasmpy.LinkError: ...``), pickles and documentation.
+
+    A class's own annotations are text (``from __future__ import annotations``), which
+    ``typing.get_type_hints`` looks up in the module ``__module__`` names: they are evaluated
+    first, where the class is defined, so that they still resolve.
+    """
+    for name in names:
+        item = globals()[name]
+        if isinstance(item, type):
+            own = item.__dict__.get("__annotations__")
+            if own:
+                hints = typing.get_type_hints(item, include_extras=True)
+                item.__annotations__ = {key: hints[key] for key in own}
+        if isinstance(item, type) or callable(item):
+            item.__module__ = __name__
+
+
+_present_as_public(__all__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ._ffi import ffi, lib
 
@@ -103,6 +103,10 @@ class ExitTrap(Trap):
     def __init__(self, code: int, frames: Optional[List[Frame]] = None) -> None:
         super().__init__(f"exit status {code}", None, frames)
         self.code = code
+
+    def __reduce__(self) -> Tuple[type, Tuple[int, List[Frame]], Dict[str, object]]:
+        # Made again from its own arguments: the message alone (its args) is not one.
+        return type(self), (self.code, self.frames), self.__dict__
 
 
 class WasmException(Trap):
