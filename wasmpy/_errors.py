@@ -53,6 +53,13 @@ class TrapCode(enum.IntEnum):
     CONTINUATION_ALREADY_CONSUMED = 20
     DISABLED_OPCODE = 21
 
+    # Python 3.11 made an IntEnum print as its number; a trap code reads better by name on every version.
+    def __str__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else int.__format__(self, spec)
+
 
 @dataclass(frozen=True)
 class Frame:
