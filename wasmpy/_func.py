@@ -90,8 +90,11 @@ class Func(Caller, Owner):
     def store(self) -> Store:
         return self._store
 
-    def _call_slow(self, *args: Any) -> Any:
+    def _call_slow(self, *args: Any, **keywords: Any) -> Any:
         """The Python path of ``__call__``: every signature, Val arguments, and every error."""
+        if keywords:
+            raise TypeError(f"{self.name}() takes no keyword arguments (given: {', '.join(keywords)}): "
+                            f"wasm parameters are positional ({self.type})")
         results = self._call_generic(args, exact=False)
         if not results:
             return None
