@@ -73,8 +73,23 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: prints wasmpy's version and wasmtime's, and exits (the version is read only then)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: Optional[str] = None) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: Optional[str] = None) -> None:
+        from . import WASMTIME_VERSION, __version__
+
+        print(f"wasmpy {__version__} (wasmtime {WASMTIME_VERSION})")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wasmpy", description="Run and inspect WebAssembly modules.")
+    parser.add_argument("--version", action=_VersionAction, help="print wasmpy's version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a WASI program, or call one export",

@@ -5,9 +5,12 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 from ._ffi import ffi, lib
+
+if TYPE_CHECKING:
+    from ._tag import Tag
 
 __all__ = ["WasmError", "CompileError", "LinkError", "Trap", "ExitTrap", "WasmException", "TrapCode", "Frame"]
 
@@ -50,6 +53,13 @@ class TrapCode(enum.IntEnum):
     CONTINUATION_ALREADY_CONSUMED = 20
     DISABLED_OPCODE = 21
 
+    # Python 3.11 made an IntEnum print as its number; a trap code reads better by name on every version.
+    def __str__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else int.__format__(self, spec)
+
 
 @dataclass(frozen=True)
 class Frame:
@@ -76,6 +86,8 @@ class Trap(WasmError):
     innermost first.
     """
 
+    code: Optional[TrapCode]
+
     def __init__(self, message: str, code: Optional[TrapCode] = None,
                  frames: Optional[List[Frame]] = None) -> None:
         message = _cause(message)
@@ -93,9 +105,15 @@ class Trap(WasmError):
 class ExitTrap(Trap):
     """A WASI program called ``proc_exit``; ``code`` is its exit status."""
 
+    code: int  # type: ignore[assignment]  # the exit status, not a TrapCode
+
     def __init__(self, code: int, frames: Optional[List[Frame]] = None) -> None:
         super().__init__(f"exit status {code}", None, frames)
-        self.code = code  # type: ignore[assignment]
+        self.code = code
+
+    def __reduce__(self) -> Tuple[type, Tuple[int, List[Frame]], Dict[str, object]]:
+        # Made again from its own arguments: the message alone (its args) is not one.
+        return type(self), (self.code, self.frames), self.__dict__
 
 
 class WasmException(Trap):
@@ -112,7 +130,7 @@ class WasmException(Trap):
     as any Python exception does.
     """
 
-    def __init__(self, tag: Any, payload: Tuple[Any, ...], frames: Optional[List[Frame]] = None) -> None:
+    def __init__(self, tag: Tag, payload: Tuple[object, ...], frames: Optional[List[Frame]] = None) -> None:
         super().__init__(f"wasm exception: tag {getattr(tag, 'type', tag)}, payload {payload!r}", None, frames)
         self.tag = tag
         self.payload = payload

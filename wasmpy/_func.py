@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import inspect
 import weakref
 from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
@@ -15,7 +14,7 @@ from ._native import Caller, HostFunc, checked_host_trampoline_address, enable_v
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
-from ._types import FuncType, ValType, take_type
+from ._types import FuncType, ValType, annotation_result_types, annotation_type, take_type
 from ._values import check_reference, from_val, read_raw, read_raw_val, to_val, val_of, write_raw
 
 __all__ = ["Func"]
@@ -26,9 +25,10 @@ class Func(Caller, Owner):
 
     ``Func(store, fn, type=None)`` makes a Python callable into a wasm function
     that wasm can import or hold in a table. Its type is ``type`` (a FuncType)
-    or, failing that, taken from ``fn``'s annotations ('i32', 'i64', 'f32',
-    'f64', 'v128', 'funcref', 'externref' or ValType members; the return
-    annotation is one type, a tuple of types, or None).
+    or, failing that, taken from ``fn``'s annotations (``Annotated[int, 'i32']``,
+    ``Annotated[float, 'f64']``..., or 'i32', 'i64', 'f32', 'f64', 'v128',
+    'funcref', 'externref' or ValType members; the return annotation is one
+    type, ``tuple[...]`` of types, or None).
 
     Calling a Func converts and checks the arguments (i32 takes ints from
     -2**31 to 2**32-1, i64 from -2**63 to 2**64-1, f32/f64 take int or float,
@@ -90,8 +90,11 @@ class Func(Caller, Owner):
     def store(self) -> Store:
         return self._store
 
-    def _call_slow(self, *args: Any) -> Any:
+    def _call_slow(self, *args: Any, **keywords: Any) -> Any:
         """The Python path of ``__call__``: every signature, Val arguments, and every error."""
+        if keywords:
+            raise TypeError(f"{self.name}() takes no keyword arguments (given: {', '.join(keywords)}): "
+                            f"wasm parameters are positional ({self.type})")
         results = self._call_generic(args, exact=False)
         if not results:
             return None
@@ -310,34 +313,6 @@ def _name(fn: Any) -> str:
 
 # --- types from annotations
 
-_EMPTY = inspect.Parameter.empty
-
-
-def annotation_type(annotation: Any) -> Union[ValType, type, None]:
-    """The wasm type an annotation names: a ValType, or int/float (either width), or None if absent."""
-    if annotation is _EMPTY:
-        return None
-    if isinstance(annotation, str):
-        text = _unquote(annotation)
-        if text in ("int", "float"):
-            return int if text == "int" else float
-        return ValType.parse(text.rpartition("ValType.")[2])
-    if annotation in (int, float):
-        return annotation
-    return ValType.parse(annotation)
-
-
-def _unquote(text: str) -> Any:
-    """An annotation's text, unquoted once (``from __future__ import annotations`` keeps the quotes)."""
-    text = text.strip()
-    if text[:1] in "'\"(":
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            pass
-    return text
-
-
 def annotation_matches(annotated: Union[ValType, type, None], declared: ValType) -> bool:
     if annotated is None or annotated is declared:
         return True
@@ -351,16 +326,7 @@ def annotation_matches(annotated: Union[ValType, type, None], declared: ValType)
 def _annotations(signature: inspect.Signature) -> Tuple[List[Tuple[str, Any]], Any]:
     params = [(p.name, annotation_type(p.annotation)) for p in signature.parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    returns = signature.return_annotation
-    if isinstance(returns, str):
-        returns = _unquote(returns)
-    if returns is _EMPTY or returns is None or returns == "None":
-        result_types: Any = () if returns is not _EMPTY else None
-    elif isinstance(returns, tuple):
-        result_types = tuple(annotation_type(r) for r in returns)
-    else:
-        result_types = (annotation_type(returns),)
-    return params, result_types
+    return params, annotation_result_types(signature.return_annotation)
 
 
 def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
@@ -425,6 +391,10 @@ def _show(annotated: Any) -> str:
     return annotated.__name__ if isinstance(annotated, type) and not isinstance(annotated, ValType) else str(annotated)
 
 
+_NAME_THE_TYPE = ("annotate it with its wasm type, such as Annotated[int, 'i32'] or Annotated[float, 'f64'] "
+                  "(int and float leave the width open) or 'i32', or pass type=FuncType(...)")
+
+
 def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType:
     if not callable(fn):
         raise TypeError(f"Func needs a callable, not {type(fn).__name__}")
@@ -436,10 +406,8 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
     params, results = _annotations(inspect.signature(fn))
     for name, annotated in params:
         if not isinstance(annotated, ValType):
-            raise TypeError(f"cannot tell the wasm type of parameter {name!r} of {_name(fn)}: annotate it "
-                            f"with 'i32', 'i64', 'f32', 'f64', ... or pass type=FuncType(...)")
+            raise TypeError(f"cannot tell the wasm type of parameter {name!r} of {_name(fn)}: {_NAME_THE_TYPE}")
     for annotated in results or ():
         if not isinstance(annotated, ValType):
-            raise TypeError(f"cannot tell the wasm result type of {_name(fn)}: annotate it with 'i32', "
-                            f"'i64', 'f32', 'f64', ... or pass type=FuncType(...)")
+            raise TypeError(f"cannot tell the wasm result type of {_name(fn)}: {_NAME_THE_TYPE}")
     return FuncType([t for _, t in params], results or ())

@@ -31,7 +31,7 @@ from ._func import Func
 from ._global import Global
 from ._instance import Instance
 from ._memory import Memory
-from ._module import Module
+from ._module import Module, error_in_file
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
@@ -274,7 +274,7 @@ def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] =
         compiled = Module(source, engine) if source.startswith(b"\0asm") else Module(
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
-        raise WasmImportError(f"cannot import {name} from {path}: {error}", name=name, path=path) from None
+        raise WasmImportError(f"cannot import {name}: {error_in_file(error, path)}", name=name, path=path) from None
     if write_cache is None:
         write_cache = _cache_enabled and not sys.dont_write_bytecode
     if write_cache:

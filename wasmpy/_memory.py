@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._checks import require_instance, require_int
-from ._errors import check
+from ._errors import WasmError, check, take_error
 from ._ffi import ffi, lib
 from ._native import MemoryBase
 from ._ownership import Owner, init_once
@@ -64,15 +64,43 @@ class Memory(MemoryBase, Owner):
         return self.data_size
 
     def grow(self, delta: int) -> int:
-        """Adds ``delta`` pages; returns the previous size in pages. WasmError if it cannot grow."""
+        """Adds ``delta`` pages; returns the previous size in pages.
+
+        WasmError if it cannot grow, saying what bounds it: the maximum of its type, the store's
+        :class:`StoreLimits`, or the largest size a memory can have.
+        """
         require_int(delta, "delta", 0, 2**64 - 1)
         previous = ffi.new("uint64_t *")
         with self._store._lock:
-            check(lib.wasmtime_memory_grow(self._store._context(), self._memory, delta, previous))
+            error = lib.wasmtime_memory_grow(self._store._context(), self._memory, delta, previous)
+            if error != ffi.NULL:
+                raise self._growth_refused(delta, take_error(error))
         return previous[0]
+
+    def _growth_refused(self, delta: int, refusal: WasmError) -> WasmError:
+        """The error for a ``grow(delta)`` that wasmtime refused (``refusal``, which does not say why)."""
+        memory_type, size = self.type, self.size
+        wanted = size + delta
+        what = f"cannot grow the memory by {_pages(delta)}, from {size} to {wanted}"
+        if memory_type.maximum is not None and wanted > memory_type.maximum:
+            return WasmError(f"{what}: its maximum is {_pages(memory_type.maximum)} ({memory_type})")
+        limits = self._store._limits
+        limit = None if limits is None else limits.memory_size
+        page_size = memory_type.page_size
+        if limit is not None and wanted * page_size > limit:
+            return WasmError(f"{what}: the store's limits allow {limit} bytes of linear memory (StoreLimits("
+                             f"memory_size={limit}), which is {_pages(limit // page_size)} of {page_size} bytes)")
+        bits = 64 if memory_type.is_64 else 32
+        largest = 2**bits // page_size
+        if wanted > largest:
+            return WasmError(f"{what}: a {bits}-bit memory has at most {_pages(largest)} of {page_size} bytes")
+        return WasmError(f"{what}: {refusal}")
 
     def __repr__(self) -> str:
         if self._store.closed:
             return "<wasmpy.Memory (store closed)>"
         return f"<wasmpy.Memory: {self.size} pages, {self.type}>"
 
+
+def _pages(count: int) -> str:
+    return f"{count} page" if count == 1 else f"{count} pages"

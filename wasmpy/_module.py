@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from typing import Any, Dict, List, Optional, Union
 
 from ._checks import require_instance
@@ -51,15 +52,60 @@ def wat2wasm(text: Union[str, bytes]) -> bytes:
         lib.wasm_byte_vec_delete(out)
 
 
-def _as_bytes(source) -> bytes:
+def _as_bytes(source: Any) -> bytes:
     if isinstance(source, bytes):
         return source
+    if isinstance(source, os.PathLike):
+        raise TypeError(f"a module's source is wasm bytes or WAT text, not a path: to compile the file, use "
+                        f"Module.from_file({source!r})")
     try:
         view = memoryview(source)
     except TypeError:
         raise TypeError("a module's source must be wasm bytes (any bytes-like object) or WAT text "
                         f"(str), not {type(source).__name__}") from None
     return view.tobytes()
+
+
+def _wasm(source: Any) -> bytes:
+    """The binary format of a module's source: wasm bytes as they are, WAT text translated."""
+    if not isinstance(source, str):
+        return _as_bytes(source)
+    try:
+        return wat2wasm(source)
+    except CompileError as error:
+        if _looks_like_path(source):
+            raise CompileError(f"{source!r} is not WAT text: to compile the file, use "
+                               f"Module.from_file({source.strip()!r})") from None
+        raise
+
+
+# What a path given as a module's source, instead of its contents, looks like.
+_SOURCE_SUFFIXES = (".wasm", ".wat", ".wast")
+
+
+def _looks_like_path(source: Union[str, bytes]) -> bool:
+    """Whether ``source``, which failed to compile, is more likely a file's name than its contents."""
+    text = os.fsdecode(source) if isinstance(source, bytes) else source
+    name = text.strip()
+    if not name or "\n" in name or name.startswith(("(", ";;", "\0")):
+        return False
+    return name.lower().endswith(_SOURCE_SUFFIXES) or os.path.isfile(name)
+
+
+# A position in wasmtime's WAT syntax errors: "     --> <anon>:3:5", the line after the message.
+_WAT_POSITION = re.compile(r"^(\s*--> )<anon>:(\d+):(\d+)$", re.MULTILINE)
+
+
+def error_in_file(error: CompileError, path: str) -> CompileError:
+    """``error``, about the contents of the file ``path``: its message begins with the file, and with
+    the line and column of a WAT syntax error (``gcd.wat:3:5: unknown operator``), which one-line
+    reports (the command line's) keep."""
+    message = str(error)
+    position = _WAT_POSITION.search(message)
+    if position is None:
+        return CompileError(f"{path}: {message}")
+    where = f"{path}:{position[2]}:{position[3]}"
+    return CompileError(f"{where}: {_WAT_POSITION.sub(lambda found: found[1] + where, message, count=1)}")
 
 
 def _engine(engine: Optional[Engine]) -> Engine:
@@ -78,12 +124,18 @@ class Module(Immutable):
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
         init_once(self, "_ptr")
         engine = _engine(engine)
-        wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
+        wasm = _wasm(source)
         out = ffi.new("wasmtime_module_t **")
         error = ffi.new("wasmtime_error_t **")
         status = lib.wasmpy_module_new(engine._ptr, engine._compiler_ptr(), ffi.from_buffer(wasm), len(wasm),
                                        COMPILE_STACK_NEEDED, out, error)
-        _check_status(status, error, "compile a module")
+        try:
+            _check_status(status, error, "compile a module")
+        except CompileError:
+            if not wasm.startswith(b"\0asm") and _looks_like_path(wasm):
+                raise CompileError(f"{source!r} is not wasm bytes: to compile the file, use "
+                                   f"Module.from_file({os.fsdecode(wasm).strip()!r})") from None
+            raise
         self.engine = engine
         self._set_ptr(out[0])
 
@@ -95,24 +147,23 @@ class Module(Immutable):
 
     @classmethod
     def from_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":
-        """Compiles a ``.wasm`` (binary) or ``.wat`` (text) file."""
+        """Compiles a ``.wasm`` (binary) or ``.wat`` (text) file.
+
+        A CompileError's message begins with the file, and for WAT with the line and column
+        (``gcd.wat:3:5: ...``).
+        """
         with open(path, "rb") as file:
             data = file.read()
-        if not data.startswith(b"\0asm"):
-            try:
-                data = wat2wasm(data)
-            except CompileError as error:
-                raise CompileError(f"{os.fspath(path)}: {error}") from None
         try:
-            return cls(data, engine)
+            return cls(data if data.startswith(b"\0asm") else wat2wasm(data), engine)
         except CompileError as error:
-            raise CompileError(f"{os.fspath(path)}: {error}") from None
+            raise error_in_file(error, os.fspath(path)) from None
 
     @staticmethod
     def validate(source: Union[bytes, str], engine: Optional[Engine] = None) -> None:
         """Raises CompileError if ``source`` is not a valid module; compiles nothing."""
         engine = _engine(engine)
-        wasm = wat2wasm(source) if isinstance(source, str) else _as_bytes(source)
+        wasm = _wasm(source)
         error = ffi.new("wasmtime_error_t **")
         status = lib.wasmpy_module_validate(engine._compiler_ptr(), ffi.from_buffer(wasm), len(wasm),
                                             COMPILE_STACK_NEEDED, error)

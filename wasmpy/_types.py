@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import enum
+import inspect
+import typing
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Type, Union
 
 from ._errors import check
 from ._ffi import ffi, lib
@@ -401,3 +404,159 @@ class ExportType:
 
     def __str__(self) -> str:
         return f"{self.name}: {self.type}"
+
+
+# --- wasm types from a host function's annotations
+
+# What an annotation names: a ValType; int or float, which match either width; or None where
+# there is no annotation.
+AnnotatedType = Union[ValType, Type[int], Type[float], None]
+
+_ABSENT = inspect.Parameter.empty
+_VALTYPE_NAMES = {valtype.value: valtype for valtype in ValType}
+# The Python type of each number type's values: the base an ``Annotated`` of it must have.
+_PYTHON_NUMBER = {ValType.i32: int, ValType.i64: int, ValType.v128: int, ValType.f32: float, ValType.f64: float}
+_PYTHON_NAMES = {"int": int, "builtins.int": int, "float": float, "builtins.float": float}
+_ACCEPTED = ("int, float, typing.Annotated[int, 'i32'] (or i64, v128; Annotated[float, 'f32'] or f64), "
+             "a wasm type's name ('i32', 'externref', ...) or a ValType")
+
+
+def annotation_type(annotation: object) -> AnnotatedType:
+    """The wasm type a parameter annotation of a host function names (TypeError if it names none).
+
+    ``int`` and ``float`` are the spelling type checkers understand; ``typing.Annotated[int, 'i32']``
+    (or ``Annotated[int, ValType.i32]``) also says which width. Names of wasm types ('i32',
+    'externref', ...) and ValType members are accepted too, and so is the text of any of these
+    (``from __future__ import annotations`` leaves annotations as text).
+    """
+    if annotation is _ABSENT:
+        return None
+    if isinstance(annotation, str):
+        return _node_type(_parse(annotation), annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        base = getattr(annotation, "__origin__", None)
+        valtypes = [_metadata_valtype(item) for item in getattr(annotation, "__metadata__", ())]
+        named = [valtype for valtype in valtypes if valtype is not None]
+        return _annotated(base, named, annotation) if named else annotation_type(base)
+    if annotation is int or annotation is float or isinstance(annotation, ValType):
+        return annotation
+    raise TypeError(f"annotation {_shown(annotation)} names no wasm type (accepted: {_ACCEPTED})")
+
+
+def annotation_result_types(annotation: object) -> Optional[Tuple[AnnotatedType, ...]]:
+    """The result types a host function's return annotation names: None if it has none, ``()``
+    for ``None``, one type, or several from ``tuple[int, float]`` (``typing.Tuple``) or a tuple of
+    wasm type names (``('i32', 'f64')``)."""
+    if annotation is _ABSENT:
+        return None
+    if annotation is None or annotation is type(None):
+        return ()
+    if isinstance(annotation, str):
+        return _node_results(_parse(annotation), annotation)
+    if isinstance(annotation, tuple):
+        return tuple(annotation_type(item) for item in annotation)
+    if typing.get_origin(annotation) is tuple:
+        items = typing.get_args(annotation)
+        if len(items) == 2 and items[1] is Ellipsis:
+            raise TypeError(_VARIADIC.format(_shown(annotation)))
+        return tuple(annotation_type(item) for item in items)
+    return (annotation_type(annotation),)
+
+
+_VARIADIC = ("return annotation {} has no fixed number of results: name each result's type, "
+             "as in tuple[int, float]")
+
+
+def _metadata_valtype(item: object) -> Optional[ValType]:
+    """The wasm type an ``Annotated`` metadata item names, if any: other items are other tools'."""
+    if isinstance(item, ValType):
+        return item
+    return _VALTYPE_NAMES.get(item) if isinstance(item, str) else None
+
+
+def _annotated(base: object, valtypes: List[ValType], annotation: object) -> ValType:
+    """The wasm type of ``Annotated[base, ...]`` whose metadata names ``valtypes`` (one or more)."""
+    if len(set(valtypes)) > 1:
+        raise TypeError(f"annotation {_shown(annotation)} names more than one wasm type")
+    valtype = valtypes[0]
+    python_type = _PYTHON_NUMBER.get(valtype)
+    if python_type is not None and base is not python_type:
+        raise TypeError(f"annotation {_shown(annotation)} names {valtype}, whose values are Python "
+                        f"{python_type.__name__}s: write Annotated[{python_type.__name__}, '{valtype}']")
+    return valtype
+
+
+# Annotations as text, read without evaluating them (their names need not be importable here).
+
+def _parse(text: str) -> ast.expr:
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        raise TypeError(f"annotation {text!r} names no wasm type (accepted: {_ACCEPTED})") from None
+
+
+def _dotted(node: ast.expr) -> str:
+    """``a.b.c`` for a name or attribute chain, else ''."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        owner = _dotted(node.value)
+        return owner and f"{owner}.{node.attr}"
+    return ""
+
+
+def _subscript_of(node: ast.expr, names: Tuple[str, ...]) -> Optional[List[ast.expr]]:
+    """The items of ``X[a, b]`` where X is one of ``names`` (possibly qualified: ``typing.X``), else None."""
+    if not isinstance(node, ast.Subscript) or _dotted(node.value).rpartition(".")[2] not in names:
+        return None
+    return list(node.slice.elts) if isinstance(node.slice, ast.Tuple) else [node.slice]
+
+
+def _text_valtype(node: ast.expr, bare_names: bool) -> Optional[ValType]:
+    """The wasm type ``'i32'`` or ``ValType.i32`` (and, with ``bare_names``, ``i32``) names, if any."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return _VALTYPE_NAMES.get(node.value)
+    owner, _, last = _dotted(node).rpartition(".")
+    if owner == "ValType" or owner.endswith(".ValType") or (bare_names and not owner):
+        return _VALTYPE_NAMES.get(last)
+    return None
+
+
+def _node_type(node: ast.expr, text: str, unquoted: int = 0) -> AnnotatedType:
+    """:func:`annotation_type` of an annotation's text, parsed (``unquoted``: quotes taken off so far)."""
+    valtype = _text_valtype(node, bare_names=True)
+    if valtype is not None:
+        return valtype
+    if _dotted(node) in _PYTHON_NAMES:
+        return _PYTHON_NAMES[_dotted(node)]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and unquoted < 2:
+        return _node_type(_parse(node.value), text, unquoted + 1)  # quoted: "'Annotated[int, \"i32\"]'"
+    items = _subscript_of(node, ("Annotated",))
+    if items:
+        base, metadata = items[0], items[1:]
+        named = [valtype for valtype in (_text_valtype(item, bare_names=False) for item in metadata)
+                 if valtype is not None]
+        return _annotated(_PYTHON_NAMES.get(_dotted(base)), named, text) if named else _node_type(base, text)
+    raise TypeError(f"annotation {text!r} names no wasm type (accepted: {_ACCEPTED})")
+
+
+def _node_results(node: ast.expr, text: str) -> Tuple[AnnotatedType, ...]:
+    """:func:`annotation_result_types` of a return annotation's text, parsed."""
+    if (isinstance(node, ast.Constant) and node.value is None) or _dotted(node) == "None":
+        return ()
+    if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value not in _VALTYPE_NAMES:
+        return _node_results(_parse(node.value), text)  # quoted
+    if isinstance(node, ast.Tuple):
+        return tuple(_node_type(item, text) for item in node.elts)
+    items = _subscript_of(node, ("tuple", "Tuple"))
+    if items is not None:
+        if len(items) == 2 and isinstance(items[1], ast.Constant) and items[1].value is Ellipsis:
+            raise TypeError(_VARIADIC.format(repr(text)))
+        if len(items) == 1 and isinstance(items[0], ast.Tuple) and not items[0].elts:
+            return ()  # tuple[()]
+        return tuple(_node_type(item, text) for item in items)
+    return (_node_type(node, text),)
+
+
+def _shown(annotation: object) -> str:
+    return annotation.__qualname__ if isinstance(annotation, type) else repr(annotation)
