@@ -140,7 +140,8 @@ def test_the_stack_bounds_work_in_the_main_thread_and_in_other_threads():
         add = wasmpy.Instance(wasmpy.Module(
             '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))')).exports.add
         engine = wasmpy.Engine(max_wasm_stack=2 << 20)
-        deep = wasmpy.Instance(wasmpy.Module('(module (func (export "f")))', engine), store=wasmpy.Store(engine)).exports.f
+        deep = wasmpy.Instance(wasmpy.Module('(module (func (export "f")))', engine),
+                               store=wasmpy.Store(engine)).exports.f
         outcomes = {"main": add(1, 2)}
 
         def in_thread():
@@ -148,7 +149,7 @@ def test_the_stack_bounds_work_in_the_main_thread_and_in_other_threads():
             try:
                 deep()
                 outcomes["deep"] = "ran"
-            except RecursionError as error:
+            except RecursionError:
                 outcomes["deep"] = "RecursionError"
 
         threading.stack_size(2 << 20)
