@@ -37,6 +37,8 @@ BUILD_OPTIONS = dict(
     include_dirs=[str(CSRC)] + ([str(INCLUDE_DIR)] if INCLUDE_DIR else []),
     define_macros=[("WASMPY_REAL_HEADERS", "1")] if INCLUDE_DIR else [],
     library_dirs=[str(LIBRARY.parent)],
+    # pthread: where glibc is older than 2.34, the stack bounds' functions (csrc/stack.h) are there.
+    libraries=["pthread"],
     extra_link_args=[f"-l:{LIBRARY.name}", "-Wl,-rpath,$ORIGIN"],
 )
 

@@ -1,7 +1,14 @@
 """Benchmarks for wasmpy, against the wasmtime package and pywasm3 when they are installed.
 
 Run them all from the repository root with ``python -m benchmarks`` (``--quick``
-for a smoke test, ``--only GROUP``, ``--skip-import-cache``, ``--json PATH``);
-``python -m benchmarks.import_cache`` runs the import-cache benchmark alone.
-See benchmarks/README.md.
+for a smoke test, ``--only GROUP``, ``--skip-import-cache``, ``--json PATH``,
+``--refresh``); ``python -m benchmarks.import_cache`` runs the import-cache
+benchmark alone. See benchmarks/README.md.
 """
+
+from pathlib import Path
+
+# The figures README.md shows, committed: written only by `python -m benchmarks --refresh`.
+RESULTS = Path(__file__).resolve().parent / "results"
+# Where runs write their figures otherwise (build/ is not committed).
+SCRATCH = Path(__file__).resolve().parent.parent / "build" / "benchmarks"

@@ -3,14 +3,19 @@
 Runs every group (calls, compute, memory, instantiate, threads) on wasmpy and
 on the peers that are installed (the ``wasmtime`` package, ``pywasm3``), all
 on the same wasm bytes, then the import-cache benchmark as a sub-step; prints
-a table per group and the issue's targets, and writes every figure as JSON.
+a table per group and the issue's targets, and writes every figure as JSON
+(and a picture beside it) to build/benchmarks/, or to --json PATH. --refresh
+writes them over the committed figures in benchmarks/results/ instead, which
+README.md shows: only a full run may.
 
     python -m benchmarks [--quick] [--only GROUP ...] [--skip-import-cache] [--json PATH]
+    python -m benchmarks --refresh [--rounds N] [--import-cache-rounds N]
     python -m benchmarks --instructions [--quick] [--json PATH]
 
 Figures are medians over rounds; the runtimes of a benchmark are measured in
 turns within each round, so the ratios of one run are what count on a noisy
-machine. The default run takes two to three minutes; --quick is a smoke test.
+machine. A full run takes about 75 seconds on a quiet 2-core machine (it
+prints how long it took); --quick is a smoke test.
 
 --instructions counts instructions per operation instead (callgrind, see
 instructions.py): the calls group's shapes and memory.read/write, for wasmpy
@@ -32,8 +37,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from . import RESULTS, SCRATCH
+
 HERE = Path(__file__).resolve().parent
-DEFAULT_JSON = HERE / "results" / "latest.json"
+DEFAULT_JSON = SCRATCH / "latest.json"
+RESULTS_JSON = RESULTS / "latest.json"  # the committed figures: written only with --refresh
 IMPORT_CACHE = "import_cache"
 SCHEMA = "wasmpy-benchmarks/1"
 INSTRUCTIONS_SCHEMA = "wasmpy-benchmarks-instructions/1"
@@ -53,8 +61,8 @@ def _settings(quick: bool, rounds: Optional[int]):
 
 def _import_cache_json(json_path: Path) -> Path:
     from . import import_cache
-    if json_path.resolve() == DEFAULT_JSON:
-        return import_cache.DEFAULT_JSON
+    if json_path == RESULTS_JSON:
+        return import_cache.RESULTS_JSON
     return json_path.with_name(f"{json_path.stem}.{IMPORT_CACHE}.json")
 
 
@@ -150,6 +158,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help=f"where to write the figures (default {DEFAULT_JSON.relative_to(HERE.parent)}; "
                         "with --instructions, none unless given)")
+    parser.add_argument("--refresh", action="store_true",
+                        help=f"write the figures over the committed ones, {RESULTS_JSON.relative_to(HERE.parent)} "
+                        "(and its picture and import_cache.json), which README.md shows: a full run only")
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per operation with callgrind (needs valgrind) instead of timing")
     parser.add_argument("--rounds", type=int, metavar="N", help="rounds per measurement (default 21, 3 with --quick)")
@@ -159,10 +170,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.rounds is not None and args.rounds < 1:
         parser.error("--rounds must be positive")
     if args.instructions:
-        if args.only or args.rounds is not None or args.skip_import_cache or args.import_cache_rounds is not None:
+        if (args.only or args.rounds is not None or args.skip_import_cache or args.import_cache_rounds is not None
+                or args.refresh):
             parser.error("--instructions takes only --quick and --json")
         return _instructions(args.quick, args.json, argv)
-    if args.json is None:
+    if args.refresh:
+        if args.quick or args.only or args.skip_import_cache or args.json is not None:
+            parser.error("--refresh writes the committed figures, which are of a full run: "
+                         "it takes no --quick, --only, --skip-import-cache or --json")
+        args.json = RESULTS_JSON
+    elif args.json is None:
         args.json = DEFAULT_JSON
 
     from .runtimes import all_runtimes

@@ -5,6 +5,18 @@
 #include <pthread.h>
 #include <stddef.h>
 
+/* Bind these two to the versions every x86-64 glibc has (GLIBC_2.2.5), not to the ones a newer
+ * build machine's glibc makes the default (pthread_getattr_np@GLIBC_2.32, and
+ * pthread_attr_getstack@GLIBC_2.34 since libpthread moved into libc), which would make the
+ * extensions need glibc 2.34 and the wheel manylinux_2_34 instead of the bundled wasmtime
+ * library's manylinux_2_28. glibc 2.34 and later keep the old versions in libc.so.6 (the same
+ * code); older ones have them in libpthread.so.0, which build_ffi.py links (-lpthread) and the wasmtime
+ * library needs too. tools/build_wheel.sh and tests/test_packaging.py check the versions. */
+#if defined(__GLIBC__) && defined(__x86_64__)
+__asm__(".symver pthread_getattr_np,pthread_getattr_np@GLIBC_2.2.5");
+__asm__(".symver pthread_attr_getstack,pthread_attr_getstack@GLIBC_2.2.5");
+#endif
+
 /* The lowest address of this thread's stack, once known; initial-exec: read with one instruction
  * rather than a call to __tls_get_addr on every call into wasm. */
 static __thread __attribute__((tls_model("initial-exec"))) char *wasmpy_stack_low;

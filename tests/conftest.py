@@ -12,8 +12,15 @@ from pathlib import Path
 import pytest
 
 import wasmpy
+from childproc import PACKAGE_ROOT, run_python
 
-ROOT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def pytest_report_header(config) -> str:
+    """Which wasmpy the tests run against: an installed one, or this checkout built in place."""
+    where = "this checkout" if Path(PACKAGE_ROOT).resolve() == CHECKOUT else "installed"
+    return f"wasmpy under test: {Path(wasmpy.__file__).parent} ({where})"
 
 
 @pytest.fixture
@@ -24,16 +31,14 @@ def store():
 
 @pytest.fixture
 def run_isolated():
-    """Runs Python source in a child interpreter (for code that may abort or segfault the process).
+    """Runs Python source in a child interpreter (for code that may abort or segfault the process)
+    that imports the wasmpy under test, installed or built in place (tests/childproc.py).
 
     Returns the CompletedProcess; stdout and stderr are text.
     """
 
     def run(source: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        return subprocess.run([sys.executable, "-c", textwrap.dedent(source)], cwd=str(ROOT), env=env,
-                              capture_output=True, text=True, timeout=timeout)
+        return run_python(source, timeout=timeout)
 
     return run
 

