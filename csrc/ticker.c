@@ -11,6 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The versions every x86-64 glibc has, as in stack.h: the defaults of a newer build machine
+ * (GLIBC_2.32, GLIBC_2.34) would make the wheel need its glibc. */
+#if defined(__GLIBC__) && defined(__x86_64__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.2.5");
+__asm__(".symver pthread_attr_setstacksize,pthread_attr_setstacksize@GLIBC_2.2.5");
+__asm__(".symver pthread_sigmask,pthread_sigmask@GLIBC_2.2.5");
+#endif
+
 unsigned long ticker_stores_in_use;
 int ticker_asleep;
 int ticker_barrier_is_global;
