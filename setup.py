@@ -25,6 +25,6 @@ class BuildExtWithWasmtime(build_ext):
 
 setup(
     cffi_modules=["build_ffi.py:ffibuilder"],
-    ext_modules=[Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c"], **BUILD_OPTIONS)],
+    ext_modules=[Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c", "csrc/values.c"], **BUILD_OPTIONS)],
     cmdclass={"build_ext": BuildExtWithWasmtime},
 )

@@ -21,6 +21,7 @@
 #include "api.h"
 #include "stack.h"
 #include "signals.h"
+#include "values.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)
@@ -1619,7 +1620,7 @@ PyMODINIT_FUNC PyInit__native(void)
             return NULL;
         }
     }
-    if (wasmpy_signals_init(module) < 0) {
+    if (wasmpy_signals_init(module) < 0 || values_add_to_module(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

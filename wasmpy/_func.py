@@ -5,13 +5,14 @@ from __future__ import annotations
 import ast
 import inspect
 import weakref
-from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Callable, List, NamedTuple, NoReturn, Optional, Set, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import Caller, HostFunc, checked_host_trampoline_address, enable_vectorcall, host_trampoline_address
+from ._native import (Caller, FuncCall, HostCall, HostFunc, checked_host_trampoline_address, enable_vectorcall,
+                      host_trampoline_address, values_configure)
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -35,10 +36,11 @@ class Func(Caller, Owner):
     externref any object, funcref a Func or None), and returns None, one value,
     or a tuple of values. Integer results come back signed. Signatures of
     numbers only are called without leaving C (the ``Caller`` base class);
-    the rest, and every error, take the Python path here.
+    the rest convert in C too (``FuncCall``, csrc/values.c), which hands
+    what it does not convert, and every error, to the Python path here.
     """
 
-    __slots__ = ("_store", "_func", "type", "name", "__weakref__")
+    __slots__ = ("_store", "_func", "_calls", "type", "name", "__weakref__")
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         init_once(self, "_store")
@@ -57,8 +59,10 @@ class Func(Caller, Owner):
         signature = _host_signature(store.engine, functype)
         host = _HostFunction(store, fn, functype)
         checked = functype._has_references
-        native = HostFunc(store._handle, fn, signature.params, signature.results,
-                          host.invoke_checked if checked else host.invoke, host.write_results, host.rethrow)
+        # The conversions native.c's trampolines leave (references, v128) run in C: HostCall.
+        calls = HostCall(host, fn, host._store, functype.params, functype.results)
+        native = HostFunc(store._handle, fn, signature.params, signature.results, calls, host.write_results,
+                          host.rethrow)
         func = ffi.new("wasmtime_func_t *")
         with store._lock:
             new = lib.wasmtime_func_new if checked else lib.wasmtime_func_new_unchecked
@@ -81,10 +85,13 @@ class Func(Caller, Owner):
         self._func = func
         self.type = functype
         self.name = name
+        address = int(ffi.cast("uintptr_t", func))
+        # What the numeric fast path (Caller) does not take goes to FuncCall: every signature, in C
+        # where it can, and through _call_slow where it cannot.
+        self._calls = FuncCall(store, store._handle, address, functype.params, functype.results)
         # Only exactly known signatures may take the C path, which trusts the types it is given.
         params, results = functype._value_kinds()
-        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), params, results, Func._call_slow,
-                          store._call_failure)
+        self._bind_native(store._handle, address, params, results, self._calls, store._call_failure)
 
     @property
     def store(self) -> Store:
@@ -99,6 +106,10 @@ class Func(Caller, Owner):
 
     def call_vals(self, *args: Any) -> Tuple[Any, ...]:
         """Calls with arguments that may be :class:`Val` (exact bits), and returns every result as a Val."""
+        return self._calls.call_vals(self, *args)
+
+    def _call_vals_slow(self, *args: Any) -> Tuple[Any, ...]:
+        """The Python path of :meth:`call_vals`."""
         return self._call_generic(args, exact=True)
 
     def _call_generic(self, args: Tuple[Any, ...], exact: bool) -> Tuple[Any, ...]:
@@ -160,6 +171,19 @@ class Func(Caller, Owner):
                 values = _read_vals(store, outputs, len(results), exact)
             return values
 
+    def _call_failed(self, status: int, trap: int, error: int, checked: bool) -> NoReturn:
+        """Raises the exception of a call FuncCall made that failed (``status`` 1: the trap, 2: the
+        error at its address), as the Python path does: after delivering the WASI output written,
+        with the store's lock held."""
+        store = self._store
+        try:
+            store._handle.flush_output()
+        finally:
+            failure = store._call_failure(store._handle.take_pending(), status, trap, error)
+            if checked and status == 2 and isinstance(failure, Trap) and "type mismatch" in failure.message:
+                raise TypeError(f"{self.name}(): {failure} ({self.type})")
+            raise failure
+
     def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
         count = len(self.type.params)
         return TypeError(f"{self.name}() takes {count} argument{'s' if count != 1 else ''} "
@@ -183,6 +207,7 @@ class Func(Caller, Owner):
 
 
 enable_vectorcall(Func)
+values_configure(func=Func, call=Func._call_slow, call_vals=Func._call_vals_slow, call_failed=Func._call_failed)
 
 
 def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
@@ -228,7 +253,8 @@ def _host_signature(engine: Engine, functype: FuncType) -> _HostSignature:
 # --- host functions: Python called from wasm.
 
 class _HostFunction:
-    """The Python path of a host function: conversions for every signature, and their errors."""
+    """The Python path of a host function: the conversions HostCall (csrc/values.c) hands over, and
+    every error."""
 
     __slots__ = ("_store", "fn", "params", "results")
 
@@ -248,11 +274,6 @@ class _HostFunction:
             raise WasmError("the store of this host function is gone")
         return store
 
-    def invoke(self, address: int) -> None:
-        """Calls the function with the (numeric) arguments at ``address`` and stores its results there."""
-        values = ffi.cast("wasmtime_val_raw_t *", address)
-        self.write_results(self.fn(*[read_raw(t, values[i]) for i, t in enumerate(self.params)]), address)
-
     def invoke_checked(self, args_address: int, results_address: int) -> None:
         """Calls the function with the ``wasmtime_val_t`` arguments at ``args_address`` (borrowed:
         wasmtime keeps them rooted) and stores its results at ``results_address`` (owned by wasmtime
@@ -260,6 +281,12 @@ class _HostFunction:
         store = self.store
         args = ffi.cast("wasmtime_val_t *", args_address)
         result = self.fn(*[from_val(store, args + i, owned=False) for i in range(len(self.params))])
+        self.write_checked_results(result, results_address)
+
+    def write_checked_results(self, result: Any, results_address: int) -> None:
+        """Checks the results of the function and stores them, as ``wasmtime_val_t``, at
+        ``results_address``."""
+        store = self.store
         vals: List[Any] = []
         try:
             self._convert_results(result, lambda index, valtype, value: vals.append(to_val(store, valtype, value)))
