@@ -559,5 +559,6 @@ def threads(ctx: Context) -> Group:
 
 
 GROUPS: Dict[str, Callable[[Context], Group]] = {
-    "calls": calls, "values": values, "compute": compute, "memory": memory, "instantiate": instantiate, "threads": threads,
+    "calls": calls, "values": values, "compute": compute, "memory": memory, "instantiate": instantiate,
+    "threads": threads,
 }

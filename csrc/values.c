@@ -63,7 +63,7 @@ static const struct {
     {"v128", CODE_V128},
     {"funcref", CODE_FUNCREF},
     {"externref", CODE_EXTERNREF},
-    {"anyref", CODE_ANYREF | CODE_NULL_ONLY},
+    {"anyref", CODE_ANYREF},
     {"exnref", CODE_EXNREF | CODE_NULL_ONLY},
     {"nullfuncref", CODE_FUNCREF | CODE_NULL_ONLY},
     {"nullexternref", CODE_EXTERNREF | CODE_NULL_ONLY},
@@ -86,9 +86,14 @@ static int configured;
 static PyObject *valtype_members[VALTYPE_COUNT]; /* ValType.i32, ... in VALTYPES' order */
 static PyObject *kind_valtypes[KIND_COUNT];      /* the ValType of each kind's values (funcref, ...) */
 static PyTypeObject *val_class, *anyref_class, *func_class, *handle_class;
-static PyObject *val_type_slot, *val_payload_slot, *func_calls_slot; /* member descriptors */
-static PyObject *handle_acquire, *handle_release, *handle_flush, *handle_keep_for_externref; /* methods */
-static PyObject *handle_context, *handle_stack_needed;                                        /* attributes */
+static PyObject *val_type_slot, *val_payload_slot;                          /* Val's member descriptors */
+static PyObject *func_store_slot, *func_type_slot, *func_name_slot, *func_calls_slot; /* Func's */
+static PyObject *func_bind_native;             /* Caller._bind_native: the numeric fast path */
+static PyObject *func_types;                   /* _func._FUNC_TYPES: {wasmtime_func_t bytes: FuncType} */
+static PyObject *python_func_type;             /* _func._func_type(store, address): asked of wasmtime, kept */
+static PyObject *handle_acquire, *handle_release, *handle_flush, *handle_keep_for_externref,
+    *handle_take_pending;                                                        /* methods */
+static PyObject *handle_context, *handle_stack_needed, *handle_deadline;     /* attributes */
 static PyObject *kept_object;                  /* kept_object(address): the object an externref holds */
 static void (*externref_finalizer)(void *);    /* for data from keep_for_externref() */
 static PyObject *python_write_val;             /* (store, valtype, value, address): Python's to_val */
@@ -98,6 +103,9 @@ static PyObject *python_call_vals;             /* Func._call_vals_slow(func, *ar
 static PyObject *python_call_failed;           /* Func._call_failed(func, status, trap, error, checked) */
 static PyObject *python_value_refused;         /* (error address): raises wasmtime's refusal of a value */
 static PyObject *handle_name;                  /* "_handle", interned */
+static PyObject *params_name, *results_name, *call_failure_name, *wasm_function_name;
+static PyObject *gc_bridge_name, *to_any_name, *to_extern_name, *zero;
+static PyObject *empty_tuple;
 static PyObject *v128_lowest, *v128_limit, *sixty_four; /* -2**127, 2**128, 64 */
 
 static int require_configured(void)
@@ -214,14 +222,18 @@ static PyObject *get_slot(PyObject *descriptor, PyObject *object)
     return attribute_of(descriptor, object);
 }
 
+static int set_slot(PyObject *descriptor, PyObject *object, PyObject *value)
+{
+    return Py_TYPE(descriptor)->tp_descr_set(descriptor, object, value);
+}
+
 /* A new Val of `valtype` holding `payload` (stolen). */
 static PyObject *new_val(PyObject *valtype, PyObject *payload)
 {
     if (payload == NULL)
         return NULL;
     PyObject *val = val_class->tp_alloc(val_class, 0);
-    if (val == NULL || Py_TYPE(val_type_slot)->tp_descr_set(val_type_slot, val, valtype) < 0 ||
-        Py_TYPE(val_payload_slot)->tp_descr_set(val_payload_slot, val, payload) < 0)
+    if (val == NULL || set_slot(val_type_slot, val, valtype) < 0 || set_slot(val_payload_slot, val, payload) < 0)
         Py_CLEAR(val);
     Py_DECREF(payload);
     return val;
@@ -458,6 +470,7 @@ static PyObject *raw_to_python(uint8_t code, PyObject *valtype, const wasmtime_v
 typedef struct FuncCall FuncCall;
 static PyTypeObject FuncCallType;
 static const wasmtime_func_t *func_of(PyObject *func, PyObject *store);
+static PyObject *new_func(const Where *where, const wasmtime_func_t *wasm_func);
 
 /* A new externref of the store holding `object`: 0, 1 when wasmtime cannot allocate it (Python's
  * path raises the WasmError), or -1 with an exception. */
@@ -476,6 +489,141 @@ static int new_externref(const Where *where, PyObject *object, wasmtime_val_t *o
         return 1;
     out->kind = WASMTIME_EXTERNREF;
     return 0;
+}
+
+/* --- externref <-> anyref: wasm converts between them (any.convert_extern, extern.convert_any) in
+ * the store's helper instance (made by _values._bridge_call, the Python path, when first needed). */
+
+/* The store's deadline and fuel, put out of reach while a helper runs: converting a value is not
+ * the guest's computation, and must not run out of fuel or time (as _values._unmetered). */
+typedef struct {
+    PyObject *deadline;
+    uint64_t fuel;
+    int fueled;
+} Unmetered;
+
+static int unmetered_begin(const Where *where, Unmetered *saved)
+{
+    saved->deadline = attribute_of(handle_deadline, where->handle);
+    if (saved->deadline == NULL || set_slot(handle_deadline, where->handle, zero) < 0) {
+        Py_CLEAR(saved->deadline);
+        return -1;
+    }
+    wasmtime_error_t *error = wasmtime_context_get_fuel(where->context, &saved->fuel);
+    saved->fueled = error == NULL; /* an error: the engine does not consume fuel */
+    if (error != NULL)
+        wasmtime_error_delete(error);
+    else if ((error = wasmtime_context_set_fuel(where->context, (uint64_t)1 << 63)) != NULL)
+        wasmtime_error_delete(error);
+    return 0;
+}
+
+/* Puts them back; keeps an exception already set. */
+static void unmetered_end(const Where *where, Unmetered *saved)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    if (set_slot(handle_deadline, where->handle, saved->deadline) < 0)
+        PyErr_Clear(); /* an int the handle gave: it takes it back */
+    Py_CLEAR(saved->deadline);
+    if (saved->fueled) {
+        wasmtime_error_t *error = wasmtime_context_set_fuel(where->context, saved->fuel);
+        if (error != NULL)
+            wasmtime_error_delete(error);
+    }
+    PyErr_Restore(type, value, traceback);
+}
+
+/* Calls the store's helper `name` (to_any, to_extern) on the rooted reference `argument`
+ * (borrowed); `result` gets its rooted result. 0; 1 while the store has no helper instance (nothing
+ * raised: Python's path makes it), or too little native stack is left (Python's path says so); -1
+ * with an exception. */
+static int bridge_call(const Where *where, PyObject *name, const wasmtime_val_t *argument, wasmtime_val_t *result)
+{
+    PyObject *bridge = PyObject_GetAttr(where->store, gc_bridge_name);
+    if (bridge == NULL)
+        return -1;
+    PyObject *helper = bridge != Py_None ? PyObject_GetAttr(bridge, name) : NULL;
+    Py_DECREF(bridge);
+    if (helper == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    const wasmtime_func_t *found = func_of(helper, where->store);
+    wasmtime_func_t func;
+    if (found != NULL)
+        func = *found;
+    Py_DECREF(helper);
+    if (found == NULL)
+        return 1;
+    int room = handle_stack_allows(where->handle);
+    if (room <= 0)
+        return room < 0 ? -1 : 1;
+    Unmetered saved;
+    if (unmetered_begin(where, &saved) < 0)
+        return -1;
+    /* With the GIL: the helper only converts, and calls no host function. */
+    wasm_trap_t *trap = NULL;
+    wasmtime_error_t *error = wasmtime_func_call(where->context, &func, argument, 1, result, 1, &trap);
+    unmetered_end(where, &saved);
+    if (error == NULL && trap == NULL)
+        return 0;
+    PyObject *pending = PyObject_Vectorcall(handle_take_pending, &where->handle, 1, NULL);
+    PyObject *failure = pending != NULL ? PyObject_GetAttr(where->store, call_failure_name) : NULL;
+    PyObject *args[4] = {pending, PyLong_FromLong(error != NULL ? 2 : 1), PyLong_FromVoidPtr(trap),
+                         PyLong_FromVoidPtr(error)};
+    PyObject *exception = failure != NULL && args[1] != NULL && args[2] != NULL && args[3] != NULL
+                              ? PyObject_Vectorcall(failure, args, 4, NULL)
+                              : NULL;
+    if (exception != NULL)
+        PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+    Py_XDECREF(exception);
+    Py_XDECREF(failure);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(args[i]);
+    return -1;
+}
+
+/* A Python object as anyref: an externref of it, converted by wasm. 0, 1 (nothing made: Python's
+ * path), or -1 with an exception. */
+static int object_as_anyref(const Where *where, PyObject *object, wasmtime_val_t *out)
+{
+    wasmtime_val_t externref;
+    int done = new_externref(where, object, &externref);
+    if (done != 0)
+        return done;
+    done = bridge_call(where, to_any_name, &externref, out);
+    wasmtime_val_unroot(&externref);
+    return done;
+}
+
+/* The Python object an anyref that wasm converted from an externref holds. 0 with `*object` set; 1
+ * for a GC object (struct, array, i31) or another reference (nothing raised: Python's path); -1
+ * with an exception. The anyref stays borrowed. */
+static int anyref_object(const Where *where, const wasmtime_anyref_t *anyref, PyObject **object)
+{
+    int32_t i31;
+    /* Not wasmtime_anyref_is_i31: in wasmtime 50.0.1 it answers True for structs and arrays too. */
+    if (wasmtime_anyref_is_struct(where->context, anyref) || wasmtime_anyref_is_array(where->context, anyref) ||
+        wasmtime_anyref_i31_get_s(where->context, anyref, &i31))
+        return 1;
+    wasmtime_val_t argument, externref;
+    argument.kind = WASMTIME_ANYREF;
+    argument.of.anyref = *anyref; /* borrowed for the call: not unrooted here */
+    int done = bridge_call(where, to_extern_name, &argument, &externref);
+    if (done != 0)
+        return done;
+    void *data = externref.of.externref.store_id != 0
+                     ? wasmtime_externref_data(where->context, &externref.of.externref)
+                     : NULL;
+    if (data == NULL) {
+        done = 1;
+    } else {
+        PyObject *address = PyLong_FromVoidPtr(data);
+        *object = address != NULL ? PyObject_Vectorcall(kept_object, &address, 1, NULL) : NULL;
+        Py_XDECREF(address);
+        done = *object != NULL ? 0 : -1;
+    }
+    wasmtime_val_unroot(&externref);
+    return done;
 }
 
 /* `value` for a value of ValType `valtype` (code `code`) into `out`, which may then own a root:
@@ -515,6 +663,9 @@ static int to_val_c(const Where *where, uint8_t code, PyObject *valtype, PyObjec
             out->of.funcref = *func;
             done = 0;
         }
+    } else if (kind == CODE_ANYREF) {
+        /* a GC reference: Python's path checks its store */
+        done = PyObject_TypeCheck(value, anyref_class) ? 1 : object_as_anyref(where, value, out);
     }
     Py_XDECREF(payload);
     return done;
@@ -565,10 +716,22 @@ static int from_val_c(const Where *where, wasmtime_val_t *val, int exact, PyObje
         }
         break;
     case WASMTIME_FUNCREF:
+        value = val->of.funcref.store_id == 0 ? Py_NewRef(Py_None) : new_func(where, &val->of.funcref);
+        break;
     case WASMTIME_ANYREF:
+        if (val->of.anyref.store_id == 0) {
+            value = Py_NewRef(Py_None);
+        } else {
+            int done = anyref_object(where, &val->of.anyref, &value);
+            if (done != 0) {
+                if (done < 0 && owned)
+                    wasmtime_val_unroot(val);
+                return done;
+            }
+        }
+        break;
     case WASMTIME_EXNREF:
-        /* funcref, anyref and exnref share the layout of a reference whose store_id 0 is null */
-        if (val->of.anyref.store_id != 0)
+        if (val->of.exnref.store_id != 0)
             return 1;
         value = Py_NewRef(Py_None);
         break;
@@ -862,25 +1025,24 @@ static PyObject *funccall_call_vals(FuncCall *self, PyObject *const *args, Py_ss
     return func_call(self, args, nargs - 1, 1);
 }
 
-static PyObject *funccall_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+/* The FuncCall of `*func`, of `store`, with parameters and results of the ValTypes in tuples. */
+static PyObject *funccall_create(PyObject *store, PyObject *handle, const wasmtime_func_t *func, PyObject *params,
+                                 PyObject *results)
 {
-    PyObject *store, *handle, *params, *results;
-    unsigned long long func_address;
-    if (require_configured() < 0 || !PyArg_ParseTuple(args, "OO!KO!O!:FuncCall", &store, handle_class, &handle,
-                                                      &func_address, &PyTuple_Type, &params, &PyTuple_Type,
-                                                      &results))
-        return NULL;
-    FuncCall *self = (FuncCall *)type->tp_alloc(type, 0);
+    FuncCall *self = PyObject_GC_New(FuncCall, &FuncCallType);
     if (self == NULL)
         return NULL;
     self->vectorcall = (vectorcallfunc)funccall_vectorcall;
     self->store = Py_NewRef(store);
     self->handle = Py_NewRef(handle);
+    self->func = *func;
     self->params = Py_NewRef(params);
     self->results = Py_NewRef(results);
     self->nparams = PyTuple_GET_SIZE(params);
     self->nresults = PyTuple_GET_SIZE(results);
+    self->checked = 0;
     self->codes = PyMem_Malloc(self->nparams + self->nresults + 1);
+    PyObject_GC_Track(self);
     if (self->codes == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -891,7 +1053,6 @@ static PyObject *funccall_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     }
     for (Py_ssize_t i = 0; i < self->nparams + self->nresults; i++)
         self->checked |= (self->codes[i] & CODE_KIND) > CODE_V128;
-    self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
     return (PyObject *)self;
 }
 
@@ -921,26 +1082,147 @@ static void funccall_dealloc(FuncCall *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static PyObject *funccall_get_address(FuncCall *self, void *closure)
+{
+    return PyLong_FromVoidPtr(&self->func);
+}
+
 static PyMethodDef funccall_methods[] = {
     {"call_vals", (PyCFunction)(void (*)(void))funccall_call_vals, METH_FASTCALL,
      "call_vals(func, *args): the call with every result a Val."},
     {NULL},
 };
 
+static PyGetSetDef funccall_getset[] = {
+    {"address", (getter)funccall_get_address, NULL,
+     "The address of the wasmtime_func_t (valid while this object lives).", NULL},
+    {NULL},
+};
+
+/* The value kinds of native.c's numeric fast path, as FuncType._value_kinds() gives them: (params,
+ * results) bytes of wasmtime_valkind_t numbers, 255 for what is not a number. (_value_kinds() also
+ * gives 255 for the numbers of a signature whose references are not exactly known; a signature with
+ * a reference never takes the fast path, so the difference never shows.) */
+static PyObject *fast_path_kinds(FuncCall *calls)
+{
+    PyObject *kinds[2] = {PyBytes_FromStringAndSize(NULL, calls->nparams),
+                          PyBytes_FromStringAndSize(NULL, calls->nresults)};
+    if (kinds[0] == NULL || kinds[1] == NULL) {
+        Py_XDECREF(kinds[0]);
+        Py_XDECREF(kinds[1]);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < calls->nparams + calls->nresults; i++) {
+        uint8_t code = calls->codes[i];
+        char *out = i < calls->nparams ? PyBytes_AS_STRING(kinds[0]) + i
+                                       : PyBytes_AS_STRING(kinds[1]) + (i - calls->nparams);
+        *out = (char)(code <= CODE_F64 ? code : 255);
+    }
+    PyObject *pair = PyTuple_Pack(2, kinds[0], kinds[1]);
+    Py_DECREF(kinds[0]);
+    Py_DECREF(kinds[1]);
+    return pair;
+}
+
+/* Binds `func` (a new Func) to the function `*wasm_func` of `store`, of FuncType `functype`, named
+ * `name`: its attributes, its FuncCall, and native.c's numeric fast path (Caller._bind_native,
+ * which refuses to bind a Func twice). 0, or -1 with an exception. */
+static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_func, PyObject *functype,
+                PyObject *name)
+{
+    PyObject *handle = PyObject_GetAttr(store, handle_name);
+    PyObject *params = handle != NULL ? PyObject_GetAttr(functype, params_name) : NULL;
+    PyObject *results = params != NULL ? PyObject_GetAttr(functype, results_name) : NULL;
+    PyObject *calls = NULL, *kinds = NULL, *failure = NULL, *address = NULL;
+    int status = -1;
+    if (results == NULL)
+        goto done;
+    if (!PyObject_TypeCheck(handle, handle_class) || !PyTuple_Check(params) || !PyTuple_Check(results)) {
+        PyErr_SetString(PyExc_TypeError, "bind_func() needs a Store and a FuncType");
+        goto done;
+    }
+    calls = funccall_create(store, handle, wasm_func, params, results);
+    kinds = calls != NULL ? fast_path_kinds((FuncCall *)calls) : NULL;
+    failure = kinds != NULL ? PyObject_GetAttr(store, call_failure_name) : NULL;
+    address = failure != NULL ? PyLong_FromVoidPtr(&((FuncCall *)calls)->func) : NULL;
+    if (address == NULL)
+        goto done;
+    if (set_slot(func_store_slot, func, store) < 0 || set_slot(func_type_slot, func, functype) < 0 ||
+        set_slot(func_name_slot, func, name) < 0 || set_slot(func_calls_slot, func, calls) < 0)
+        goto done;
+    PyObject *args[7] = {func, handle, address, PyTuple_GET_ITEM(kinds, 0), PyTuple_GET_ITEM(kinds, 1), calls, failure};
+    PyObject *bound = PyObject_Vectorcall(func_bind_native, args, 7, NULL);
+    Py_XDECREF(bound);
+    status = bound != NULL ? 0 : -1;
+done:
+    Py_XDECREF(handle);
+    Py_XDECREF(params);
+    Py_XDECREF(results);
+    Py_XDECREF(calls);
+    Py_XDECREF(kinds);
+    Py_XDECREF(failure);
+    Py_XDECREF(address);
+    return status;
+}
+
+/* bind_func(func, store, func_address, functype, name): see bind(). */
+static PyObject *bind_func(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (require_configured() < 0)
+        return NULL;
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "bind_func() takes 5 arguments, %zd given", nargs);
+        return NULL;
+    }
+    const wasmtime_func_t *wasm_func = PyLong_AsVoidPtr(args[2]);
+    if (wasm_func == NULL)
+        return NULL;
+    if (bind(args[0], args[1], wasm_func, args[3], args[4]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A new Func for a funcref of the store (its type asked of wasmtime once per function: FuncTypes
+ * are kept by the function's identity, a store id that is never reused and a VMFuncRef that lives
+ * as long as its store). */
+static PyObject *new_func(const Where *where, const wasmtime_func_t *wasm_func)
+{
+    PyObject *key = PyBytes_FromStringAndSize((const char *)wasm_func, sizeof(*wasm_func));
+    if (key == NULL)
+        return NULL;
+    PyObject *functype = PyDict_GetItemWithError(func_types, key);
+    Py_DECREF(key);
+    if (functype != NULL) {
+        Py_INCREF(functype);
+    } else if (!PyErr_Occurred()) {
+        PyObject *address = PyLong_FromVoidPtr((void *)wasm_func);
+        PyObject *args[2] = {where->store, address};
+        functype = address != NULL ? PyObject_Vectorcall(python_func_type, args, 2, NULL) : NULL;
+        Py_XDECREF(address);
+    }
+    if (functype == NULL)
+        return NULL;
+    PyObject *func = func_class->tp_new(func_class, empty_tuple, NULL);
+    if (func != NULL && bind(func, where->store, wasm_func, functype, wasm_function_name) < 0)
+        Py_CLEAR(func);
+    Py_DECREF(functype);
+    return func;
+}
+
 static PyTypeObject FuncCallType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "wasmpy._native.FuncCall",
     .tp_basicsize = sizeof(FuncCall),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "FuncCall(store, handle, func_address, params, results): a Func's call path for every signature, "
-              "called as (func, *args); what C does not convert goes to Python's conversions and call path.",
-    .tp_new = funccall_new,
+    .tp_doc = "A Func's call path for every signature (made by bind_func), called as (func, *args); what C "
+              "does not convert goes to Python's conversions and call path.",
     .tp_vectorcall_offset = offsetof(FuncCall, vectorcall),
     .tp_call = PyVectorcall_Call,
     .tp_dealloc = (destructor)funccall_dealloc,
     .tp_traverse = (traverseproc)funccall_traverse,
     .tp_clear = (inquiry)funccall_clear,
     .tp_methods = funccall_methods,
+    .tp_getset = funccall_getset,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1489,7 +1771,9 @@ static int take_handle_class(PyObject *value)
                    take_attribute(cls, "flush_output", is_callable, &handle_flush) < 0 ||
                    take_attribute(cls, "keep_for_externref", is_callable, &handle_keep_for_externref) < 0 ||
                    take_attribute(cls, "context", is_descriptor, &handle_context) < 0 ||
-                   take_attribute(cls, "stack_needed", is_descriptor, &handle_stack_needed) < 0
+                   take_attribute(cls, "stack_needed", is_descriptor, &handle_stack_needed) < 0 ||
+                   take_attribute(cls, "take_pending", is_callable, &handle_take_pending) < 0 ||
+                   take_attribute(cls, "deadline_ns", is_data_descriptor, &handle_deadline) < 0
                ? -1
                : 0;
 }
@@ -1518,9 +1802,21 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
                          : 0;
         } else if (strcmp(name, "func") == 0) {
             status = take_type(value, &func_class) < 0 ||
-                             take_attribute(value, "_calls", is_data_descriptor, &func_calls_slot) < 0
+                             take_attribute(value, "_store", is_data_descriptor, &func_store_slot) < 0 ||
+                             take_attribute(value, "type", is_data_descriptor, &func_type_slot) < 0 ||
+                             take_attribute(value, "name", is_data_descriptor, &func_name_slot) < 0 ||
+                             take_attribute(value, "_calls", is_data_descriptor, &func_calls_slot) < 0 ||
+                             take_attribute(value, "_bind_native", is_callable, &func_bind_native) < 0
                          ? -1
                          : 0;
+        } else if (strcmp(name, "func_types") == 0) {
+            status = PyDict_CheckExact(value) ? 0 : -1;
+            if (status < 0)
+                PyErr_SetString(PyExc_TypeError, "func_types must be a dict");
+            else
+                Py_XSETREF(func_types, Py_NewRef(value));
+        } else if (strcmp(name, "func_type") == 0) {
+            status = take_callable(value, &python_func_type);
         } else if (strcmp(name, "valtype") == 0) {
             status = take_valtypes(value);
         } else if (strcmp(name, "anyref") == 0) {
@@ -1552,6 +1848,7 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
             return NULL;
     }
     configured = handle_class != NULL && val_class != NULL && func_class != NULL && anyref_class != NULL &&
+                 func_types != NULL && python_func_type != NULL &&
                  kind_valtypes[0] != NULL && kept_object != NULL && externref_finalizer != NULL &&
                  python_write_val != NULL && python_read_val != NULL && python_call != NULL &&
                  python_call_vals != NULL && python_call_failed != NULL && python_value_refused != NULL;
@@ -1561,6 +1858,8 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
 static PyMethodDef values_functions[] = {
     {"values_configure", (PyCFunction)(void (*)(void))values_configure, METH_VARARGS | METH_KEYWORDS,
      "values_configure(**objects): the classes and Python conversions values.c works with (wasmpy gives them)."},
+    {"bind_func", (PyCFunction)(void (*)(void))bind_func, METH_FASTCALL,
+     "bind_func(func, store, func_address, functype, name): binds a new Func to a wasmtime_func_t (copied)."},
     {"global_get", (PyCFunction)(void (*)(void))global_get, METH_FASTCALL,
      "global_get(store, handle, global_address, exact, declared): the value, or NotImplemented (Python's path)."},
     {"global_set", (PyCFunction)(void (*)(void))global_set, METH_FASTCALL,
@@ -1589,6 +1888,15 @@ int values_add_to_module(PyObject *module)
     if (PyModule_AddFunctions(module, values_functions) < 0)
         return -1;
     handle_name = PyUnicode_InternFromString("_handle");
+    params_name = PyUnicode_InternFromString("params");
+    results_name = PyUnicode_InternFromString("results");
+    call_failure_name = PyUnicode_InternFromString("_call_failure");
+    wasm_function_name = PyUnicode_InternFromString("wasm function");
+    gc_bridge_name = PyUnicode_InternFromString("_gc_bridge");
+    to_any_name = PyUnicode_InternFromString("to_any");
+    to_extern_name = PyUnicode_InternFromString("to_extern");
+    zero = PyLong_FromLong(0);
+    empty_tuple = PyTuple_New(0);
     invoke_checked_name = PyUnicode_InternFromString("invoke_checked");
     write_checked_results_name = PyUnicode_InternFromString("write_checked_results");
     write_results_name = PyUnicode_InternFromString("write_results");
@@ -1602,8 +1910,11 @@ int values_add_to_module(PyObject *module)
     Py_XDECREF(bits127);
     Py_XDECREF(bits128);
     Py_XDECREF(top);
-    if (handle_name == NULL || invoke_checked_name == NULL || write_checked_results_name == NULL ||
-        write_results_name == NULL || sixty_four == NULL || v128_lowest == NULL || v128_limit == NULL)
+    if (handle_name == NULL || params_name == NULL || results_name == NULL || call_failure_name == NULL ||
+        wasm_function_name == NULL || empty_tuple == NULL || invoke_checked_name == NULL || gc_bridge_name == NULL ||
+        to_any_name == NULL || to_extern_name == NULL || zero == NULL ||
+        write_checked_results_name == NULL || write_results_name == NULL || sixty_four == NULL ||
+        v128_lowest == NULL || v128_limit == NULL)
         return -1;
     return 0;
 }

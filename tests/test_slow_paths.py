@@ -32,6 +32,8 @@ WAT = f"""
   (import "env" "host_v128" (func $host_v128 (param v128) (result v128)))
   (import "env" "host_three" (func $host_three (param externref externref i32) (result externref externref i32)))
   (import "env" "again" (func $again (param externref i32) (result externref)))
+  (import "env" "host_any" (func $host_any (param anyref) (result anyref)))
+  (type $pair (struct (field i32)))
   (global (export "g32") (mut i32) (i32.const 0))
   (global (export "gf32") (mut f32) (f32.const 0))
   (global (export "gv128") (mut v128) (v128.const i64x2 0 0))
@@ -50,6 +52,10 @@ WAT = f"""
   (func (export "ident_ref") (param externref) (result externref) local.get 0)
   (func (export "ident_func") (param funcref) (result funcref) local.get 0)
   (func (export "ident_null") (param nullexternref) (result nullexternref) local.get 0)
+  (func (export "ident_any") (param anyref) (result anyref) local.get 0)
+  (func (export "ident_eq") (param eqref) (result eqref) local.get 0)
+  (func (export "new_struct") (result anyref) (struct.new $pair (i32.const 7)))
+  (func (export "any_and_ref") (param anyref externref) (result anyref externref) local.get 0 local.get 1)
   (func (export "three") (param externref externref i32) (result externref externref i32)
     local.get 0 local.get 1 local.get 2)
   (func (export "mixed") (param i32 i64 f32 f64 v128 externref funcref)
@@ -66,6 +72,7 @@ WAT = f"""
     ref.func $add
     local.get 0)
   (func (export "callhost_ref") (param externref) (result externref) local.get 0 call $host_ref)
+  (func (export "callhost_any") (param anyref) (result anyref) local.get 0 call $host_any)
   (func (export "callhost_v128") (param v128) (result v128) local.get 0 call $host_v128)
   (func (export "callhost_three") (param externref externref i32) (result externref externref i32)
     local.get 0 local.get 1 local.get 2 call $host_three)
@@ -97,6 +104,10 @@ class Host:
     def host_v128(self, x):
         return x ^ (2**128 - 1)
 
+    def host_any(self, x):
+        self.seen.append(x)
+        return x
+
     def host_three(self, a, b, n):
         return self.three_result if self.three_result is not None else (b, a, n + 1)
 
@@ -109,7 +120,7 @@ class Host:
 
     def imports(self):
         return {"env": {"host_ref": self.host_ref, "host_v128": self.host_v128, "host_three": self.host_three,
-                        "again": self.again}}
+                        "again": self.again, "host_any": self.host_any}}
 
 
 @pytest.fixture
@@ -153,7 +164,9 @@ def test_reference_v128_and_val_calls_run_no_python_code(ex):
         "funcref argument": lambda: ex.ident_func(None),
         "v128": lambda: ex.ident_v128(2**100 + 5),
         "Val arguments": lambda: add(a, b),
-        "every kind": lambda: ex.mixed(1, 2, 3.0, 4.0, 5, obj, None),
+        "every kind": lambda: ex.mixed(1, 2, 3.0, 4.0, 5, obj, add),
+        "funcref": lambda: ex.ident_func(add),
+        "a Python object as anyref": lambda: ex.ident_any(obj),
         "more values than the fast path takes": lambda: ex.many_i32(*range(MANY)),
         "more references than the stack buffers hold": lambda: ex.many_refs(*[obj] * MANY),
     }
@@ -171,9 +184,11 @@ def test_host_functions_with_references_and_v128_run_no_python_code_of_wasmpy(ex
     assert wasmpy_functions_called(lambda: ex.callhost_ref(obj)) == []
     assert wasmpy_functions_called(lambda: ex.callhost_v128(5)) == []
     assert wasmpy_functions_called(lambda: ex.callhost_three(obj, None, 1)) == []
+    assert wasmpy_functions_called(lambda: ex.callhost_any(obj)) == []
     assert ex.callhost_ref(obj) is obj and host.seen[-1] is obj
     assert ex.callhost_v128(5) == 5 ^ (2**128 - 1)
     assert ex.callhost_three(obj, None, 1) == (None, obj, 2)
+    assert ex.callhost_any(obj) is obj and host.seen[-1] is obj
 
 
 def test_globals_and_tables_run_only_their_accessor(ex):
@@ -211,6 +226,8 @@ VALUES = {
     "ident_ref": [None, "text", 0, Val(ValType.externref, None), Val(ValType.i32, 1), Val(ValType.anyref, None)],
     "ident_func": [None, "add", 5, Val(ValType.funcref, None)],
     "ident_null": [None, 0, "x", Val(ValType.nullexternref, None)],
+    "ident_any": [None, "text", 0, Val(ValType.anyref, None), Val(ValType.i32, 1)],
+    "ident_eq": [None, "text", Val(ValType.eqref, None)],
 }
 
 
@@ -232,6 +249,8 @@ def described(value):
         return ("float", value.hex())
     if isinstance(value, wasmpy.Func):
         return ("Func", value.type, value(20, 22))
+    if isinstance(value, AnyRef):
+        return ("AnyRef", value.store, value.kind, value.i31 if value.kind == "i31" else None)
     if value is None or isinstance(value, (int, str)):
         return value
     return ("object", id(value))
@@ -244,8 +263,9 @@ def test_every_value_and_error_as_the_python_path(ex, store, export):
     values = [ex.add if value == "add" else value for value in VALUES[export]]
     if export == "ident_func":
         values += [ex.add, other_store_func, Val(ValType.funcref, ex.add)]
-    if export == "ident_ref":
-        values += [Token(), AnyRef.from_i31(store, 5), Val(ValType.externref, Token()), ex.add]
+    if export in ("ident_ref", "ident_any", "ident_eq", "ident_null"):
+        values += [Token(), AnyRef.from_i31(store, 5), ex.new_struct(), Val(ValType.externref, Token()),
+                   Val(ValType.anyref, Token()), ex.add, AnyRef.from_i31(other_store_func.store, 1)]
     for value in values:
         assert outcome(lambda: func(value)) == outcome(lambda: func._call_slow(value)), value
         assert outcome(lambda: func.call_vals(value)) == outcome(lambda: func._call_vals_slow(value)), value
@@ -465,3 +485,27 @@ def test_a_closed_store_raises_as_before(ex, store):
                    lambda: ident_v128(1)):
         with pytest.raises(wasmpy.WasmError, match="the store is closed"):
             action()
+
+
+def test_anyref_conversions_cost_no_fuel_and_keep_the_deadline():
+    engine = wasmpy.Engine(consume_fuel=True)
+    store = wasmpy.Store(engine, fuel=10**9)
+    host = Host()
+    ex = wasmpy.Instance(wasmpy.Module(WAT, engine), host.imports(), store).exports
+    obj = Token()
+
+    def fuel_of(call):
+        before = store.fuel
+        call()
+        return before - store.fuel
+
+    assert fuel_of(lambda: ex.ident_any(obj)) == fuel_of(lambda: ex.ident_any(None))
+    assert fuel_of(lambda: ex.callhost_any(obj)) == fuel_of(lambda: ex.callhost_any(None))
+    store.fuel = fuel_of(lambda: ex.any_and_ref(None, None))  # exactly what the call itself needs
+    assert ex.any_and_ref(obj, obj) == (obj, obj)
+    assert store.fuel == 0
+    store.fuel = 10**6
+    store.set_deadline(3600)
+    deadline = store._handle.deadline_ns
+    assert ex.callhost_any(obj) is obj
+    assert store._handle.deadline_ns == deadline

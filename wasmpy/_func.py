@@ -5,13 +5,13 @@ from __future__ import annotations
 import ast
 import inspect
 import weakref
-from typing import Any, Callable, List, NamedTuple, NoReturn, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Set, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import (Caller, FuncCall, HostCall, HostFunc, checked_host_trampoline_address, enable_vectorcall,
+from ._native import (Caller, HostCall, HostFunc, bind_func, checked_host_trampoline_address, enable_vectorcall,
                       host_trampoline_address, values_configure)
 from ._ownership import Owner, init_once
 from ._store import Store
@@ -40,7 +40,7 @@ class Func(Caller, Owner):
     what it does not convert, and every error, to the Python path here.
     """
 
-    __slots__ = ("_store", "_func", "_calls", "type", "name", "__weakref__")
+    __slots__ = ("_store", "_calls", "type", "name", "__weakref__")
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         init_once(self, "_store")
@@ -75,23 +75,22 @@ class Func(Caller, Owner):
     def _from_c(cls, store: Store, func, name: str = "wasm function", functype: Optional[FuncType] = None) -> "Func":
         """Wraps a ``wasmtime_func_t`` (copied) of ``store``, whose type is asked unless given."""
         if functype is None:
-            functype = take_type(lib.wasmtime_func_type(store._context(), func), FuncType, lib.wasm_functype_delete)
+            functype = _func_type(store, int(ffi.cast("uintptr_t", func)))
         self = cls.__new__(cls)
-        self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
+        self._bind(store, func, functype, name)
         return self
 
     def _bind(self, store: Store, func, functype: FuncType, name: str) -> None:
-        self._store = store
-        self._func = func
-        self.type = functype
-        self.name = name
-        address = int(ffi.cast("uintptr_t", func))
-        # What the numeric fast path (Caller) does not take goes to FuncCall: every signature, in C
-        # where it can, and through _call_slow where it cannot.
-        self._calls = FuncCall(store, store._handle, address, functype.params, functype.results)
-        # Only exactly known signatures may take the C path, which trusts the types it is given.
-        params, results = functype._value_kinds()
-        self._bind_native(store._handle, address, params, results, self._calls, store._call_failure)
+        """Sets the attributes and the call paths for the ``wasmtime_func_t *`` ``func`` (copied): the
+        numeric fast path (Caller) for exactly known signatures of numbers, which trusts the types it
+        is given, and FuncCall for everything it does not take (csrc/values.c, which does this for
+        funcref results too)."""
+        bind_func(self, store, int(ffi.cast("uintptr_t", func)), functype, name)
+
+    @property
+    def _func(self):
+        """The ``wasmtime_func_t *`` (valid while this Func lives)."""
+        return ffi.cast("wasmtime_func_t *", self._calls.address)
 
     @property
     def store(self) -> Store:
@@ -207,7 +206,6 @@ class Func(Caller, Owner):
 
 
 enable_vectorcall(Func)
-values_configure(func=Func, call=Func._call_slow, call_vals=Func._call_vals_slow, call_failed=Func._call_failed)
 
 
 def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
@@ -220,6 +218,25 @@ def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
         for index in range(len(values) + 1, count):
             lib.wasmtime_val_unroot(ffi.addressof(vals, index))
     return tuple(values)
+
+
+# The types of functions wasm handed over, by the function's wasmtime_func_t: a store id, never reused,
+# and a VMFuncRef that lives as long as its store (asking wasmtime costs a hundred times a lookup).
+_FUNC_TYPES: Dict[bytes, FuncType] = {}
+_FUNC_TYPES_KEPT = 4096  # beyond that many functions, start over
+
+
+def _func_type(store: Store, address: int) -> FuncType:
+    """The type of the ``wasmtime_func_t`` of ``store`` at ``address``, asked of wasmtime once."""
+    func = ffi.cast("wasmtime_func_t *", address)
+    key = ffi.buffer(func)[:]
+    functype = _FUNC_TYPES.get(key)
+    if functype is None:
+        functype = take_type(lib.wasmtime_func_type(store._context(), func), FuncType, lib.wasm_functype_delete)
+        if len(_FUNC_TYPES) >= _FUNC_TYPES_KEPT:
+            _FUNC_TYPES.clear()
+        _FUNC_TYPES[key] = functype
+    return functype
 
 
 _HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
@@ -470,3 +487,7 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
             raise TypeError(f"cannot tell the wasm result type of {_name(fn)}: annotate it with 'i32', "
                             f"'i64', 'f32', 'f64', ... or pass type=FuncType(...)")
     return FuncType([t for _, t in params], results or ())
+
+
+values_configure(func=Func, call=Func._call_slow, call_vals=Func._call_vals_slow, call_failed=Func._call_failed,
+                 func_types=_FUNC_TYPES, func_type=_func_type)
