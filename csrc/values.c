@@ -7,6 +7,7 @@
  * - HostCall: a host function's conversions when native.c's raw trampoline cannot do them in C
  *   (v128), and for signatures with references, behind its checked trampoline.
  * - global_get/global_set, table_get/table_set: Global.value and Table elements.
+ * - instantiate: a module's instantiation in one call (lock, imports, wasmtime, WASI output).
  *
  * C converts numbers, v128, None (null references), Python objects as externref and Funcs as
  * funcref. Anything else (AnyRef, WasmException, Python objects as anyref, Val subclasses, ints
@@ -102,6 +103,8 @@ static PyObject *python_call;                  /* Func._call_slow(func, *args): 
 static PyObject *python_call_vals;             /* Func._call_vals_slow(func, *args) */
 static PyObject *python_call_failed;           /* Func._call_failed(func, status, trap, error, checked) */
 static PyObject *python_value_refused;         /* (error address): raises wasmtime's refusal of a value */
+static PyObject *python_write_extern;          /* _instance._write_extern(value, address) */
+static PyObject *python_instantiation_failed;  /* Instance._finish(store, status, trap, error): raises */
 static PyObject *handle_name;                  /* "_handle", interned */
 static PyObject *params_name, *results_name, *call_failure_name, *wasm_function_name;
 static PyObject *gc_bridge_name, *to_any_name, *to_extern_name, *zero;
@@ -113,6 +116,14 @@ static int require_configured(void)
     if (configured)
         return 0;
     PyErr_SetString(PyExc_RuntimeError, "wasmpy's value conversions are not configured (import wasmpy)");
+    return -1;
+}
+
+static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
+{
+    if (nargs == expected)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments, %zd given", name, expected, nargs);
     return -1;
 }
 
@@ -1450,12 +1461,11 @@ static PyObject *hostcall_vectorcall(HostCall *self, PyObject *const *args, size
     return self->checked ? host_call_checked(self, args[0], args[1]) : host_call_raw(self, args[0]);
 }
 
-static PyObject *hostcall_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+/* The HostCall of `fn` with parameters and results of the ValTypes in tuples; `host` is its
+ * _HostFunction, `store_ref` the weak reference to the store it holds. */
+static PyObject *hostcall_create(PyTypeObject *type, PyObject *host, PyObject *fn, PyObject *store_ref,
+                                 PyObject *params, PyObject *results)
 {
-    PyObject *host, *fn, *store_ref, *params, *results;
-    if (require_configured() < 0 || !PyArg_ParseTuple(args, "OOO!O!O!:HostCall", &host, &fn, &_PyWeakref_RefType,
-                                                      &store_ref, &PyTuple_Type, &params, &PyTuple_Type, &results))
-        return NULL;
     HostCall *self = (HostCall *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
@@ -1479,6 +1489,15 @@ static PyObject *hostcall_new(PyTypeObject *type, PyObject *args, PyObject *kwar
     for (Py_ssize_t i = 0; i < self->nparams + self->nresults; i++)
         self->checked |= (self->codes[i] & CODE_KIND) > CODE_V128;
     return (PyObject *)self;
+}
+
+static PyObject *hostcall_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *host, *fn, *store_ref, *params, *results;
+    if (require_configured() < 0 || !PyArg_ParseTuple(args, "OOO!O!O!:HostCall", &host, &fn, &_PyWeakref_RefType,
+                                                      &store_ref, &PyTuple_Type, &params, &PyTuple_Type, &results))
+        return NULL;
+    return hostcall_create(type, host, fn, store_ref, params, results);
 }
 
 static int hostcall_traverse(HostCall *self, visitproc visit, void *arg)
@@ -1525,6 +1544,83 @@ static PyTypeObject HostCallType = {
     .tp_clear = (inquiry)hostcall_clear,
 };
 
+static PyTypeObject *host_func_class;          /* native.c's HostFunc: what its trampolines call */
+static wasmtime_func_unchecked_callback_t host_trampoline;  /* native.c's, for raw values */
+static wasmtime_func_callback_t checked_host_trampoline;    /* native.c's, for wasmtime_val_t */
+static PyObject *handle_keep;
+static PyObject *store_ref_name, *rethrow_name, *context_name;
+
+/* make_host_func(func, store, fn, functype, c_type_address, param_kinds, result_kinds, host, name):
+ * makes `fn` a host function of `store` (wasmtime_func_new, or _unchecked without references, on
+ * native.c's trampolines; `c_type_address`: the engine's wasm_functype_t for `functype`, the kinds
+ * as native.c's HostFunc reads them) and binds the new Func `func` to it. `host` is its
+ * _HostFunction, Python's path. */
+static PyObject *make_host_func(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (require_configured() < 0 || check_arguments("make_host_func", nargs, 9) < 0)
+        return NULL;
+    if (host_func_class == NULL || handle_keep == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "make_host_func() is not configured (import wasmpy)");
+        return NULL;
+    }
+    PyObject *func = args[0], *store = args[1], *fn = args[2], *functype = args[3], *host = args[7];
+    const wasm_functype_t *c_type = PyLong_AsVoidPtr(args[4]);
+    if (c_type == NULL)
+        return NULL;
+    PyObject *handle = PyObject_GetAttr(store, handle_name);
+    PyObject *params = handle != NULL ? PyObject_GetAttr(functype, params_name) : NULL;
+    PyObject *results = params != NULL ? PyObject_GetAttr(functype, results_name) : NULL;
+    PyObject *store_ref = results != NULL ? PyObject_GetAttr(host, store_ref_name) : NULL;
+    PyObject *calls = NULL, *write_results = NULL, *rethrow = NULL, *native = NULL, *outcome = NULL;
+    if (store_ref == NULL)
+        goto done;
+    if (!PyObject_TypeCheck(handle, handle_class) || !PyTuple_Check(params) || !PyTuple_Check(results) ||
+        !PyWeakref_CheckRef(store_ref)) {
+        PyErr_SetString(PyExc_TypeError, "make_host_func() needs a Store, a FuncType and a _HostFunction");
+        goto done;
+    }
+    calls = hostcall_create(&HostCallType, host, fn, store_ref, params, results);
+    write_results = calls != NULL ? PyObject_GetAttr(host, write_results_name) : NULL;
+    rethrow = write_results != NULL ? PyObject_GetAttr(host, rethrow_name) : NULL;
+    if (rethrow == NULL)
+        goto done;
+    PyObject *native_args[7] = {handle, fn, args[5], args[6], calls, write_results, rethrow};
+    native = PyObject_Vectorcall((PyObject *)host_func_class, native_args, 7, NULL);
+    if (native == NULL)
+        goto done;
+    Where where = {store, handle, NULL};
+    int entered = where_enter(&where);
+    if (entered != 0) {
+        if (entered > 0) /* the store is closed: store._context() says so */
+            Py_XDECREF(PyObject_CallMethodNoArgs(store, context_name));
+        goto done;
+    }
+    wasmtime_func_t wasm_func;
+    /* wasmtime refers to `native` by address: the store's handle keeps it */
+    if (((HostCall *)calls)->checked)
+        wasmtime_func_new(where.context, c_type, checked_host_trampoline, native, NULL, &wasm_func);
+    else
+        wasmtime_func_new_unchecked(where.context, c_type, host_trampoline, native, NULL, &wasm_func);
+    PyObject *keep_args[2] = {handle, native};
+    PyObject *kept = PyObject_Vectorcall(handle_keep, keep_args, 2, NULL);
+    where_leave(&where);
+    if (kept == NULL)
+        goto done;
+    Py_DECREF(kept);
+    if (bind(func, store, &wasm_func, functype, args[8]) == 0)
+        outcome = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(handle);
+    Py_XDECREF(params);
+    Py_XDECREF(results);
+    Py_XDECREF(store_ref);
+    Py_XDECREF(calls);
+    Py_XDECREF(write_results);
+    Py_XDECREF(rethrow);
+    Py_XDECREF(native);
+    return outcome;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Globals and tables. Each function returns NotImplemented when the Python path must do the
  * operation instead (a closed store, an index it explains); the store's lock is then released. */
@@ -1542,14 +1638,6 @@ static int where_and_address(PyObject *const *args, Where *where, void **address
     where->handle = args[1];
     *address = PyLong_AsVoidPtr(args[2]);
     return *address == NULL ? -1 : 0;
-}
-
-static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expected)
-{
-    if (nargs == expected)
-        return 0;
-    PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments, %zd given", name, expected, nargs);
-    return -1;
 }
 
 /* Raises what wasmtime's refusal to store a value (an owned wasmtime_error_t) means. */
@@ -1688,6 +1776,100 @@ static PyObject *table_set(PyObject *module, PyObject *const *args, Py_ssize_t n
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Instantiation. */
+
+/* Writes the imports (Funcs here, the other externs by _instance._write_extern) into `externs`. */
+static int write_imports(PyObject *store, PyObject *imports, wasmtime_extern_t *externs)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(imports); i++) {
+        PyObject *value = PyList_GET_ITEM(imports, i);
+        const wasmtime_func_t *func = func_of(value, store);
+        if (func != NULL) {
+            externs[i].kind = WASMTIME_EXTERN_FUNC;
+            externs[i].of.func = *func;
+            continue;
+        }
+        PyObject *args[2] = {value, PyLong_FromVoidPtr(&externs[i])};
+        PyObject *written = args[1] != NULL ? PyObject_Vectorcall(python_write_extern, args, 2, NULL) : NULL;
+        Py_XDECREF(args[1]);
+        if (written == NULL)
+            return -1;
+        Py_DECREF(written);
+    }
+    return 0;
+}
+
+/* instantiate(store, handle, module_address, imports): instantiates the module with `imports` (a
+ * list of the store's externs, in import order) and returns the instance (its wasmtime_instance_t,
+ * as bytes); or NotImplemented, with nothing done, where Python's path must do it (a closed store,
+ * too little native stack). A failure (a trap of the start function, a link error) raises what
+ * Instance._finish says, after the WASI output is delivered. */
+static PyObject *instantiate(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    Where where;
+    void *wasm_module;
+    if (check_arguments("instantiate", nargs, 4) < 0 || where_and_address(args, &where, &wasm_module) < 0)
+        return NULL;
+    PyObject *imports = args[3];
+    if (python_write_extern == NULL || python_instantiation_failed == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "instantiate() is not configured (import wasmpy)");
+        return NULL;
+    }
+    if (!PyList_Check(imports)) {
+        PyErr_SetString(PyExc_TypeError, "instantiate() takes the imports as a list");
+        return NULL;
+    }
+    int room = handle_stack_allows(where.handle);
+    if (room <= 0)
+        return room < 0 ? NULL : Py_NewRef(Py_NotImplemented); /* Python's path raises RecursionError */
+    Py_ssize_t count = PyList_GET_SIZE(imports);
+    wasmtime_extern_t small[STACK_VALUES];
+    wasmtime_extern_t *externs = count <= STACK_VALUES ? small : PyMem_Malloc(count * sizeof(*externs));
+    if (externs == NULL)
+        return PyErr_NoMemory();
+    PyObject *outcome = NULL;
+    int entered = where_enter(&where);
+    if (entered != 0) {
+        outcome = entered < 0 ? NULL : Py_NewRef(Py_NotImplemented); /* the store is closed */
+        goto done;
+    }
+    if (write_imports(where.store, imports, externs) < 0) {
+        where_leave(&where);
+        goto done;
+    }
+    wasmtime_instance_t instance;
+    wasm_trap_t *trap = NULL;
+    wasmtime_error_t *error;
+    Py_BEGIN_ALLOW_THREADS /* the start function may run for long */
+    error = wasmtime_instance_new(where.context, (const wasmtime_module_t *)wasm_module, externs, (size_t)count,
+                                  &instance, &trap);
+    Py_END_ALLOW_THREADS
+    if (error != NULL || trap != NULL) {
+        PyObject *failed[4] = {where.store, PyLong_FromLong(error != NULL ? 2 : 1), PyLong_FromVoidPtr(trap),
+                               PyLong_FromVoidPtr(error)};
+        PyObject *raised = failed[1] != NULL && failed[2] != NULL && failed[3] != NULL
+                               ? PyObject_Vectorcall(python_instantiation_failed, failed, 4, NULL)
+                               : NULL;
+        if (raised != NULL) {
+            Py_DECREF(raised);
+            PyErr_SetString(PyExc_SystemError, "Instance._finish() returned instead of raising");
+        }
+        for (int i = 1; i < 4; i++)
+            Py_XDECREF(failed[i]);
+        where_leave(&where);
+        goto done;
+    }
+    int flushed = handle_method(handle_flush, where.handle); /* what a start function wrote */
+    where_leave(&where);
+    if (flushed == 0)
+        outcome = PyBytes_FromStringAndSize((const char *)&instance, sizeof(instance));
+done:
+    if (externs != small)
+        PyMem_Free(externs);
+    return outcome;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Configuration: the Python classes and functions values.c works with, given by wasmpy. */
 
 /* A class attribute of `owner` that `check` accepts, replacing `*slot`; 0 or -1 with an exception. */
@@ -1773,6 +1955,7 @@ static int take_handle_class(PyObject *value)
                    take_attribute(cls, "context", is_descriptor, &handle_context) < 0 ||
                    take_attribute(cls, "stack_needed", is_descriptor, &handle_stack_needed) < 0 ||
                    take_attribute(cls, "take_pending", is_callable, &handle_take_pending) < 0 ||
+                   take_attribute(cls, "keep", is_callable, &handle_keep) < 0 ||
                    take_attribute(cls, "deadline_ns", is_data_descriptor, &handle_deadline) < 0
                ? -1
                : 0;
@@ -1840,6 +2023,24 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
             status = take_callable(value, &python_call_failed);
         } else if (strcmp(name, "value_refused") == 0) {
             status = take_callable(value, &python_value_refused);
+        } else if (strcmp(name, "host_func") == 0) {
+            status = take_type(value, &host_func_class);
+        } else if (strcmp(name, "host_trampolines") == 0) {
+            void *raw = PyTuple_Check(value) && PyTuple_GET_SIZE(value) == 2
+                            ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(value, 0))
+                            : NULL;
+            void *checked = raw != NULL ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(value, 1)) : NULL;
+            status = checked != NULL ? 0 : -1;
+            if (status < 0 && !PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "host_trampolines must be (raw, checked) addresses");
+            if (status == 0) {
+                host_trampoline = (wasmtime_func_unchecked_callback_t)raw;
+                checked_host_trampoline = (wasmtime_func_callback_t)checked;
+            }
+        } else if (strcmp(name, "write_extern") == 0) {
+            status = take_callable(value, &python_write_extern);
+        } else if (strcmp(name, "instantiation_failed") == 0) {
+            status = take_callable(value, &python_instantiation_failed);
         } else {
             PyErr_Format(PyExc_TypeError, "values_configure() got an unknown keyword %R", key);
             status = -1;
@@ -1860,12 +2061,16 @@ static PyMethodDef values_functions[] = {
      "values_configure(**objects): the classes and Python conversions values.c works with (wasmpy gives them)."},
     {"bind_func", (PyCFunction)(void (*)(void))bind_func, METH_FASTCALL,
      "bind_func(func, store, func_address, functype, name): binds a new Func to a wasmtime_func_t (copied)."},
+    {"make_host_func", (PyCFunction)(void (*)(void))make_host_func, METH_FASTCALL,
+     "make_host_func(func, store, fn, functype, c_type_address, param_kinds, result_kinds, host, name)"},
     {"global_get", (PyCFunction)(void (*)(void))global_get, METH_FASTCALL,
      "global_get(store, handle, global_address, exact, declared): the value, or NotImplemented (Python's path)."},
     {"global_set", (PyCFunction)(void (*)(void))global_set, METH_FASTCALL,
      "global_set(store, handle, global_address, valtype, value): None, or NotImplemented (Python's path)."},
     {"table_get", (PyCFunction)(void (*)(void))table_get, METH_FASTCALL,
      "table_get(store, handle, table_address, index): the element, or NotImplemented (Python's path)."},
+    {"instantiate", (PyCFunction)(void (*)(void))instantiate, METH_FASTCALL,
+     "instantiate(store, handle, module_address, imports): the instance's bytes, or NotImplemented (Python's path)."},
     {"table_set", (PyCFunction)(void (*)(void))table_set, METH_FASTCALL,
      "table_set(store, handle, table_address, valtype, index, value): None, or NotImplemented (Python's path)."},
     {NULL},
@@ -1893,6 +2098,9 @@ int values_add_to_module(PyObject *module)
     call_failure_name = PyUnicode_InternFromString("_call_failure");
     wasm_function_name = PyUnicode_InternFromString("wasm function");
     gc_bridge_name = PyUnicode_InternFromString("_gc_bridge");
+    store_ref_name = PyUnicode_InternFromString("_store");
+    rethrow_name = PyUnicode_InternFromString("rethrow");
+    context_name = PyUnicode_InternFromString("_context");
     to_any_name = PyUnicode_InternFromString("to_any");
     to_extern_name = PyUnicode_InternFromString("to_extern");
     zero = PyLong_FromLong(0);
@@ -1912,7 +2120,8 @@ int values_add_to_module(PyObject *module)
     Py_XDECREF(top);
     if (handle_name == NULL || params_name == NULL || results_name == NULL || call_failure_name == NULL ||
         wasm_function_name == NULL || empty_tuple == NULL || invoke_checked_name == NULL || gc_bridge_name == NULL ||
-        to_any_name == NULL || to_extern_name == NULL || zero == NULL ||
+        to_any_name == NULL || to_extern_name == NULL || zero == NULL || store_ref_name == NULL ||
+        rethrow_name == NULL || context_name == NULL ||
         write_checked_results_name == NULL || write_results_name == NULL || sixty_four == NULL ||
         v128_lowest == NULL || v128_limit == NULL)
         return -1;

@@ -201,6 +201,56 @@ def test_globals_and_tables_run_only_their_accessor(ex):
     assert g.value == 5 and t[1] is obj and t[-3] is obj
 
 
+def cffi_and_wasmpy_calls(action):
+    """The cffi functions and the Python functions of wasmpy that ``action()`` calls (this thread)."""
+    action()
+    called = []
+
+    def profile(frame, event, arg):
+        if event == "c_call" and type(getattr(arg, "__self__", None)).__name__ in ("Lib", "FFI"):
+            called.append(f"cffi {arg.__name__}")
+        elif event == "call" and frame.f_code.co_filename.startswith(WASMPY_DIR):
+            called.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        action()
+    finally:
+        sys.setprofile(None)
+    return called
+
+
+def test_instantiation_and_host_functions_take_one_c_call_each(store, host):
+    module = wasmpy.Module(WAT)
+    called = cffi_and_wasmpy_calls(lambda: wasmpy.Instance(module, host.imports(), store))
+    assert [name for name in called if name.startswith("cffi")] == []
+    assert "_write_extern" not in called
+    assert called.count("_make_host") == 5  # one per host function import, each a C call
+    plain = wasmpy.Module("(module (memory (export \"memory\") 1) (func (export \"f\")))")
+    assert [name for name in cffi_and_wasmpy_calls(lambda: wasmpy.Instance(plain, None, store))
+            if name.startswith("cffi")] == []
+    f = wasmpy.Func(store, host.host_ref, FuncType(["externref"], ["externref"]))
+    assert f(Token()).__class__ is Token
+
+
+def test_instantiation_failures_as_before(store):
+    trapping = wasmpy.Module("""(module (func $start unreachable) (start $start))""")
+    with pytest.raises(wasmpy.Trap) as trapped:
+        wasmpy.Instance(trapping, None, store)
+    assert trapped.value.code == wasmpy.TrapCode.UNREACHABLE
+    needing = wasmpy.Module("""(module (import "env" "f" (func (param i32))))""")
+    with pytest.raises(wasmpy.LinkError, match="env.f"):
+        wasmpy.Instance(needing, {"env": {"f": lambda: None}}, store)
+    with pytest.raises(wasmpy.LinkError, match="missing import env.f"):
+        wasmpy.Instance(needing, {"env": {}}, store)
+    closed = wasmpy.Store()
+    closed.close()
+    with pytest.raises(wasmpy.WasmError, match="the store is closed"):
+        wasmpy.Instance(trapping, None, closed)
+    with pytest.raises(wasmpy.WasmError, match="the store is closed"):
+        wasmpy.Instance(needing, {"env": {"f": lambda x: None}}, closed)
+
+
 # --- the same values, and the same errors, as the Python path
 
 class SmallInt(int):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import ast
 import inspect
 import weakref
-from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import (Caller, HostCall, HostFunc, bind_func, checked_host_trampoline_address, enable_vectorcall,
-                      host_trampoline_address, values_configure)
+from ._native import (Caller, HostFunc, bind_func, checked_host_trampoline_address, enable_vectorcall,
+                      host_trampoline_address, make_host_func, values_configure)
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -56,20 +56,13 @@ class Func(Caller, Owner):
         return self
 
     def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
+        """Makes ``fn`` a host function of ``store`` and binds this Func to it, in one C call: native.c's
+        trampolines call ``fn`` (checked ones, through wasmtime_func_new, for signatures with
+        references), and HostCall (csrc/values.c) does the conversions they leave, with the
+        _HostFunction as its Python path."""
         signature = _host_signature(store.engine, functype)
-        host = _HostFunction(store, fn, functype)
-        checked = functype._has_references
-        # The conversions native.c's trampolines leave (references, v128) run in C: HostCall.
-        calls = HostCall(host, fn, host._store, functype.params, functype.results)
-        native = HostFunc(store._handle, fn, signature.params, signature.results, calls, host.write_results,
-                          host.rethrow)
-        func = ffi.new("wasmtime_func_t *")
-        with store._lock:
-            new = lib.wasmtime_func_new if checked else lib.wasmtime_func_new_unchecked
-            new(store._context(), signature.c_type, _CHECKED_HOST_TRAMPOLINE if checked else _HOST_TRAMPOLINE,
-                ffi.cast("void *", id(native)), ffi.NULL, func)
-            store._handle.keep(native)  # wasmtime refers to it by address
-        self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
+        make_host_func(self, store, fn, functype, signature.address, signature.params, signature.results,
+                       _HostFunction(store, fn, functype), getattr(fn, "__name__", "host function"))
 
     @classmethod
     def _from_c(cls, store: Store, func, name: str = "wasm function", functype: Optional[FuncType] = None) -> "Func":
@@ -239,12 +232,9 @@ def _func_type(store: Store, address: int) -> FuncType:
     return functype
 
 
-_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
-_CHECKED_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_callback_t", checked_host_trampoline_address())
-
-
 class _HostSignature(NamedTuple):
-    c_type: Any  # wasm_functype_t *
+    c_type: Any  # wasm_functype_t *, freed with this
+    address: int  # of c_type
     params: bytes
     results: bytes
 
@@ -263,7 +253,9 @@ def _host_signature(engine: Engine, functype: FuncType) -> _HostSignature:
     if signature is None:
         if len(cache) >= _HOST_SIGNATURES_KEPT:
             cache.clear()
-        signature = cache[functype] = _HostSignature(functype._to_c(), *functype._value_kinds())
+        c_type = functype._to_c()
+        signature = cache[functype] = _HostSignature(c_type, int(ffi.cast("uintptr_t", c_type)),
+                                                     *functype._value_kinds())
     return signature
 
 
@@ -433,8 +425,11 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
                         f"{functype}")
 
 
-# Functions already found to fit a type: instantiating a module again checks its imports again.
-_FITTING: "weakref.WeakKeyDictionary[Callable[..., Any], Set[FuncType]]" = weakref.WeakKeyDictionary()
+# Functions already found to fit a type: instantiating a module again checks its imports again. The
+# FuncTypes (a module's, the same objects at every instantiation) are kept by identity: hashing one
+# hashes each of its ValTypes, in Python.
+_FITTING: "weakref.WeakKeyDictionary[Callable[..., Any], Dict[int, FuncType]]" = weakref.WeakKeyDictionary()
+_FITTING_KEPT = 64  # types per function: beyond that many, start over
 
 
 def _check_annotations_once(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
@@ -444,13 +439,16 @@ def _check_annotations_once(fn: Callable[..., Any], functype: FuncType, where: s
     except TypeError:  # not weakly referenceable (e.g. some builtins) or unhashable
         check_annotations(fn, functype, where)
         return
-    if fitting is not None and functype in fitting:
+    if fitting is not None and fitting.get(id(functype)) is functype:
         return
     check_annotations(fn, functype, where)
     try:
-        _FITTING.setdefault(fn, set()).add(functype)
+        fitting = _FITTING.setdefault(fn, {})
     except TypeError:
-        pass
+        return
+    if len(fitting) >= _FITTING_KEPT:
+        fitting.clear()
+    fitting[id(functype)] = functype
 
 
 def _positional_range(signature: inspect.Signature) -> Tuple[int, int]:
@@ -490,4 +488,5 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
 
 
 values_configure(func=Func, call=Func._call_slow, call_vals=Func._call_vals_slow, call_failed=Func._call_failed,
-                 func_types=_FUNC_TYPES, func_type=_func_type)
+                 func_types=_FUNC_TYPES, func_type=_func_type, host_func=HostFunc,
+                 host_trampolines=(host_trampoline_address(), checked_host_trampoline_address()))
