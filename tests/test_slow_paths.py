@@ -559,3 +559,16 @@ def test_anyref_conversions_cost_no_fuel_and_keep_the_deadline():
     deadline = store._handle.deadline_ns
     assert ex.callhost_any(obj) is obj
     assert store._handle.deadline_ns == deadline
+
+
+def test_func_checks_a_functions_annotations_once_per_type(store):
+    def typed(x: "externref") -> "externref":
+        return x
+
+    functype = FuncType(["externref"], ["externref"])
+    called = wasmpy_functions_called(lambda: wasmpy.Func(store, typed, functype))
+    assert "check_annotations" not in called and "_make_host" in called
+    with pytest.raises(wasmpy.LinkError, match="annotated"):
+        wasmpy.Func(store, typed, FuncType(["i32"], ["externref"]))
+    with pytest.raises(wasmpy.LinkError, match="annotated"):  # a mismatch is not remembered as a fit
+        wasmpy.Func(store, typed, FuncType(["i32"], ["externref"]))

@@ -473,7 +473,7 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
     if functype is not None:
         if not isinstance(functype, FuncType):
             raise TypeError(f"type must be a wasmpy.FuncType, not {type(functype).__name__}")
-        check_annotations(fn, functype, _name(fn))
+        _check_annotations_once(fn, functype, _name(fn))
         return functype
     params, results = _annotations(inspect.signature(fn))
     for name, annotated in params:
