@@ -1296,7 +1296,7 @@ static PyObject *host_call_function(HostCall *self, PyObject **args, Py_ssize_t 
 static PyObject *host_call_raw(HostCall *self, PyObject *address)
 {
     wasmtime_val_raw_t *values = PyLong_AsVoidPtr(address);
-    if (values == NULL)
+    if (values == NULL && PyErr_Occurred())
         return NULL;
     PyObject *small_args[STACK_VALUES], *small_items[STACK_VALUES];
     wasmtime_val_raw_t small_raw[STACK_VALUES];
@@ -1325,7 +1325,8 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
         converted = raw_from_python(self->codes[self->nparams + i], PyTuple_GET_ITEM(self->results, i), items[i],
                                     &raw[i]) == 0;
     if (converted) {
-        memcpy(values, raw, self->nresults * sizeof(*raw));
+        if (self->nresults > 0)
+            memcpy(values, raw, self->nresults * sizeof(*raw));
         outcome = Py_NewRef(Py_None);
     } else { /* Python checks them and explains what is wrong */
         outcome = host_method(self, write_results_name, result, address);
@@ -1427,7 +1428,8 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
         }
         goto done;
     }
-    memcpy(results, made, self->nresults * sizeof(*made)); /* the roots move to wasmtime */
+    if (self->nresults > 0)
+        memcpy(results, made, self->nresults * sizeof(*made)); /* the roots move to wasmtime */
     outcome = Py_NewRef(Py_None);
 done:
     Py_XDECREF(result);
@@ -1591,8 +1593,11 @@ static PyObject *make_host_func(PyObject *module, PyObject *const *args, Py_ssiz
     Where where = {store, handle, NULL};
     int entered = where_enter(&where);
     if (entered != 0) {
-        if (entered > 0) /* the store is closed: store._context() says so */
-            Py_XDECREF(PyObject_CallMethodNoArgs(store, context_name));
+        PyObject *context = entered > 0 ? PyObject_CallMethodNoArgs(store, context_name) : NULL;
+        if (context != NULL) { /* closed stores stay closed: it raises */
+            Py_DECREF(context);
+            PyErr_SetString(PyExc_SystemError, "Store._context() of a closed store returned");
+        }
         goto done;
     }
     wasmtime_func_t wasm_func;
@@ -1711,9 +1716,10 @@ static int table_position(PyObject *index, uint64_t size, uint64_t *position)
         return 1;
     }
     if (value < 0) {
-        if ((unsigned long long)-value > size)
+        unsigned long long back = 0ULL - (unsigned long long)value; /* -value, without overflow */
+        if (back > size)
             return 1;
-        *position = size - (unsigned long long)-value;
+        *position = size - back;
         return 0;
     }
     if ((unsigned long long)value >= size)

@@ -362,7 +362,7 @@ def test_globals_as_the_python_path(ex, name, values):
 def test_tables_as_the_python_path(ex):
     obj = Token()
     for table, value in ((ex.objects, obj), (ex.funcs, ex.add), (ex.objects, Val(ValType.i32, 1)), (ex.funcs, "x")):
-        for index in (0, 3, -1, -4, 4, -5, True, 2**70, -2**70, 1.0, "0", Indexable()):
+        for index in (0, 3, -1, -4, 4, -5, True, 2**63 - 1, -2**63, 2**70, -2**70, 1.0, "0", Indexable()):
             fast = outcome(lambda: table.__setitem__(index, value)), outcome(lambda: table[index])
             slow = outcome(lambda: table._setitem_in_python(index, value)), outcome(
                 lambda: table._getitem_in_python(index))
