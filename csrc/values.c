@@ -1193,6 +1193,16 @@ static PyObject *bind_func(PyObject *module, PyObject *const *args, Py_ssize_t n
     Py_RETURN_NONE;
 }
 
+/* A new Func bound to `*wasm_func` of `store`, of FuncType `functype`, named `name`. */
+static PyObject *new_bound_func(PyObject *store, const wasmtime_func_t *wasm_func, PyObject *functype,
+                                PyObject *name)
+{
+    PyObject *func = func_class->tp_new(func_class, empty_tuple, NULL);
+    if (func != NULL && bind(func, store, wasm_func, functype, name) < 0)
+        Py_CLEAR(func);
+    return func;
+}
+
 /* A new Func for a funcref of the store (its type asked of wasmtime once per function: FuncTypes
  * are kept by the function's identity, a store id that is never reused and a VMFuncRef that lives
  * as long as its store). */
@@ -1213,11 +1223,42 @@ static PyObject *new_func(const Where *where, const wasmtime_func_t *wasm_func)
     }
     if (functype == NULL)
         return NULL;
-    PyObject *func = func_class->tp_new(func_class, empty_tuple, NULL);
-    if (func != NULL && bind(func, where->store, wasm_func, functype, wasm_function_name) < 0)
-        Py_CLEAR(func);
+    PyObject *func = new_bound_func(where->store, wasm_func, functype, wasm_function_name);
     Py_DECREF(functype);
     return func;
+}
+
+/* export_func(store, handle, instance, name, functype): the function the instance (the bytes of its
+ * wasmtime_instance_t) exports as `name`, a new Func of `functype` (the export's type) named `name`;
+ * NotImplemented where Python's path must do it (no such export, another kind, a closed store). */
+static PyObject *export_func(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (require_configured() < 0 || check_arguments("export_func", nargs, 5) < 0)
+        return NULL;
+    if (!PyObject_TypeCheck(args[1], handle_class) || !PyBytes_Check(args[2]) ||
+        PyBytes_GET_SIZE(args[2]) != sizeof(wasmtime_instance_t) || !PyUnicode_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "export_func() needs a StoreHandle, an instance and a name");
+        return NULL;
+    }
+    PyObject *encoded = PyUnicode_AsEncodedString(args[3], "utf-8", "surrogateescape");
+    if (encoded == NULL)
+        return NULL;
+    wasmtime_instance_t instance;
+    memcpy(&instance, PyBytes_AS_STRING(args[2]), sizeof(instance));
+    Where where = {args[0], args[1], NULL};
+    int entered = where_enter(&where);
+    if (entered != 0) {
+        Py_DECREF(encoded);
+        return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+    }
+    wasmtime_extern_t item;
+    int found = wasmtime_instance_export_get(where.context, &instance, PyBytes_AS_STRING(encoded),
+                                             (size_t)PyBytes_GET_SIZE(encoded), &item);
+    where_leave(&where);
+    Py_DECREF(encoded);
+    if (!found || item.kind != WASMTIME_EXTERN_FUNC)
+        Py_RETURN_NOTIMPLEMENTED;
+    return new_bound_func(where.store, &item.of.func, args[4], args[3]);
 }
 
 static PyTypeObject FuncCallType = {
@@ -2065,6 +2106,8 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
 static PyMethodDef values_functions[] = {
     {"values_configure", (PyCFunction)(void (*)(void))values_configure, METH_VARARGS | METH_KEYWORDS,
      "values_configure(**objects): the classes and Python conversions values.c works with (wasmpy gives them)."},
+    {"export_func", (PyCFunction)(void (*)(void))export_func, METH_FASTCALL,
+     "export_func(store, handle, instance, name, functype): the exported Func, or NotImplemented (Python's path)."},
     {"bind_func", (PyCFunction)(void (*)(void))bind_func, METH_FASTCALL,
      "bind_func(func, store, func_address, functype, name): binds a new Func to a wasmtime_func_t (copied)."},
     {"make_host_func", (PyCFunction)(void (*)(void))make_host_func, METH_FASTCALL,

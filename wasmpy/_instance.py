@@ -13,7 +13,7 @@ from ._func import Func
 from ._global import Global
 from ._memory import Memory
 from ._module import Module
-from ._native import instantiate, values_configure
+from ._native import export_func, instantiate, values_configure
 from ._ownership import Owner, init_once
 from ._signals import keep_trap_handlers_first
 from ._store import Store
@@ -309,6 +309,10 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
 
     def __load(self, name: str) -> Extern:
         store, instance, types = self.__state
+        if type(types[name]) is FuncType:  # functions, the most common exports, are made in C
+            func = export_func(store, store._handle, instance, name, types[name])
+            if func is not NotImplemented:
+                return func
         encoded = name.encode("utf-8", "surrogateescape")
         item = ffi.new("wasmtime_extern_t *")
         with store._lock:
