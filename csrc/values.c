@@ -7,10 +7,11 @@
  * - HostCall: a host function's conversions when native.c's raw trampoline cannot do them in C
  *   (v128), and for signatures with references, behind its checked trampoline.
  * - global_get/global_set, table_get/table_set: Global.value and Table elements.
- * - instantiate: a module's instantiation in one call (lock, imports, wasmtime, WASI output).
+ * - instantiate, make_host_func, export_func, bind_func: instantiation, host functions, exported
+ *   functions and funcref results, each made in one call.
  *
- * C converts numbers, v128, None (null references), Python objects as externref and Funcs as
- * funcref. Anything else (AnyRef, WasmException, Python objects as anyref, Val subclasses, ints
+ * C converts numbers, v128, None (null references), Python objects as externref and anyref, and
+ * Funcs as funcref. Anything else (AnyRef GC references, WasmException, Val subclasses, ints
  * Python must check) goes, one value at a time, to wasmpy's Python conversions (_values.py),
  * and every error to the Python path of the operation, so that each message lives in one
  * place: C either completes an operation, or hands it to Python before doing anything the
@@ -81,7 +82,7 @@ static const struct {
 #define STACK_VALUES 8
 
 /* ------------------------------------------------------------------------------------------ */
-/* What values_configure() was given (borrowed from modules that live as long as the process). */
+/* What values_configure() was given: wasmpy's classes and Python paths, kept for the process. */
 
 static int configured;
 static PyObject *valtype_members[VALTYPE_COUNT]; /* ValType.i32, ... in VALTYPES' order */

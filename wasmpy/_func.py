@@ -81,7 +81,7 @@ class Func(Caller, Owner):
         bind_func(self, store, int(ffi.cast("uintptr_t", func)), functype, name)
 
     @property
-    def _func(self):
+    def _func(self) -> Any:
         """The ``wasmtime_func_t *`` (valid while this Func lives)."""
         return ffi.cast("wasmtime_func_t *", self._calls.address)
 

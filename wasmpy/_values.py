@@ -454,8 +454,9 @@ def from_val(store, val, exact: bool = False, declared: Any = None, owned: bool 
             lib.wasmtime_val_unroot(val)
 
 
-# --- csrc/values.c converts numbers, v128, null references, externrefs of Python objects and funcrefs
-# in C, and hands each other value to these (the one place where each conversion and its errors live).
+# --- csrc/values.c converts numbers, v128, null references, Python objects as externref or anyref, and
+# funcrefs in C, and hands each other value to these (the one place where each conversion and its
+# errors live).
 
 def _write_val(store, valtype: ValType, value: Any, address: int) -> None:
     """to_val, for the ``wasmtime_val_t`` at ``address`` (the root, if any, moves there)."""
