@@ -2,8 +2,10 @@
 
 Wall time on a loaded machine wanders; the number of instructions an
 operation executes does not. This mode runs one child interpreter under
-``valgrind --tool=callgrind`` that instantiates the calls and memory modules
-in wasmpy and in each installed peer, and counts only inside *windows*: each
+``valgrind --tool=callgrind`` that instantiates the calls, values and memory
+modules in wasmpy and in each installed peer (and counts instantiating a small
+module again, as the instantiate group times it), and counts only inside
+*windows*: each
 window is a timing loop (the generated loop of timing.py, statement unrolled
 10 times) run through ``sys.call_tracing``, and callgrind is told to collect
 only inside ``_PyEval_CallTracing`` (an exported CPython function nothing
@@ -44,6 +46,7 @@ TIMEOUT = 1800                   # seconds for the whole child under callgrind
 MEMORY_OFFSET = 4096
 SIXTEEN = b"0123456789abcdef"
 HOST_OVERHEAD = "host_overhead"
+HOST_REF_OVERHEAD = "host_ref_overhead"
 
 
 @dataclass(frozen=True)
@@ -65,20 +68,60 @@ class ValgrindMissing(RuntimeError):
     """valgrind is not installed (or not on PATH)."""
 
 
+# Instantiations counted (keys of Runtime.instantiate_stmts, on the instantiate group's modules); the
+# cyclic GC runs in their windows, since freeing what an instantiation made is part of its cost.
+INSTANTIATE = [("new_store", "instantiate a small module, new store", "small"),
+               ("with_import", "the same, with a Python import", "small_import")]
+
+
 def _cases() -> List[Tuple[str, str, str]]:
-    """(key, label, module) of every operation counted: the calls group's shapes, then memory's."""
-    from .suite import CALLS
+    """(key, label, group) of every operation counted: the calls group's shapes, the values group's,
+    memory's, and instantiation."""
+    from .suite import CALLS, VALUES
     return ([(key, label, "calls") for key, label, *_ in CALLS]
+            + [(key, label, "values") for key, label in VALUES]
             + [("read16", "memory.read(offset, 16)", "memory"),
-               ("write16", "memory.write(offset, 16 bytes)", "memory")])
+               ("write16", "memory.write(offset, 16 bytes)", "memory")]
+            + [(key, label, "instantiate") for key, label, _ in INSTANTIATE])
 
 
 # --- the child, under callgrind
 
 
-def _statement(key: str, inst: Any) -> Tuple[str, Dict[str, Any]]:
-    """The statement a case counts, checked once first (a wrong result is an error, not a figure)."""
+def _instance(rt: Any, group: str, instances: Dict[Tuple[str, str], Any]) -> Any:
+    """The runtime's instance of the group's module, made once."""
+    from . import modules
+    from .runtimes import _host, _host_ref
+    if (rt.name, group) not in instances:
+        instances[rt.name, group] = rt.instantiate(modules.wasm(group), _host if group == "calls" else None,
+                                                   _host_ref if group == "values" else None)
+    return instances[rt.name, group]
+
+
+def _statement(key: str, group: str, rt: Any,
+               instances: Dict[Tuple[str, str], Any]) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The statement a case counts, checked once first (a wrong result is an error, not a figure);
+    None where the runtime has no such operation."""
+    from . import modules
     from .suite import CALLS, _expect
+    if group == "instantiate":
+        wasm = modules.wasm(next(module for name, _, module in INSTANTIATE if name == key))
+        factory = rt.instantiate_stmts(wasm).get(key)
+        if factory is None:
+            return None
+        stmt, names = factory()
+        exec(stmt, {}, dict(names))
+        return stmt, names
+    if group == "values":
+        if not rt.reference_types:
+            return None
+        found = _instance(rt, group, instances).values_case(key)
+        if found is None:
+            return None
+        (stmt, names), check = found
+        check()
+        return stmt, names
+    inst = _instance(rt, group, instances)
     if key == "read16":
         inst.memory_view()[MEMORY_OFFSET:MEMORY_OFFSET + len(SIXTEEN)] = SIXTEEN
         stmt, names = inst.read16_stmt(MEMORY_OFFSET)
@@ -111,8 +154,7 @@ def _freeze_ticker() -> str:
 def child(plan: Plan, keys: List[str], out: Path) -> None:
     """Runs the windows, in an order written to ``out`` (JSON) with the errors: callgrind's dump
     number i is window i."""
-    from . import modules
-    from .runtimes import _host, all_runtimes
+    from .runtimes import all_runtimes
     from .timing import compile_loop
 
     runtimes = [rt for rt in all_runtimes() if rt.available]
@@ -121,15 +163,16 @@ def child(plan: Plan, keys: List[str], out: Path) -> None:
     errors: Dict[str, Dict[str, str]] = {}
     instances: Dict[Tuple[str, str], Any] = {}
     gc.disable()  # as the timing loops do: no collection inside a window
-    for key, _, module in _cases():
+    for key, _, group in _cases():
         if key not in keys:
             continue
+        collecting = group == "instantiate"
         for rt in runtimes:
             try:
-                if (rt.name, module) not in instances:
-                    instances[rt.name, module] = rt.instantiate(modules.wasm(module),
-                                                                _host if module == "calls" else None)
-                stmt, names = _statement(key, instances[rt.name, module])
+                found = _statement(key, group, rt, instances)
+                if found is None:
+                    continue
+                stmt, names = found
                 params = sorted(names)
                 loop = compile_loop(stmt, params, UNROLL)
                 args = tuple(names[p] for p in params)
@@ -142,7 +185,11 @@ def child(plan: Plan, keys: List[str], out: Path) -> None:
                 continue
             for _ in range(plan.pairs):
                 for iterations in (plan.base, plan.base + extra):
+                    if collecting:
+                        gc.collect()  # not counted: each window starts with no garbage
+                        gc.enable()
                     sys.call_tracing(loop, (iterations, *args))
+                    gc.disable()
                     windows.append({"key": key, "runtime": rt.name, "iterations": iterations})
     out.write_text(json.dumps({"windows": windows, "errors": errors, "ticker": ticker}))
 
@@ -211,13 +258,15 @@ def count(plan: Plan, keys: Optional[List[str]] = None) -> Dict[str, Any]:
             per_runtime[name] = {"per_op": median, "pairs": values, "operations": operations_of[key, name],
                                  "spread": (max(values) - min(values)) / median if median else None}
         figures[key] = {"label": label, "instructions": per_runtime, "errors": written["errors"].get(key)}
-    if "host_call" in figures and "ident_i32" in figures:
-        host, plain = figures["host_call"]["instructions"], figures["ident_i32"]["instructions"]
-        figures[HOST_OVERHEAD] = {
-            "label": "  host call overhead (callhost - ident)", "errors": None,
-            "instructions": {name: {"per_op": host[name]["per_op"] - plain[name]["per_op"], "pairs": None,
-                                    "operations": None,
-                                    "spread": None} for name in host if name in plain}}
+    for overhead, host_key, plain_key, label in (
+            (HOST_OVERHEAD, "host_call", "ident_i32", "  host call overhead (callhost - ident)"),
+            (HOST_REF_OVERHEAD, "host_ref", "externref", "  externref host call overhead (callhost_ref - ident_ref)")):
+        if host_key in figures and plain_key in figures:
+            host, plain = figures[host_key]["instructions"], figures[plain_key]["instructions"]
+            figures[overhead] = {
+                "label": label, "errors": None,
+                "instructions": {name: {"per_op": host[name]["per_op"] - plain[name]["per_op"], "pairs": None,
+                                        "operations": None, "spread": None} for name in host if name in plain}}
     return {"plan": asdict(plan), "unroll": UNROLL, "marker": MARKER, "wasmpy_ticker": written["ticker"],
             "valgrind": subprocess.run([valgrind, "--version"], capture_output=True, text=True).stdout.strip(),
             "benchmarks": figures}

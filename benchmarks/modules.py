@@ -31,6 +31,28 @@ CALLS_WAT = """
     (call $host (local.get 0))))
 """
 
+# The values group: references, v128, globals and tables, and a wasm -> Python round trip through
+# the import env.host_ref (externref -> externref). pywasm3 loads none of it (no reference types, no
+# SIMD).
+VALUES_WAT = """
+(module
+  (import "env" "host_ref" (func $host_ref (param externref) (result externref)))
+  (global (export "counter") (mut i32) (i32.const 0))
+  (table (export "objects") 4 externref)
+  (func (export "add") (param i32 i32) (result i32)
+    (i32.add (local.get 0) (local.get 1)))
+  (func (export "ident_ref") (param externref) (result externref)
+    (local.get 0))
+  (func (export "ident_any") (param anyref) (result anyref)
+    (local.get 0))
+  (func (export "ident_func") (param funcref) (result funcref)
+    (local.get 0))
+  (func (export "ident_v128") (param v128) (result v128)
+    (local.get 0))
+  (func (export "callhost_ref") (param externref) (result externref)
+    (call $host_ref (local.get 0))))
+"""
+
 FIB_WAT = """
 (module
   (func $fib (export "fib") (param i32) (result i32)
@@ -68,7 +90,7 @@ SMALL_IMPORT_WAT = f"""(module
   (func (export "callhost") (param i32) (result i32)
     (call $host (local.get 0))))"""
 
-_WAT = {"calls": CALLS_WAT, "fib": FIB_WAT, "memory": MEMORY_WAT, "small": SMALL_WAT,
+_WAT = {"calls": CALLS_WAT, "values": VALUES_WAT, "fib": FIB_WAT, "memory": MEMORY_WAT, "small": SMALL_WAT,
         "small_import": SMALL_IMPORT_WAT}
 _KERNELS = {"nbody": "nbody.wasm", "hash": "hash.wasm"}
 

@@ -17,6 +17,9 @@ import importlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Stmt = Tuple[str, Dict[str, Any]]  # a statement and the names it uses
+# A statement of the values group and its check, run once before timing (raises AssertionError if the
+# runtime does not do what the statement claims).
+ValuesCase = Tuple[Stmt, Callable[[], None]]
 
 # Exactly what `pip install` needs for the peers (a `bench` extra).
 PEER_REQUIREMENTS = {"wasmtime": "wasmtime==50.0.1", "pywasm3": "pywasm3==0.5.0"}
@@ -27,6 +30,29 @@ WASM3_STACK_BYTES = 64 * 1024
 def _host(x: int) -> int:
     """The Python function that wasm calls in the host-call benchmarks: i32 -> i32, the identity."""
     return x
+
+
+def _host_ref(x):  # type: ignore[no-untyped-def]  (wasmpy would check annotations against the import)
+    """The Python function that wasm calls in the externref host-call benchmark: the identity."""
+    return x
+
+
+class Payload:
+    """The Python object the values group hands to wasm as a reference (truthy, compared by identity)."""
+
+
+PAYLOAD = Payload()
+V128 = 0x0123456789ABCDEF_FEDCBA9876543210   # the v128 argument, as an int
+
+
+def _check(got: Any, want: Any, what: str, identical: bool = False) -> None:
+    if (got is not want) if identical else (got != want):
+        raise AssertionError(f"{what} gave {got!r}, expected {want!r}")
+
+
+def _run(stmt: Stmt) -> None:
+    """Runs a statement once, as its timing loop will."""
+    exec(stmt[0], {}, dict(stmt[1]))
 
 
 class Instance:
@@ -53,6 +79,11 @@ class Instance:
         """A statement that takes a new zero-copy view of the memory, or None."""
         return None
 
+    def values_case(self, key: str) -> Optional[ValuesCase]:
+        """The values group's benchmark ``key`` (see suite.VALUES) on an instance of the values module:
+        its statement and check, or None where the runtime has no such operation."""
+        return None
+
 
 class Runtime:
     name = ""
@@ -60,6 +91,7 @@ class Runtime:
     requirement: Optional[str] = None
     # At most this many instantiations per round (None: no bound), for a runtime that never frees them.
     instantiate_max_ops: Optional[int] = None
+    reference_types = True      # whether it loads the values module (externref, funcref, v128)
 
     def __init__(self) -> None:
         self.available = False
@@ -86,8 +118,10 @@ class Runtime:
                 "error": self.error}
 
     # What each runtime implements.
-    def instantiate(self, wasm: bytes, host: Optional[Callable[[int], int]] = None) -> Instance:
-        """An instance in a new store; ``host`` satisfies the import ``env.host`` (i32 -> i32) if given."""
+    def instantiate(self, wasm: bytes, host: Optional[Callable[[int], int]] = None,
+                    host_ref: Optional[Callable[[Any], Any]] = None) -> Instance:
+        """An instance in a new store; ``host`` satisfies the import ``env.host`` (i32 -> i32) and
+        ``host_ref`` the import ``env.host_ref`` (externref -> externref), if given."""
         raise NotImplementedError
 
     def instantiate_stmts(self, wasm: bytes) -> Dict[str, Optional[Callable[[], Stmt]]]:
@@ -102,9 +136,10 @@ class Runtime:
 
 
 class WasmpyInstance(Instance):
-    def __init__(self, rt: "Wasmpy", wasm: bytes, host: Optional[Callable]) -> None:
-        wasmpy = rt.wasmpy
-        imports = {"env": {"host": host}} if host is not None else None
+    def __init__(self, rt: "Wasmpy", wasm: bytes, host: Optional[Callable], host_ref: Optional[Callable]) -> None:
+        wasmpy = self.wasmpy = rt.wasmpy
+        env = {name: fn for name, fn in (("host", host), ("host_ref", host_ref)) if fn is not None}
+        imports = {"env": env} if env else None
         self.store = wasmpy.Store(rt.engine)
         self.instance = wasmpy.Instance(wasmpy.Module(wasm, rt.engine), imports, self.store)
         self.exports = self.instance.exports
@@ -127,6 +162,39 @@ class WasmpyInstance(Instance):
     def view_stmt(self) -> Stmt:
         return "memoryview(m)", {"m": self.exports["memory"]}
 
+    def values_case(self, key: str) -> Optional[ValuesCase]:
+        exports, Val, i32 = self.exports, self.wasmpy.Val, self.wasmpy.ValType.i32
+        if key in ("externref", "anyref", "host_ref"):
+            f = exports[{"externref": "ident_ref", "anyref": "ident_any", "host_ref": "callhost_ref"}[key]]
+            return ("f(o)", {"f": f, "o": PAYLOAD}), lambda: _check(f(PAYLOAD), PAYLOAD, key, identical=True)
+        if key == "funcref":
+            f, add = exports["ident_func"], exports["add"]
+            return ("f(g)", {"f": f, "g": add}), lambda: _check(f(add)(1, 2), 3, "ident_func(add)(1, 2)")
+        if key == "v128":
+            f = exports["ident_v128"]
+            return ("f(x)", {"f": f, "x": V128}), lambda: _check(f(V128), V128, key)
+        if key == "val_args":
+            f, a, b = exports["add"], Val(i32, 1), Val(i32, 2)
+            return ("f(a, b)", {"f": f, "a": a, "b": b}), lambda: _check(f(a, b), 3, key)
+        if key == "call_vals":
+            f = exports["add"]
+            return ("f.call_vals(1, 2)", {"f": f}), lambda: _check(f.call_vals(1, 2), (Val(i32, 3),), key)
+        g, t = exports["counter"], exports["objects"]
+        if key == "global_get":
+            g.value = 7
+            return ("g.value", {"g": g}), lambda: _check(g.value, 7, key)
+        if key == "global_set":
+            stmt = "g.value = 5", {"g": g}
+            return stmt, lambda: (_run(stmt), _check(g.value, 5, key))
+        if key == "table_get":
+            t[0] = PAYLOAD
+            return ("t[0]", {"t": t}), lambda: _check(t[0], PAYLOAD, key, identical=True)
+        if key == "table_set":
+            t[0] = None
+            stmt = "t[0] = o", {"t": t, "o": PAYLOAD}
+            return stmt, lambda: (_run(stmt), _check(t[0], PAYLOAD, key, identical=True))
+        return None
+
 
 class Wasmpy(Runtime):
     name = "wasmpy"
@@ -138,8 +206,9 @@ class Wasmpy(Runtime):
         self.version = f"{self._distribution_version() or 'source tree'} (wasmtime {self.wasmpy.WASMTIME_VERSION})"
         self.engine = self.wasmpy.Engine(**self.engine_options) if self.engine_options else None
 
-    def instantiate(self, wasm: bytes, host: Optional[Callable] = None) -> Instance:
-        return WasmpyInstance(self, wasm, host)
+    def instantiate(self, wasm: bytes, host: Optional[Callable] = None,
+                    host_ref: Optional[Callable] = None) -> Instance:
+        return WasmpyInstance(self, wasm, host, host_ref)
 
     def instantiate_stmts(self, wasm: bytes) -> Dict[str, Optional[Callable[[], Stmt]]]:
         wasmpy = self.wasmpy
@@ -178,13 +247,17 @@ class WasmpyPooled(Wasmpy):
 
 
 class WasmtimeInstance(Instance):
-    def __init__(self, rt: "WasmtimePackage", wasm: bytes, host: Optional[Callable]) -> None:
-        wasmtime = rt.wasmtime
+    def __init__(self, rt: "WasmtimePackage", wasm: bytes, host: Optional[Callable],
+                 host_ref: Optional[Callable]) -> None:
+        wasmtime = self.wasmtime = rt.wasmtime
         self.store = rt.new_store()
         module = wasmtime.Module(rt.engine, wasm)
-        imports: List[Any] = []
+        imports: List[Any] = []  # in import order: env.host comes first in a module importing both
         if host is not None:
             imports.append(wasmtime.Func(self.store, rt.host_type(), host))
+        if host_ref is not None:
+            externref = wasmtime.ValType.externref()
+            imports.append(wasmtime.Func(self.store, wasmtime.FuncType([externref], [externref]), host_ref))
         self.instance = wasmtime.Instance(self.store, module, imports)
         self.exports = self.instance.exports(self.store)
 
@@ -205,6 +278,36 @@ class WasmtimeInstance(Instance):
 
     def view_stmt(self) -> Stmt:
         return "memoryview(m.get_buffer_ptr(s))", {"m": self.exports["memory"], "s": self.store}
+
+    def values_case(self, key: str) -> Optional[ValuesCase]:
+        # The package has no anyref, no v128 values and no call returning Vals.
+        exports, s, Val = self.exports, self.store, self.wasmtime.Val
+        if key in ("externref", "host_ref"):
+            f = exports["ident_ref" if key == "externref" else "callhost_ref"]
+            return ("f(s, o)", {"f": f, "s": s, "o": PAYLOAD}), lambda: _check(f(s, PAYLOAD), PAYLOAD, key,
+                                                                               identical=True)
+        if key == "funcref":
+            f, add = exports["ident_func"], exports["add"]
+            return ("f(s, g)", {"f": f, "s": s, "g": add}), lambda: _check(f(s, add)(s, 1, 2), 3,
+                                                                            "ident_func(add)(1, 2)")
+        if key == "val_args":
+            f, a, b = exports["add"], Val.i32(1), Val.i32(2)
+            return ("f(s, a, b)", {"f": f, "s": s, "a": a, "b": b}), lambda: _check(f(s, a, b), 3, key)
+        g, t = exports["counter"], exports["objects"]
+        if key == "global_get":
+            g.set_value(s, 7)
+            return ("g.value(s)", {"g": g, "s": s}), lambda: _check(g.value(s), 7, key)
+        if key == "global_set":
+            stmt = "g.set_value(s, 5)", {"g": g, "s": s}
+            return stmt, lambda: (_run(stmt), _check(g.value(s), 5, key))
+        if key == "table_get":
+            t.set(s, 0, PAYLOAD)
+            return ("t.get(s, 0)", {"t": t, "s": s}), lambda: _check(t.get(s, 0), PAYLOAD, key, identical=True)
+        if key == "table_set":
+            t.set(s, 0, None)
+            stmt = "t.set(s, 0, o)", {"t": t, "s": s, "o": PAYLOAD}
+            return stmt, lambda: (_run(stmt), _check(t.get(s, 0), PAYLOAD, key, identical=True))
+        return None
 
 
 class WasmtimePackage(Runtime):
@@ -227,8 +330,9 @@ class WasmtimePackage(Runtime):
         i32 = self.wasmtime.ValType.i32()
         return self.wasmtime.FuncType([i32], [i32])
 
-    def instantiate(self, wasm: bytes, host: Optional[Callable] = None) -> Instance:
-        return WasmtimeInstance(self, wasm, host)
+    def instantiate(self, wasm: bytes, host: Optional[Callable] = None,
+                    host_ref: Optional[Callable] = None) -> Instance:
+        return WasmtimeInstance(self, wasm, host, host_ref)
 
     def instantiate_stmts(self, wasm: bytes) -> Dict[str, Optional[Callable[[], Stmt]]]:
         wasmtime, engine = self.wasmtime, self.engine
@@ -306,12 +410,16 @@ class Pywasm3(Runtime):
     # pywasm3 never frees a runtime or a module (no finalizers): every instantiation leaks its
     # stack and its linear memory, so instantiation rounds are kept short.
     instantiate_max_ops = 64
+    reference_types = False     # nor SIMD, nor an API for globals and tables
 
     def _load(self) -> None:
         self.wasm3 = importlib.import_module("wasm3")
         self.version = f"{self._distribution_version()} (wasm3 {getattr(self.wasm3, 'M3_VERSION', '?')})"
 
-    def instantiate(self, wasm: bytes, host: Optional[Callable] = None) -> Instance:
+    def instantiate(self, wasm: bytes, host: Optional[Callable] = None,
+                    host_ref: Optional[Callable] = None) -> Instance:
+        if host_ref is not None:
+            raise NotImplementedError("pywasm3 has no reference types")
         return Wasm3Instance(self, wasm, host)
 
     def instantiate_stmts(self, wasm: bytes) -> Dict[str, Optional[Callable[[], Stmt]]]:

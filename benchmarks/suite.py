@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import modules
-from .runtimes import Instance, Pywasm3, Runtime, WasmpyNoEpoch, WasmpyPooled, WasmtimeEpoch, _host
+from .runtimes import Instance, Pywasm3, Runtime, WasmpyNoEpoch, WasmpyPooled, WasmtimeEpoch, _host, _host_ref
 from .timing import Case, Result, Settings, measure
 
 MIB = 1 << 20
@@ -84,12 +84,12 @@ class Context:
         return runtimes
 
     def instances(self, module: str, host: Optional[Callable] = None,
-                  runtimes: Optional[List[Runtime]] = None) -> Dict[str, Any]:
+                  runtimes: Optional[List[Runtime]] = None, host_ref: Optional[Callable] = None) -> Dict[str, Any]:
         """An instance of ``module`` per runtime (an error string where instantiation failed)."""
         out: Dict[str, Any] = {}
         for rt in self.runtimes if runtimes is None else runtimes:
             try:
-                out[rt.name] = rt.instantiate(modules.wasm(module), host)
+                out[rt.name] = rt.instantiate(modules.wasm(module), host, host_ref)
             except Exception as error:
                 out[rt.name] = f"{type(error).__name__}: {error}"
                 self.log(f"  {rt.name}: cannot instantiate {module}: {out[rt.name]}")
@@ -181,6 +181,61 @@ def calls(ctx: Context) -> Group:
             f"{key} {value:.2f}x" for key, value in wasmpy_relative.items() if value is not None))
     group.notes.append("the Python host function is the identity, def host(x): return x; each timed "
                        "loop repeats the call 10 times per iteration")
+    return group
+
+
+# --- values: the calls and accesses that convert more than numbers
+
+VALUES = [
+    # key, label (the wasmpy statement; each runtime's adapter gives its own, see Instance.values_case)
+    ("externref", "ident_ref(obj)  externref -> externref"),
+    ("anyref", "ident_any(obj)  anyref -> anyref, a Python object"),
+    ("funcref", "ident_func(add)  funcref -> funcref"),
+    ("v128", "ident_v128(x)  v128 -> v128"),
+    ("val_args", "add(Val(i32, 1), Val(i32, 2))  Val arguments"),
+    ("call_vals", "add.call_vals(1, 2) -> (Val,)"),
+    ("host_ref", "callhost_ref(obj)  wasm -> Python -> wasm, externref"),
+    ("global_get", "counter.value  i32 global, get"),
+    ("global_set", "counter.value = 5  i32 global, set"),
+    ("table_get", "objects[0]  externref table, get"),
+    ("table_set", "objects[0] = obj  externref table, set"),
+]
+
+
+def values_instances(ctx: "Context") -> Dict[str, Any]:
+    """An instance of the values module per runtime that has reference types (the others are logged)."""
+    runtimes = [rt for rt in ctx.runtimes if rt.reference_types]
+    for rt in ctx.runtimes:
+        if not rt.reference_types:
+            ctx.log(f"  no {rt.name} column: it has no reference types or SIMD")
+    return ctx.instances("values", runtimes=runtimes, host_ref=_host_ref)
+
+
+def values(ctx: Context) -> Group:
+    instances = values_instances(ctx)
+    rows: List[Row] = []
+    for key, label in VALUES:
+        cases: Dict[str, Case] = {}
+        errors: Dict[str, str] = {}
+        for name, inst in instances.items():
+            if isinstance(inst, str):
+                errors[name] = inst
+                continue
+            try:
+                found = inst.values_case(key)
+                if found is None:
+                    continue
+                stmt, check = found
+                check()
+                cases[name] = Case(lambda stmt=stmt: stmt)
+            except Exception as error:
+                errors[name] = f"{type(error).__name__}: {error}"
+        ctx.log(f"  {label}")
+        rows.append(_row(key, label, "ns", measure(cases, ctx.settings), errors))
+    group = Group("values", "References, v128, Val, globals and tables (ns per operation)", rows)
+    group.notes.append("obj is a plain Python object, the host function the identity; '-': the runtime has no "
+                       "such operation (the wasmtime package: no anyref, v128 or call returning Vals); "
+                       "pywasm3 loads no module with reference types or SIMD")
     return group
 
 
@@ -504,5 +559,6 @@ def threads(ctx: Context) -> Group:
 
 
 GROUPS: Dict[str, Callable[[Context], Group]] = {
-    "calls": calls, "compute": compute, "memory": memory, "instantiate": instantiate, "threads": threads,
+    "calls": calls, "values": values, "compute": compute, "memory": memory, "instantiate": instantiate,
+    "threads": threads,
 }

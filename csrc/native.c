@@ -22,6 +22,7 @@
 #include "stack.h"
 #include "signals.h"
 #include "ticker.h"
+#include "values.h"
 
 #if PY_VERSION_HEX < 0x030A0000
 static inline PyObject *Py_NewRef(PyObject *object)
@@ -1672,7 +1673,7 @@ PyMODINIT_FUNC PyInit__native(void)
             return NULL;
         }
     }
-    if (wasmpy_signals_init(module) < 0 || ticker_add_to_module(module) < 0) {
+    if (wasmpy_signals_init(module) < 0 || ticker_add_to_module(module) < 0 || values_add_to_module(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -27,6 +27,8 @@ TIMEOUT = 900  # seconds: a quick run takes well under a minute, but test machin
 EXPECTED = {
     "calls": ["noop", "add_i32", "add_i64", "add_f64", "sum5_i32", "two_results", "ident_i32", "host_call",
               "host_overhead"],
+    "values": ["externref", "anyref", "funcref", "v128", "val_args", "call_vals", "host_ref", "global_get",
+               "global_set", "table_get", "table_set"],
     "compute": ["fib30", "nbody", "fnv1a_1mib"],
     "memory": ["read_1mib", "write_1mib", "read16", "write16", "slice16", "new_view"],
     "instantiate": ["new_store", "new_store_call", "same_store", "with_import"],
@@ -66,7 +68,7 @@ def test_quick_run_writes_every_group(tmp_path):
     for peer in ("wasmtime", "pywasm3"):  # optional: reported either way
         assert "available" in figures["runtimes"][peer]
         assert figures["runtimes"][peer]["requirement"]
-    assert set(figures["groups"]) == {"calls", "compute", "memory", "instantiate", "threads"}
+    assert set(figures["groups"]) == {"calls", "values", "compute", "memory", "instantiate", "threads"}
     for group, keys in EXPECTED.items():
         benchmarks = figures["groups"][group]["benchmarks"]
         for key in keys:
@@ -120,7 +122,7 @@ def test_instructions_quick_run(tmp_path):
     assert figures["schema"] == "wasmpy-benchmarks-instructions/1"
     assert figures["instructions"]["wasmpy_ticker"] == "frozen"
     benchmarks = figures["instructions"]["benchmarks"]
-    for key in [*EXPECTED["calls"], "read16", "write16"]:
+    for key in [*EXPECTED["calls"], *EXPECTED["values"], "read16", "write16", "new_store", "with_import"]:
         assert key in benchmarks, key
         per_op = benchmarks[key]["instructions"]["wasmpy"]["per_op"]
         assert isinstance(per_op, (int, float)) and per_op > 0, (key, benchmarks[key])

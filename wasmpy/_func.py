@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from typing import Any, Callable, List, NamedTuple, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, NamedTuple, NoReturn, Optional, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import Caller, HostFunc, checked_host_trampoline_address, enable_vectorcall, host_trampoline_address
+from ._native import (Caller, HostFunc, bind_func, checked_host_trampoline_address, enable_vectorcall,
+                      host_trampoline_address, make_host_func, values_configure)
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -35,10 +36,13 @@ class Func(Caller, Owner):
     externref any object, funcref a Func or None), and returns None, one value,
     or a tuple of values. Integer results come back signed. Signatures of
     numbers only are called without leaving C (the ``Caller`` base class);
-    the rest, and every error, take the Python path here.
+    the rest convert in C too (``FuncCall``, csrc/values.c), which hands
+    what it does not convert, and every error, to the Python path here.
     """
 
-    __slots__ = ("_store", "_func", "type", "name", "__weakref__")
+    __slots__ = ("_store", "_calls", "type", "name", "__weakref__")
+    type: FuncType  # set in C (make_host_func, bind_func)
+    name: str
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         init_once(self, "_store")
@@ -54,37 +58,34 @@ class Func(Caller, Owner):
         return self
 
     def _make_host(self, store: Store, fn: Callable[..., Any], functype: FuncType) -> None:
+        """Makes ``fn`` a host function of ``store`` and binds this Func to it, in one C call: native.c's
+        trampolines call ``fn`` (checked ones, through wasmtime_func_new, for signatures with
+        references), and HostCall (csrc/values.c) does the conversions they leave, with the
+        _HostFunction as its Python path."""
         signature = _host_signature(store.engine, functype)
-        host = _HostFunction(store, fn, functype)
-        checked = functype._has_references
-        native = HostFunc(store._handle, fn, signature.params, signature.results,
-                          host.invoke_checked if checked else host.invoke, host.write_results, host.rethrow)
-        func = ffi.new("wasmtime_func_t *")
-        with store._lock:
-            new = lib.wasmtime_func_new if checked else lib.wasmtime_func_new_unchecked
-            new(store._context(), signature.c_type, _CHECKED_HOST_TRAMPOLINE if checked else _HOST_TRAMPOLINE,
-                ffi.cast("void *", id(native)), ffi.NULL, func)
-            store._handle.keep(native)  # wasmtime refers to it by address
-        self._bind(store, func, functype, getattr(fn, "__name__", "host function"))
+        make_host_func(self, store, fn, functype, signature.address, signature.params, signature.results,
+                       _HostFunction(store, fn, functype), getattr(fn, "__name__", "host function"))
 
     @classmethod
     def _from_c(cls, store: Store, func, name: str = "wasm function", functype: Optional[FuncType] = None) -> "Func":
         """Wraps a ``wasmtime_func_t`` (copied) of ``store``, whose type is asked unless given."""
         if functype is None:
-            functype = take_type(lib.wasmtime_func_type(store._context(), func), FuncType, lib.wasm_functype_delete)
+            functype = _func_type(store, int(ffi.cast("uintptr_t", func)))
         self = cls.__new__(cls)
-        self._bind(store, ffi.new("wasmtime_func_t *", func[0]), functype, name)
+        self._bind(store, func, functype, name)
         return self
 
     def _bind(self, store: Store, func, functype: FuncType, name: str) -> None:
-        self._store = store
-        self._func = func
-        self.type = functype
-        self.name = name
-        # Only exactly known signatures may take the C path, which trusts the types it is given.
-        params, results = functype._value_kinds()
-        self._bind_native(store._handle, int(ffi.cast("uintptr_t", func)), params, results, Func._call_slow,
-                          store._call_failure)
+        """Sets the attributes and the call paths for the ``wasmtime_func_t *`` ``func`` (copied): the
+        numeric fast path (Caller) for exactly known signatures of numbers, which trusts the types it
+        is given, and FuncCall for everything it does not take (csrc/values.c, which does this for
+        funcref results too)."""
+        bind_func(self, store, int(ffi.cast("uintptr_t", func)), functype, name)
+
+    @property
+    def _func(self) -> Any:
+        """The ``wasmtime_func_t *`` (valid while this Func lives)."""
+        return ffi.cast("wasmtime_func_t *", self._calls.address)
 
     @property
     def store(self) -> Store:
@@ -102,6 +103,10 @@ class Func(Caller, Owner):
 
     def call_vals(self, *args: Any) -> Tuple[Any, ...]:
         """Calls with arguments that may be :class:`Val` (exact bits), and returns every result as a Val."""
+        return self._calls.call_vals(self, *args)
+
+    def _call_vals_slow(self, *args: Any) -> Tuple[Any, ...]:
+        """The Python path of :meth:`call_vals`."""
         return self._call_generic(args, exact=True)
 
     def _call_generic(self, args: Tuple[Any, ...], exact: bool) -> Tuple[Any, ...]:
@@ -163,6 +168,19 @@ class Func(Caller, Owner):
                 values = _read_vals(store, outputs, len(results), exact)
             return values
 
+    def _call_failed(self, status: int, trap: int, error: int, checked: bool) -> NoReturn:
+        """Raises the exception of a call FuncCall made that failed (``status`` 1: the trap, 2: the
+        error at its address), as the Python path does: after delivering the WASI output written,
+        with the store's lock held."""
+        store = self._store
+        try:
+            store._handle.flush_output()
+        finally:
+            failure = store._call_failure(store._handle.take_pending(), status, trap, error)
+            if checked and status == 2 and isinstance(failure, Trap) and "type mismatch" in failure.message:
+                raise TypeError(f"{self.name}(): {failure} ({self.type})")
+            raise failure
+
     def _arity_error(self, args: Tuple[Any, ...]) -> TypeError:
         count = len(self.type.params)
         return TypeError(f"{self.name}() takes {count} argument{'s' if count != 1 else ''} "
@@ -200,12 +218,28 @@ def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
     return tuple(values)
 
 
-_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_unchecked_callback_t", host_trampoline_address())
-_CHECKED_HOST_TRAMPOLINE = ffi.cast("wasmtime_func_callback_t", checked_host_trampoline_address())
+# The types of functions wasm handed over, by the function's wasmtime_func_t: a store id, never reused,
+# and a VMFuncRef that lives as long as its store (asking wasmtime costs a hundred times a lookup).
+_FUNC_TYPES: Dict[bytes, FuncType] = {}
+_FUNC_TYPES_KEPT = 4096  # beyond that many functions, start over
+
+
+def _func_type(store: Store, address: int) -> FuncType:
+    """The type of the ``wasmtime_func_t`` of ``store`` at ``address``, asked of wasmtime once."""
+    func = ffi.cast("wasmtime_func_t *", address)
+    key = ffi.buffer(func)[:]
+    functype = _FUNC_TYPES.get(key)
+    if functype is None:
+        functype = take_type(lib.wasmtime_func_type(store._context(), func), FuncType, lib.wasm_functype_delete)
+        if len(_FUNC_TYPES) >= _FUNC_TYPES_KEPT:
+            _FUNC_TYPES.clear()
+        _FUNC_TYPES[key] = functype
+    return functype
 
 
 class _HostSignature(NamedTuple):
-    c_type: Any  # wasm_functype_t *
+    c_type: Any  # wasm_functype_t *, freed with this
+    address: int  # of c_type
     params: bytes
     results: bytes
 
@@ -224,14 +258,17 @@ def _host_signature(engine: Engine, functype: FuncType) -> _HostSignature:
     if signature is None:
         if len(cache) >= _HOST_SIGNATURES_KEPT:
             cache.clear()
-        signature = cache[functype] = _HostSignature(functype._to_c(), *functype._value_kinds())
+        c_type = functype._to_c()
+        signature = cache[functype] = _HostSignature(c_type, int(ffi.cast("uintptr_t", c_type)),
+                                                     *functype._value_kinds())
     return signature
 
 
 # --- host functions: Python called from wasm.
 
 class _HostFunction:
-    """The Python path of a host function: conversions for every signature, and their errors."""
+    """The Python path of a host function: the conversions HostCall (csrc/values.c) hands over, and
+    every error."""
 
     __slots__ = ("_store", "fn", "params", "results")
 
@@ -251,11 +288,6 @@ class _HostFunction:
             raise WasmError("the store of this host function is gone")
         return store
 
-    def invoke(self, address: int) -> None:
-        """Calls the function with the (numeric) arguments at ``address`` and stores its results there."""
-        values = ffi.cast("wasmtime_val_raw_t *", address)
-        self.write_results(self.fn(*[read_raw(t, values[i]) for i, t in enumerate(self.params)]), address)
-
     def invoke_checked(self, args_address: int, results_address: int) -> None:
         """Calls the function with the ``wasmtime_val_t`` arguments at ``args_address`` (borrowed:
         wasmtime keeps them rooted) and stores its results at ``results_address`` (owned by wasmtime
@@ -263,6 +295,12 @@ class _HostFunction:
         store = self.store
         args = ffi.cast("wasmtime_val_t *", args_address)
         result = self.fn(*[from_val(store, args + i, owned=False) for i in range(len(self.params))])
+        self.write_checked_results(result, results_address)
+
+    def write_checked_results(self, result: Any, results_address: int) -> None:
+        """Checks the results of the function and stores them, as ``wasmtime_val_t``, at
+        ``results_address``."""
+        store = self.store
         vals: List[Any] = []
         try:
             self._convert_results(result, lambda index, valtype, value: vals.append(to_val(store, valtype, value)))
@@ -355,8 +393,11 @@ def check_annotations(fn: Callable[..., Any], functype: FuncType, where: str) ->
                         f"{functype}")
 
 
-# Functions already found to fit a type: instantiating a module again checks its imports again.
-_FITTING: "weakref.WeakKeyDictionary[Callable[..., Any], Set[FuncType]]" = weakref.WeakKeyDictionary()
+# Functions already found to fit a type: instantiating a module again checks its imports again. The
+# FuncTypes (a module's, the same objects at every instantiation) are kept by identity: hashing one
+# hashes each of its ValTypes, in Python.
+_FITTING: "weakref.WeakKeyDictionary[Callable[..., Any], Dict[int, FuncType]]" = weakref.WeakKeyDictionary()
+_FITTING_KEPT = 64  # types per function: beyond that many, start over
 
 
 def _check_annotations_once(fn: Callable[..., Any], functype: FuncType, where: str) -> None:
@@ -366,13 +407,16 @@ def _check_annotations_once(fn: Callable[..., Any], functype: FuncType, where: s
     except TypeError:  # not weakly referenceable (e.g. some builtins) or unhashable
         check_annotations(fn, functype, where)
         return
-    if fitting is not None and functype in fitting:
+    if fitting is not None and fitting.get(id(functype)) is functype:
         return
     check_annotations(fn, functype, where)
     try:
-        _FITTING.setdefault(fn, set()).add(functype)
+        fitting = _FITTING.setdefault(fn, {})
     except TypeError:
-        pass
+        return
+    if len(fitting) >= _FITTING_KEPT:
+        fitting.clear()
+    fitting[id(functype)] = functype
 
 
 def _positional_range(signature: inspect.Signature) -> Tuple[int, int]:
@@ -401,7 +445,7 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
     if functype is not None:
         if not isinstance(functype, FuncType):
             raise TypeError(f"type must be a wasmpy.FuncType, not {type(functype).__name__}")
-        check_annotations(fn, functype, _name(fn))
+        _check_annotations_once(fn, functype, _name(fn))
         return functype
     params, results = _annotations(inspect.signature(fn))
     for name, annotated in params:
@@ -411,3 +455,8 @@ def _host_type(fn: Callable[..., Any], functype: Optional[FuncType]) -> FuncType
         if not isinstance(annotated, ValType):
             raise TypeError(f"cannot tell the wasm result type of {_name(fn)}: {_NAME_THE_TYPE}")
     return FuncType([t for _, t in params], results or ())
+
+
+values_configure(func=Func, call=Func._call_slow, call_vals=Func._call_vals_slow, call_failed=Func._call_failed,
+                 func_types=_FUNC_TYPES, func_type=_func_type, host_func=HostFunc,
+                 host_trampolines=(host_trampoline_address(), checked_host_trampoline_address()))

@@ -13,6 +13,7 @@ from ._func import Func
 from ._global import Global
 from ._memory import Memory
 from ._module import Module
+from ._native import export_func, instantiate, values_configure
 from ._ownership import Owner, init_once
 from ._signals import keep_trap_handlers_first
 from ._store import Store
@@ -43,6 +44,7 @@ def extern_from_c(store: Store, item, name: str, externtype: Optional[ExternType
 
 
 def _write_extern(value: Extern, out) -> None:
+    """Writes ``value`` into ``out`` (a ``wasmtime_extern_t`` or a pointer to one)."""
     if isinstance(value, Func):
         out.kind, out.of.func = lib.WASMTIME_EXTERN_FUNC, value._func[0]
     elif isinstance(value, Memory):
@@ -145,6 +147,7 @@ class _Plan(NamedTuple):
     imports_wasi: bool
     exports: Dict[str, ExternType]
     shadowing: List[str]  # exports named like Exports' own attributes
+    address: int  # of the wasmtime_module_t (the module holds the plan, and the instance the module)
 
 
 def _plan(module: Module) -> _Plan:
@@ -152,7 +155,8 @@ def _plan(module: Module) -> _Plan:
     if plan is None:
         imports, exports = module._import_types(), module._export_types()
         plan = module._instance_plan = _Plan(imports, any(i.module == WASI_MODULE for i in imports), exports,
-                                             [name for name in exports if hasattr(Exports, name)])
+                                             [name for name in exports if hasattr(Exports, name)],
+                                             int(ffi.cast("uintptr_t", module._ptr)))
     return plan
 
 
@@ -177,32 +181,53 @@ class Instance(Owner):
         self.module = module
         self.store = store
         plan = _plan(module)
-        wanted = plan.imports
         keep_trap_handlers_first()  # before wasm runs (start functions): see wasmpy._signals
         wasi = plan.imports_wasi and not (isinstance(imports, Mapping) and WASI_MODULE in imports)
-        with store._lock:
-            instance = ffi.new("wasmtime_instance_t *")
-            trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
-            if wasi:
-                wanted = [i for i in wanted if i.module != WASI_MODULE]
+        values: List[Extern] = []
+        if wasi:
+            with store._lock:  # imports are made (host functions, globals) and used under one hold of it
+                wanted = [i for i in plan.imports if i.module != WASI_MODULE]
                 values = self._import_values(store, wanted, imports)
-                status = self._instantiate_with_wasi(store, module, wanted, values, instance, trap, error)
-            else:
-                values = self._import_values(store, wanted, imports) if wanted or imports is not None else []
-                externs = ffi.new("wasmtime_extern_t[]", len(values)) if values else ffi.NULL
-                for index, value in enumerate(values):
-                    _write_extern(value, externs[index])
-                status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), instance,
-                                                store._handle.stack_needed, trap, error)
-            try:
-                store._handle.flush_output()  # what a start function wrote
-            finally:
-                if status:
-                    raise self._instantiation_error(store, status, trap, error)
-            self._instance = instance
-            self.exports = Exports(store, instance, plan.exports, plan.shadowing)
+                instance = self._instantiate_with_wasi(store, module, wanted, values)
+        elif plan.imports or imports is not None:
+            with store._lock:
+                values = self._import_values(store, plan.imports, imports)
+                instance = self._instantiate(store, module, plan, values)
+        else:
+            instance = self._instantiate(store, module, plan, values)
+        self._instance = instance
+        self.exports = Exports(store, instance, plan.exports, plan.shadowing)
         # Imports made here (host functions, globals) live as long as the instance.
         self._imports = values
+
+    @staticmethod
+    def _instantiate(store: Store, module: Module, plan: _Plan, values: List[Extern]) -> bytes:
+        """The instance (its ``wasmtime_instance_t``, as bytes), in one C call where it can."""
+        instance = instantiate(store, store._handle, plan.address, values)
+        if instance is not NotImplemented:
+            return instance
+        # a closed store, too little native stack: here, they raise as they always have
+        with store._lock:
+            externs = ffi.new("wasmtime_extern_t[]", len(values)) if values else ffi.NULL
+            for index, value in enumerate(values):
+                _write_extern(value, externs[index])
+            made = ffi.new("wasmtime_instance_t *")
+            trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+            status = lib.wasmpy_instantiate(store._context(), module._ptr, externs, len(values), made,
+                                            store._handle.stack_needed, trap, error)
+            Instance._finish(store, status, trap[0], error[0])
+        return ffi.buffer(made)[:]
+
+    @staticmethod
+    def _finish(store: Store, status: int, trap: Any, error: Any) -> None:
+        """Delivers the WASI output a start function wrote, then raises the instantiation's failure
+        (``status`` 1: ``trap``, 2: ``error``, owned; addresses or cdata), if any. csrc/values.c's
+        instantiate calls it for its failures."""
+        try:
+            store._handle.flush_output()
+        finally:
+            if status:
+                raise Instance._instantiation_error(store, status, trap, error)
 
     @staticmethod
     def _import_values(store: Store, wanted: List[ImportType], imports: Any) -> List[Extern]:
@@ -225,8 +250,7 @@ class Instance(Owner):
                         f"import order, not {type(imports).__name__}")
 
     @staticmethod
-    def _instantiate_with_wasi(store: Store, module: Module, wanted: List[ImportType], values: List[Extern],
-                               instance, trap, error) -> int:
+    def _instantiate_with_wasi(store: Store, module: Module, wanted: List[ImportType], values: List[Extern]) -> bytes:
         """Instantiates through a linker that provides WASI from the store's configuration."""
         store._ensure_wasi()
         linker = ffi.gc(lib.wasmtime_linker_new(module.engine._ptr), lib.wasmtime_linker_delete)
@@ -237,12 +261,16 @@ class Instance(Owner):
             module_name, name = imported.module.encode(), imported.name.encode()
             check(lib.wasmtime_linker_define(linker, store._context(), module_name, len(module_name), name,
                                              len(name), item), LinkError)
-        return lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance,
-                                             store._handle.stack_needed, trap, error)
+        instance = ffi.new("wasmtime_instance_t *")
+        trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance,
+                                               store._handle.stack_needed, trap, error)
+        Instance._finish(store, status, trap[0], error[0])
+        return ffi.buffer(instance)[:]
 
     @staticmethod
-    def _instantiation_error(store: Store, status: int, trap, error) -> BaseException:
-        failure = store._failure(status, trap, error)
+    def _instantiation_error(store: Store, status: int, trap: Any, error: Any) -> BaseException:
+        failure = store._call_failure(store._handle.take_pending(), status, trap, error)
         if status != 2 or type(failure) is not Trap:  # a trap, exit or exception of the start function
             return failure
         message = failure.message  # an error: linking, or resources
@@ -268,56 +296,67 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
     """
 
     # Not the Instance itself: a cycle with it would leave freeing the store to the cyclic GC.
-    __slots__ = ("__store", "__instance", "__types", "__dict__")
+    # The store, the instance (its wasmtime_instance_t, as bytes) and the export types, in one slot:
+    # one write to make (this class refuses attribute writes).
+    __slots__ = ("__state", "__dict__")
 
-    def __init__(self, store: Store, instance, types: Dict[str, ExternType], shadowing: List[str]) -> None:
-        object.__setattr__(self, "_Exports__store", store)
-        object.__setattr__(self, "_Exports__instance", instance)
-        object.__setattr__(self, "_Exports__types", types)
+    def __init__(self, store: Store, instance: bytes, types: Dict[str, ExternType], shadowing: List[str]) -> None:
+        object.__setattr__(self, "_Exports__state", (store, instance, types))
         # Attribute access is then a plain instance-dict lookup, the fastest path for `exports.f(...)`.
         # Names that class attributes would answer first (``shadowing``) are made now.
         for name in shadowing:
             self.__dict__[name] = self.__load(name)
 
     def __load(self, name: str) -> Extern:
-        store = self.__store
+        store, instance, types = self.__state
+        if type(types[name]) is FuncType:  # functions, the most common exports, are made in C
+            func = export_func(store, store._handle, instance, name, types[name])
+            if func is not NotImplemented:
+                return func
         encoded = name.encode("utf-8", "surrogateescape")
         item = ffi.new("wasmtime_extern_t *")
         with store._lock:
-            if not lib.wasmtime_instance_export_get(store._context(), self.__instance, encoded, len(encoded), item):
+            found = lib.wasmtime_instance_export_get(store._context(),
+                                                     ffi.from_buffer("wasmtime_instance_t *", instance), encoded,
+                                                     len(encoded), item)
+            if not found:
                 raise KeyError(name)
-            return extern_from_c(store, item, name, self.__types[name])
+            return extern_from_c(store, item, name, types[name])
 
     def __getattr__(self, name: str) -> Any:
-        if name in self.__types:
+        if name in self.__state[2]:
             value = self.__dict__[name] = self.__load(name)
             return value
         raise AttributeError(f"the instance has no export named {name!r}; its exports are: "
-                             f"{', '.join(self.__types) or '(none)'}")
+                             f"{', '.join(self.__state[2]) or '(none)'}")
 
     def __getitem__(self, name: str) -> Extern:
         try:
             return self.__dict__[name]
         except KeyError:
-            if name not in self.__types:
+            if name not in self.__state[2]:
                 raise
         value = self.__dict__[name] = self.__load(name)
         return value
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.__types)
+        return iter(self.__state[2])
 
     def __len__(self) -> int:
-        return len(self.__types)
+        return len(self.__state[2])
 
     def __contains__(self, name: object) -> bool:
-        return name in self.__types
+        return name in self.__state[2]
 
     def __dir__(self) -> List[str]:
-        return sorted(set(self.__types) | set(dir(type(self))))
+        return sorted(set(self.__state[2]) | set(dir(type(self))))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("exports are read-only")
 
     def __repr__(self) -> str:
-        return "<wasmpy.Exports: " + ", ".join(f"{name}: {typ}" for name, typ in self.__types.items()) + ">"
+        return "<wasmpy.Exports: " + ", ".join(f"{name}: {typ}" for name, typ in self.__state[2].items()) + ">"
+
+
+values_configure(write_extern=lambda value, address: _write_extern(value, ffi.cast("wasmtime_extern_t *", address)),
+                 instantiation_failed=Instance._finish)

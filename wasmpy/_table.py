@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import builtins
 import operator
-from typing import Any
+from typing import Any, Optional
 
 from ._checks import require_int
 from ._errors import check_value
 from ._ffi import ffi, lib
+from ._native import table_get, table_set
 from ._store import Store
 from ._stored import Stored
 from ._types import TableType
@@ -24,7 +25,7 @@ class Table(Stored):
     object or None. Negative indices count from the end, as for lists.
     """
 
-    __slots__ = ()
+    __slots__ = ("_address",)  # of the handle, for the C conversions (csrc/values.c)
     _C_HANDLE = "wasmtime_table_t"
     _TYPE = TableType
     _c_type = staticmethod(lib.wasmtime_table_type)
@@ -32,8 +33,15 @@ class Table(Stored):
 
     def __init__(self, store: Store, type: TableType, init: Any = None) -> None:
         handle = self._start(store, type)
+        self._address = int(ffi.cast("uintptr_t", handle))
         with store._lock, val_of(store, type.element, init) as val:
             check_value(lib.wasmtime_table_new(store._context(), type._to_c(), val, handle))
+
+    @classmethod
+    def _from_c(cls, store: Store, handle: Any, type: Optional[TableType] = None) -> "Table":
+        self = super()._from_c(store, handle, type)
+        self._address = int(ffi.cast("uintptr_t", self._handle))
+        return self
 
     @property
     def size(self) -> int:
@@ -64,13 +72,25 @@ class Table(Stored):
         return index
 
     def __getitem__(self, index: int) -> Any:
+        store = self._store
+        value = table_get(store, store._handle, self._address, index)
+        # NotImplemented: C leaves it to the Python path (an index to explain, a closed store; or the
+        # element itself).
+        return self._getitem_in_python(index) if value is NotImplemented else value
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        store = self._store
+        if table_set(store, store._handle, self._address, self.type.element, index, value) is NotImplemented:
+            self._setitem_in_python(index, value)
+
+    def _getitem_in_python(self, index: int) -> Any:
         val = ffi.new("wasmtime_val_t *")
         with self._store._lock:
             if not lib.wasmtime_table_get(self._store._context(), self._handle, self._index(index), val):
                 raise IndexError("table index out of range")
             return from_val(self._store, val)
 
-    def __setitem__(self, index: int, value: Any) -> None:
+    def _setitem_in_python(self, index: int, value: Any) -> None:
         with self._store._lock:
             position = self._index(index)
             with val_of(self._store, self.type.element, value) as val:

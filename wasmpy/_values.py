@@ -6,9 +6,9 @@ import contextlib
 import operator
 from typing import Any, Iterator
 
-from ._errors import WasmError, WasmException
+from ._errors import WasmError, WasmException, check_value
 from ._ffi import ffi, lib
-from ._native import externref_drop_address, kept_object
+from ._native import StoreHandle, externref_drop_address, kept_object, values_configure
 from ._anyref import AnyRef
 from ._types import ValType
 
@@ -452,3 +452,27 @@ def from_val(store, val, exact: bool = False, declared: Any = None, owned: bool 
     finally:
         if owned:
             lib.wasmtime_val_unroot(val)
+
+
+# --- csrc/values.c converts numbers, v128, null references, Python objects as externref or anyref, and
+# funcrefs in C, and hands each other value to these (the one place where each conversion and its
+# errors live).
+
+def _write_val(store, valtype: ValType, value: Any, address: int) -> None:
+    """to_val, for the ``wasmtime_val_t`` at ``address`` (the root, if any, moves there)."""
+    ffi.cast("wasmtime_val_t *", address)[0] = to_val(store, valtype, value)[0]
+
+
+def _read_val(store, address: int, exact: bool, declared: Any, owned: bool) -> Any:
+    """from_val, of the ``wasmtime_val_t`` at ``address``."""
+    return from_val(store, ffi.cast("wasmtime_val_t *", address), exact, declared, owned)
+
+
+def _value_refused(address: int) -> None:
+    """Raises what wasmtime's refusal to store a value (the owned ``wasmtime_error_t`` at ``address``) means."""
+    check_value(ffi.cast("wasmtime_error_t *", address))
+
+
+values_configure(store_handle=StoreHandle, val=Val, valtype=ValType, anyref=AnyRef, kept_object=kept_object,
+                 externref_drop=externref_drop_address(), write_val=_write_val, read_val=_read_val,
+                 value_refused=_value_refused)
