@@ -138,19 +138,7 @@ def ex(store, host):
 def wasmpy_functions_called(action):
     """The names of wasmpy's Python functions that run while ``action()`` does (this thread), after
     a first run (which loads the exports it uses)."""
-    action()
-    called = []
-
-    def profile(frame, event, arg):
-        if event == "call" and frame.f_code.co_filename.startswith(WASMPY_DIR):
-            called.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        action()
-    finally:
-        sys.setprofile(None)
-    return called
+    return [name for name in cffi_and_wasmpy_calls(action) if not name.startswith("cffi ")]
 
 
 # --- the C paths run no Python code of wasmpy
