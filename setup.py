@@ -23,8 +23,14 @@ class BuildExtWithWasmtime(build_ext):
         os.replace(temporary, target)
 
 
+# _native is built on the limited API of Python 3.11, so that one abi3 build of it (as of cffi's _ffi)
+# serves 3.11 and every later Python: the wheel is tagged cp311-abi3.
+NATIVE_OPTIONS = dict(BUILD_OPTIONS, define_macros=[*BUILD_OPTIONS["define_macros"], ("Py_LIMITED_API", "0x030B0000")])
+
 setup(
     cffi_modules=["build_ffi.py:ffibuilder"],
-    ext_modules=[Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c", "csrc/ticker.c"], **BUILD_OPTIONS)],
+    ext_modules=[Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c", "csrc/ticker.c"],
+                           py_limited_api=True, **NATIVE_OPTIONS)],
     cmdclass={"build_ext": BuildExtWithWasmtime},
+    options={"bdist_wheel": {"py_limited_api": "cp311"}},
 )

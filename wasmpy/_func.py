@@ -11,7 +11,7 @@ from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import Caller, HostFunc, checked_host_trampoline_address, enable_vectorcall, host_trampoline_address
+from ._native import Caller, HostFunc, checked_host_trampoline_address, host_trampoline_address, vectorcall_subclass
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -21,6 +21,7 @@ from ._values import check_reference, from_val, read_raw, read_raw_val, to_val, 
 __all__ = ["Func"]
 
 
+@vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
 class Func(Caller, Owner):
     """A WebAssembly function, callable from Python.
 
@@ -179,10 +180,6 @@ class Func(Caller, Owner):
 
     def __repr__(self) -> str:
         return f"<wasmpy.Func {self.name}: {self.type}>"
-
-
-
-enable_vectorcall(Func)
 
 
 def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:
