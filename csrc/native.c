@@ -21,109 +21,11 @@
 #include <time.h>
 
 #include "api.h"
+#include "limited.h" /* built on the limited API of Python 3.11: see there */
 #include "stack.h"
 #include "signals.h"
 #include "ticker.h"
 #include "values.h"
-
-/* This module is built on the limited API of Python 3.11 (setup.py: Py_LIMITED_API=0x030B0000),
- * so that one abi3 binary serves 3.11 and every later Python.
- *
- * Vectorcall (PEP 590) joined the stable ABI in 3.12, with the flag bit and the nargsf offset
- * bit CPython has used since 3.8 and the functions 3.11 already exports (PyObject_Vectorcall,
- * PyVectorcall_Call: public in 3.11, outside its limited API). So they are declared here, for a
- * 3.11 build, as 3.12's limited headers declare them: 3.11's ABI is frozen with exactly these,
- * and from 3.12 on the stable ABI guarantees them, so the one binary links and behaves the same
- * on every Python from 3.11 on. Without them each call of a Func and each call of a host function
- * would build a tuple of its arguments. When the oldest supported Python is 3.12, this block goes
- * and nothing else changes. */
-#if defined(Py_LIMITED_API) && Py_LIMITED_API + 0 < 0x030C0000
-#define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
-#define PY_VECTORCALL_ARGUMENTS_OFFSET ((size_t)1 << (8 * sizeof(size_t) - 1))
-typedef PyObject *(*vectorcallfunc)(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames);
-PyAPI_FUNC(PyObject *) PyObject_Vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
-                                           PyObject *kwnames);
-PyAPI_FUNC(PyObject *) PyVectorcall_Call(PyObject *callable, PyObject *tuple, PyObject *dict);
-#endif
-
-/* PyVectorcall_NARGS(), which the limited API has as a function, not inline. */
-static inline Py_ssize_t positional_count(size_t nargsf)
-{
-    return (Py_ssize_t)(nargsf & ~PY_VECTORCALL_ARGUMENTS_OFFSET);
-}
-
-/* Replaces the reference in `slot` (Py_XSETREF, which the limited API lacks). */
-#define REPLACE_REF(slot, value)                                                                             \
-    do {                                                                                                      \
-        PyObject *replaced_ = (PyObject *)(slot);                                                             \
-        (slot) = (value);                                                                                     \
-        Py_XDECREF(replaced_);                                                                                \
-    } while (0)
-
-/* PyObject_CallOneArg() is not in the limited API: its vectorcall, with the slot before the
- * argument free for the callee to use (PY_VECTORCALL_ARGUMENTS_OFFSET). */
-static inline PyObject *call_one_arg(PyObject *callable, PyObject *arg)
-{
-    PyObject *args[2] = {NULL, arg};
-    return PyObject_Vectorcall(callable, args + 1, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-}
-
-/* PyLong_Check() and the like call PyType_GetFlags() in the limited API; the exact types, which
- * are what calls pass almost always, are recognised by their type alone first. */
-static inline int is_int(PyObject *value)
-{
-    return Py_IS_TYPE(value, &PyLong_Type) || PyLong_Check(value);
-}
-
-static inline int is_float(PyObject *value)
-{
-    return Py_IS_TYPE(value, &PyFloat_Type) || PyFloat_Check(value);
-}
-
-static inline int is_tuple(PyObject *value)
-{
-    return Py_IS_TYPE(value, &PyTuple_Type) || PyTuple_Check(value);
-}
-
-/* The __name__ of an object's type, for messages (the limited API has no tp_name); "object" if
- * even that fails, so that the error being reported is the one raised. */
-static PyObject *type_name_of(PyObject *object)
-{
-    PyObject *name = PyType_GetName(Py_TYPE(object));
-    if (name == NULL) {
-        PyErr_Clear();
-        name = PyUnicode_FromString("object");
-    }
-    return name;
-}
-
-/* Raises TypeError("<argument> must be <expected>, not <type of value>"); cold, so that it stays out
- * of the fast paths it is called from. */
-static __attribute__((cold)) void raise_wrong_type(const char *argument, const char *expected, PyObject *value)
-{
-    PyObject *name = type_name_of(value);
-    if (name != NULL) {
-        PyErr_Format(PyExc_TypeError, "%s must be %s, not %.100U", argument, expected, name);
-        Py_DECREF(name);
-    }
-}
-
-/* Frees an instance of one of this module's heap types, or of a subclass, and lets go of the
- * reference to its type that each instance of a heap type holds. */
-static void free_instance(PyObject *self)
-{
-    PyTypeObject *type = Py_TYPE(self);
-    freefunc free_slot = (freefunc)PyType_GetSlot(type, Py_tp_free);
-    free_slot(self);
-    Py_DECREF(type);
-}
-
-/* Allocates an instance of `type` (one of this module's types or a subclass) through its tp_alloc. */
-static PyObject *alloc_instance(PyTypeObject *type)
-{
-    allocfunc alloc_slot = (allocfunc)PyType_GetSlot(type, Py_tp_alloc);
-    return alloc_slot(type, 0);
-}
 
 /* Value kinds, as wasmpy passes them in signatures (wasmtime's wasmtime_valkind_t numbering). */
 enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
