@@ -21,9 +21,10 @@ from setuptools.command.build_ext import build_ext
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_ffi import BUILD_OPTIONS, LIBRARY  # noqa: E402
 
-# The one switch for a single wheel: None while csrc/native.c uses the full C API; 0x030B0000 (the
-# Py_LIMITED_API value of Python 3.11, the oldest supported) once it keeps to the limited API.
-NATIVE_LIMITED_API: Optional[int] = None
+# The one switch for a single wheel: the Py_LIMITED_API value _native keeps to, 0x030B0000 (Python
+# 3.11, the oldest supported): one cp311-abi3 build serves 3.11 and every later Python. None builds
+# it on the full C API, for the running Python only.
+NATIVE_LIMITED_API: Optional[int] = 0x030B0000
 
 
 def _without_absolute_rpath(argument: str) -> Optional[str]:

@@ -15,32 +15,17 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdlib.h>
+#include <string.h>
 #include <structmember.h>
 #include <time.h>
 
 #include "api.h"
+#include "limited.h" /* built on the limited API of Python 3.11: see there */
 #include "stack.h"
 #include "signals.h"
 #include "ticker.h"
 #include "values.h"
-
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *Py_NewRef(PyObject *object)
-{
-    Py_INCREF(object);
-    return object;
-}
-
-static int PyModule_AddObjectRef(PyObject *module, const char *name, PyObject *value)
-{
-    Py_INCREF(value);
-    if (PyModule_AddObject(module, name, value) < 0) {
-        Py_DECREF(value);
-        return -1;
-    }
-    return 0;
-}
-#endif
 
 /* Value kinds, as wasmpy passes them in signatures (wasmtime's wasmtime_valkind_t numbering). */
 enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
@@ -56,7 +41,8 @@ enum { KIND_I32 = 0, KIND_I64 = 1, KIND_F32 = 2, KIND_F64 = 3 };
  * (a store referenced from its own externrefs is then collected like any other cycle).
  * wasmtime drops them from its GC sweeps, on any thread; Python code must not run there (a
  * __del__ touching the store would run in the middle of the sweep), so the references are
- * released later, at a safe point: see drain_dropped(). */
+ * released later, at a safe point: see drain_dropped(). The C memory here and below is malloc's
+ * (PyMem_RawMalloc, the same allocator by default, is in the limited API only from 3.13). */
 
 typedef struct KeptObject KeptObject;
 
@@ -74,7 +60,7 @@ struct KeptObject {
 static void kept_list_release(KeptList *list)
 {
     if (--list->users == 0)
-        PyMem_RawFree(list);
+        free(list);
 }
 
 /* Dropped objects whose references are still to be released, and whether a pending call
@@ -104,7 +90,7 @@ static void release_later(PyObject *object)
 {
     if (dropped_count == dropped_capacity) {
         Py_ssize_t capacity = dropped_capacity ? 2 * dropped_capacity : 64;
-        PyObject **grown = PyMem_RawRealloc(dropped, capacity * sizeof(PyObject *));
+        PyObject **grown = realloc(dropped, capacity * sizeof(PyObject *));
         if (grown == NULL)
             return; /* out of memory: the object leaks rather than running code here */
         dropped = grown;
@@ -130,7 +116,7 @@ static void externref_drop(void *data)
         kept->next->previous = kept->previous;
     kept_list_release(kept->list);
     release_later(kept->object);
-    PyMem_RawFree(kept);
+    free(kept);
     PyGILState_Release(gil);
 }
 
@@ -155,13 +141,14 @@ typedef struct StoreHandle {
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
     PyObject *output;            /* list of (write, bytes): WASI output not yet delivered */
+    Py_ssize_t output_queued;    /* its length, which the epoch callback reads without the GIL */
     KeptList *kept;              /* objects held by this store's externrefs */
     long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
     Py_ssize_t stack_needed;     /* native stack bytes a call into wasm may use (csrc/stack.h) */
     struct StoreHandle *previous_handle, *next_handle; /* every live handle, for fork() */
 } StoreHandle;
 
-static PyTypeObject StoreHandleType;
+static PyTypeObject *StoreHandleType;
 static PyObject *WasmError;     /* wasmpy.WasmError, given by set_errors() */
 static PyObject *WasmException; /* wasmpy.WasmException, given by set_errors() */
 static StoreHandle *all_handles;
@@ -335,22 +322,24 @@ static int deliver_queued_output(StoreHandle *handle);
  * the store is usable); -1 with the exception of a stream that raised. */
 static inline int deliver_output(StoreHandle *handle)
 {
-    return handle->output != NULL && PyList_GET_SIZE(handle->output) > 0 ? deliver_queued_output(handle) : 0;
+    return handle->output_queued > 0 ? deliver_queued_output(handle) : 0;
 }
 
 static int deliver_queued_output(StoreHandle *handle)
 {
-    while (handle->output != NULL && PyList_GET_SIZE(handle->output) > 0) {
+    while (handle->output != NULL && handle->output_queued > 0) {
         PyObject *output = handle->output;
         handle->output = PyList_New(0);
         if (handle->output == NULL) {
             handle->output = output;
             return -1;
         }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(output); i++) {
-            PyObject *write = PyTuple_GET_ITEM(PyList_GET_ITEM(output, i), 0);
-            PyObject *data = PyTuple_GET_ITEM(PyList_GET_ITEM(output, i), 1);
-            PyObject *done = PyObject_CallOneArg(write, data);
+        __atomic_store_n(&handle->output_queued, 0, __ATOMIC_RELAXED);
+        for (Py_ssize_t i = 0; i < PyList_Size(output); i++) {
+            PyObject *entry = PyList_GetItem(output, i);
+            PyObject *write = PyTuple_GetItem(entry, 0);
+            PyObject *data = PyTuple_GetItem(entry, 1);
+            PyObject *done = call_one_arg(write, data);
             if (done == NULL) {
                 Py_DECREF(output);
                 return -1;
@@ -385,10 +374,10 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         PyErr_SetString(PyExc_ValueError, "StoreHandle needs a wasmtime store");
         return NULL;
     }
-    StoreHandle *self = (StoreHandle *)type->tp_alloc(type, 0);
+    StoreHandle *self = (StoreHandle *)alloc_instance(type);
     if (self == NULL)
         return NULL;
-    self->kept = PyMem_RawCalloc(1, sizeof(KeptList));
+    self->kept = calloc(1, sizeof(KeptList));
     self->keepalive = PyList_New(0);
     self->output = PyList_New(0);
     if (self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
@@ -407,6 +396,7 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
 
 static int handle_traverse(StoreHandle *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self)); /* the instances of heap types hold their type */
     Py_VISIT(self->pending);
     Py_VISIT(self->keepalive);
     Py_VISIT(self->output);
@@ -424,6 +414,7 @@ static int handle_clear(StoreHandle *self)
     if (self->depth == 0)
         handle_delete_store(self);
     Py_CLEAR(self->output);
+    self->output_queued = 0;
     return 0;
 }
 
@@ -441,7 +432,7 @@ static void handle_dealloc(StoreHandle *self)
         all_handles = self->next_handle;
     if (self->next_handle != NULL)
         self->next_handle->previous_handle = self->previous_handle;
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
 static PyObject *handle_acquire_method(StoreHandle *self, PyObject *unused)
@@ -481,7 +472,7 @@ static PyObject *handle_close(StoreHandle *self, PyObject *unused)
 static PyObject *handle_set_pending(StoreHandle *self, PyObject *exception)
 {
     Py_INCREF(exception);
-    Py_XSETREF(self->pending, exception);
+    REPLACE_REF(self->pending, exception);
     Py_RETURN_NONE;
 }
 
@@ -508,12 +499,12 @@ static PyObject *handle_keep(StoreHandle *self, PyObject *object)
 /* A KeptObject for a new externref of this store; its address is the externref's data. */
 static PyObject *handle_keep_for_externref(StoreHandle *self, PyObject *object)
 {
-    KeptObject *kept = PyMem_RawMalloc(sizeof(KeptObject));
+    KeptObject *kept = malloc(sizeof(KeptObject));
     if (kept == NULL)
         return PyErr_NoMemory();
     PyObject *address = PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)kept);
     if (address == NULL) {
-        PyMem_RawFree(kept);
+        free(kept);
         return NULL;
     }
     kept->object = Py_NewRef(object);
@@ -614,19 +605,23 @@ static PyGetSetDef handle_getset[] = {
     {NULL},
 };
 
-static PyTypeObject StoreHandleType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.StoreHandle",
-    .tp_basicsize = sizeof(StoreHandle),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A wasmtime store (owned), its reentrant lock, and what wasmtime refers to by address.",
-    .tp_new = handle_new,
-    .tp_dealloc = (destructor)handle_dealloc,
-    .tp_traverse = (traverseproc)handle_traverse,
-    .tp_clear = (inquiry)handle_clear,
-    .tp_methods = handle_methods,
-    .tp_members = handle_members,
-    .tp_getset = handle_getset,
+static PyType_Slot handle_slots[] = {
+    {Py_tp_doc, "A wasmtime store (owned), its reentrant lock, and what wasmtime refers to by address."},
+    {Py_tp_new, handle_new},
+    {Py_tp_dealloc, handle_dealloc},
+    {Py_tp_traverse, handle_traverse},
+    {Py_tp_clear, handle_clear},
+    {Py_tp_methods, handle_methods},
+    {Py_tp_members, handle_members},
+    {Py_tp_getset, handle_getset},
+    {0, NULL},
+};
+
+static PyType_Spec handle_spec = {
+    .name = "wasmpy._native.StoreHandle",
+    .basicsize = sizeof(StoreHandle),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = handle_slots,
 };
 
 /* After fork() in the child: only the forking thread exists. Stores that another thread held
@@ -668,9 +663,12 @@ static ssize_t wasi_output_write(void *data, const unsigned char *buffer, size_t
     ssize_t written = (ssize_t)length;
     PyObject *bytes = PyBytes_FromStringAndSize((const char *)buffer, (Py_ssize_t)length);
     PyObject *entry = bytes != NULL ? PyTuple_Pack(2, stream->write, bytes) : NULL;
-    if (entry == NULL || stream->handle->output == NULL || PyList_Append(stream->handle->output, entry) < 0) {
+    StoreHandle *handle = stream->handle;
+    if (entry == NULL || handle->output == NULL || PyList_Append(handle->output, entry) < 0) {
         PyErr_Clear();
         written = -1; /* an I/O error for the guest */
+    } else {
+        __atomic_store_n(&handle->output_queued, handle->output_queued + 1, __ATOMIC_RELAXED);
     }
     Py_XDECREF(entry);
     Py_XDECREF(bytes);
@@ -685,7 +683,7 @@ static void wasi_output_free(void *data)
     OutputStream *stream = (OutputStream *)data;
     PyGILState_STATE gil = PyGILState_Ensure();
     release_later(stream->write);
-    PyMem_RawFree(stream);
+    free(stream);
     PyGILState_Release(gil);
 }
 
@@ -693,13 +691,13 @@ static void wasi_output_free(void *data)
 static PyObject *output_stream(PyObject *module, PyObject *args)
 {
     PyObject *handle, *write;
-    if (!PyArg_ParseTuple(args, "O!O:output_stream", &StoreHandleType, &handle, &write))
+    if (!PyArg_ParseTuple(args, "O!O:output_stream", StoreHandleType, &handle, &write))
         return NULL;
     if (!PyCallable_Check(write)) {
         PyErr_SetString(PyExc_TypeError, "a WASI output stream needs a callable");
         return NULL;
     }
-    OutputStream *stream = PyMem_RawMalloc(sizeof(OutputStream));
+    OutputStream *stream = malloc(sizeof(OutputStream));
     if (stream == NULL)
         return PyErr_NoMemory();
     stream->handle = (StoreHandle *)handle;
@@ -717,17 +715,24 @@ static void keep_raised(StoreHandle *handle, char *trap_message, size_t size)
     PyErr_NormalizeException(&type, &value, &traceback);
     if (traceback != NULL && value != NULL)
         PyException_SetTraceback(value, traceback);
-    if (trap_message != NULL)
-        PyOS_snprintf(trap_message, size, "host function raised %s",
-                      type != NULL ? ((PyTypeObject *)type)->tp_name : "an exception");
+    if (trap_message != NULL) {
+        PyObject *name = type != NULL && PyType_Check(type) ? PyType_GetName((PyTypeObject *)type) : NULL;
+        const char *text = name != NULL ? PyUnicode_AsUTF8AndSize(name, NULL) : NULL;
+        if (text == NULL)
+            PyErr_Clear(); /* the exception to keep is the one fetched */
+        PyOS_snprintf(trap_message, size, "host function raised %s", text != NULL ? text : "an exception");
+        Py_XDECREF(name);
+    }
     if (value != NULL)
-        Py_XSETREF(handle->pending, value);
+        REPLACE_REF(handle->pending, value);
     Py_XDECREF(type);
     Py_XDECREF(traceback);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
+
+static PyTypeObject *MemoryBaseType;
 
 typedef struct {
     PyObject_HEAD
@@ -739,6 +744,7 @@ typedef struct {
 
 static int memory_traverse(MemoryBase *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self)); /* for subclasses too: their traverse calls this one */
     Py_VISIT(self->handle);
     return 0;
 }
@@ -753,14 +759,14 @@ static void memory_dealloc(MemoryBase *self)
 {
     PyObject_GC_UnTrack(self);
     memory_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
 static PyObject *memory_bind(MemoryBase *self, PyObject *args)
 {
     PyObject *handle;
     unsigned long long address;
-    if (!PyArg_ParseTuple(args, "O!K:_bind_memory", &StoreHandleType, &handle, &address))
+    if (!PyArg_ParseTuple(args, "O!K:_bind_memory", StoreHandleType, &handle, &address))
         return NULL;
     if (self->handle != NULL) {
         PyErr_SetString(PyExc_TypeError, "this Memory is already bound to a memory of a store");
@@ -768,7 +774,7 @@ static PyObject *memory_bind(MemoryBase *self, PyObject *args)
     }
     self->memory = *(const wasmtime_memory_t *)(uintptr_t)address;
     Py_INCREF(handle);
-    Py_XSETREF(self->handle, (StoreHandle *)handle);
+    REPLACE_REF(self->handle, (StoreHandle *)handle);
     Py_RETURN_NONE;
 }
 
@@ -796,8 +802,8 @@ static int memory_locate(MemoryBase *self, uint8_t **data, size_t *size)
 
 static int index_argument(PyObject *value, const char *name, Py_ssize_t *out)
 {
-    if (!PyLong_Check(value) || PyBool_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "%s must be an int, not %.100s", name, Py_TYPE(value)->tp_name);
+    if (!is_int(value) || PyBool_Check(value)) {
+        raise_wrong_type(name, "an int", value);
         return -1;
     }
     int overflow;
@@ -860,7 +866,7 @@ static PyObject *memory_write(MemoryBase *self, PyObject *const *args, Py_ssize_
             return NULL;
         PyErr_Clear();
         if (!PyObject_CheckBuffer(args[1])) {
-            PyErr_Format(PyExc_TypeError, "data must be bytes-like, not %.100s", Py_TYPE(args[1])->tp_name);
+            raise_wrong_type("data", "bytes-like", args[1]);
             return NULL;
         }
         PyObject *copy = PyBytes_FromObject(args[1]); /* a non-contiguous view: copy it first */
@@ -910,8 +916,6 @@ static void memory_releasebuffer(MemoryBase *self, Py_buffer *view)
     self->exports--;
 }
 
-static PyBufferProcs memory_as_buffer = {(getbufferproc)memory_getbuffer, (releasebufferproc)memory_releasebuffer};
-
 static PyMethodDef memory_methods[] = {
     {"_bind_memory", (PyCFunction)memory_bind, METH_VARARGS, "_bind_memory(handle, memory_address)"},
     {"read", (PyCFunction)(void (*)(void))memory_read, METH_FASTCALL,
@@ -932,20 +936,25 @@ static PyGetSetDef memory_getset[] = {
     {NULL},
 };
 
-static PyTypeObject MemoryBaseType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.MemoryBase",
-    .tp_basicsize = sizeof(MemoryBase),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "Base class of Memory: the buffer protocol (memoryview works on every Python), read, write.",
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)memory_dealloc,
-    .tp_traverse = (traverseproc)memory_traverse,
-    .tp_clear = (inquiry)memory_clear,
-    .tp_as_buffer = &memory_as_buffer,
-    .tp_methods = memory_methods,
-    .tp_members = memory_members,
-    .tp_getset = memory_getset,
+static PyType_Slot memory_slots[] = {
+    {Py_tp_doc, "Base class of Memory: the buffer protocol (memoryview works on every Python), read, write."},
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, memory_dealloc},
+    {Py_tp_traverse, memory_traverse},
+    {Py_tp_clear, memory_clear},
+    {Py_bf_getbuffer, memory_getbuffer},
+    {Py_bf_releasebuffer, memory_releasebuffer},
+    {Py_tp_methods, memory_methods},
+    {Py_tp_members, memory_members},
+    {Py_tp_getset, memory_getset},
+    {0, NULL},
+};
+
+static PyType_Spec memory_spec = {
+    .name = "wasmpy._native.MemoryBase",
+    .basicsize = sizeof(MemoryBase),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = memory_slots,
 };
 
 static PyObject *set_errors(PyObject *module, PyObject *args)
@@ -953,8 +962,8 @@ static PyObject *set_errors(PyObject *module, PyObject *args)
     PyObject *wasm_error, *wasm_exception;
     if (!PyArg_ParseTuple(args, "OO:set_errors", &wasm_error, &wasm_exception))
         return NULL;
-    Py_XSETREF(WasmError, Py_NewRef(wasm_error));
-    Py_XSETREF(WasmException, Py_NewRef(wasm_exception));
+    REPLACE_REF(WasmError, Py_NewRef(wasm_error));
+    REPLACE_REF(WasmException, Py_NewRef(wasm_exception));
     Py_RETURN_NONE;
 }
 
@@ -966,7 +975,7 @@ static PyObject *set_errors(PyObject *module, PyObject *args)
 static int number_to_raw(PyObject *value, uint8_t kind, wasmtime_val_raw_t *raw)
 {
     if (kind == KIND_I32 || kind == KIND_I64) {
-        if (!PyLong_Check(value))
+        if (!is_int(value))
             return -1;
         int overflow;
         long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -991,9 +1000,9 @@ static int number_to_raw(PyObject *value, uint8_t kind, wasmtime_val_raw_t *raw)
         return 0;
     }
     double d;
-    if (PyFloat_Check(value)) {
-        d = PyFloat_AS_DOUBLE(value);
-    } else if (PyLong_Check(value)) {
+    if (is_float(value)) {
+        d = PyFloat_AsDouble(value);
+    } else if (is_int(value)) {
         d = PyLong_AsDouble(value);
         if (d == -1.0 && PyErr_Occurred()) {
             PyErr_Clear();
@@ -1035,7 +1044,7 @@ static PyObject *results_to_python(const wasmtime_val_raw_t *raw, const uint8_t 
             Py_DECREF(tuple);
             return NULL;
         }
-        PyTuple_SET_ITEM(tuple, i, item);
+        PyTuple_SetItem(tuple, i, item); /* cannot fail: a new tuple, an index in range */
     }
     return tuple;
 }
@@ -1140,7 +1149,7 @@ static void leave_python(PythonEntry entry, int release)
 /* ------------------------------------------------------------------------------------------ */
 /* Caller: Python -> wasm */
 
-static PyTypeObject CallerType;
+static PyTypeObject *CallerType;
 
 typedef struct {
     PyObject_HEAD
@@ -1154,6 +1163,7 @@ typedef struct {
 
 static int caller_traverse(Caller *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self)); /* for subclasses too: their traverse calls this one */
     Py_VISIT(self->handle);
     Py_VISIT(self->slow_call);
     Py_VISIT(self->failure);
@@ -1172,7 +1182,7 @@ static void caller_dealloc(Caller *self)
 {
     PyObject_GC_UnTrack(self);
     caller_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
 static PyObject *caller_bind(Caller *self, PyObject *args)
@@ -1181,7 +1191,7 @@ static PyObject *caller_bind(Caller *self, PyObject *args)
     unsigned long long func_address;
     const char *params, *results;
     Py_ssize_t nparams, nresults;
-    if (!PyArg_ParseTuple(args, "O!Ky#y#OO:_bind_native", &StoreHandleType, &handle, &func_address, &params,
+    if (!PyArg_ParseTuple(args, "O!Ky#y#OO:_bind_native", StoreHandleType, &handle, &func_address, &params,
                           &nparams, &results, &nresults, &slow_call, &failure))
         return NULL;
     if (self->handle != NULL) {
@@ -1191,11 +1201,11 @@ static PyObject *caller_bind(Caller *self, PyObject *args)
     self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
     signature_set(&self->signature, params, nparams, results, nresults);
     Py_INCREF(handle);
-    Py_XSETREF(self->handle, (StoreHandle *)handle);
+    REPLACE_REF(self->handle, (StoreHandle *)handle);
     Py_INCREF(slow_call);
-    Py_XSETREF(self->slow_call, slow_call);
+    REPLACE_REF(self->slow_call, slow_call);
     Py_INCREF(failure);
-    Py_XSETREF(self->failure, failure);
+    REPLACE_REF(self->failure, failure);
     Py_RETURN_NONE;
 }
 
@@ -1215,7 +1225,7 @@ static PyObject *raise_failure(PyObject *failure, PyObject *pending, int status,
 
 static PyObject *call_slow(Caller *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0);
+    Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_Size(kwnames) : 0);
     PyObject *small[MAX_FAST_VALUES + 1];
     PyObject **with_self = count < MAX_FAST_VALUES ? small : PyMem_Malloc((count + 1) * sizeof(PyObject *));
     if (with_self == NULL)
@@ -1230,13 +1240,13 @@ static PyObject *call_slow(Caller *self, PyObject *const *args, Py_ssize_t nargs
 
 static PyObject *caller_vectorcall(Caller *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nargs = positional_count(nargsf);
     if (self->handle == NULL) {
         PyErr_SetString(PyExc_TypeError, "this function is not bound to a store");
         return NULL;
     }
     const Signature *signature = &self->signature;
-    if (!signature->fast || nargs != signature->nparams || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0))
+    if (!signature->fast || nargs != signature->nparams || (kwnames != NULL && PyTuple_Size(kwnames) != 0))
         return call_slow(self, args, nargs, kwnames);
 
     wasmtime_val_raw_t values[MAX_FAST_VALUES];
@@ -1275,27 +1285,10 @@ static PyObject *caller_vectorcall(Caller *self, PyObject *const *args, size_t n
 
 static PyObject *caller_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    Caller *self = (Caller *)type->tp_alloc(type, 0);
+    Caller *self = (Caller *)alloc_instance(type);
     if (self != NULL)
         self->vectorcall = (vectorcallfunc)caller_vectorcall;
     return (PyObject *)self;
-}
-
-/* Python subclasses of Caller inherit vectorcall only from 3.12 on: this gives it to `cls` (Func),
- * unless a __call__ of its own would be bypassed. */
-static PyObject *enable_vectorcall(PyObject *module, PyObject *cls)
-{
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &CallerType)) {
-        PyErr_SetString(PyExc_TypeError, "enable_vectorcall() needs a subclass of Caller");
-        return NULL;
-    }
-    PyTypeObject *type = (PyTypeObject *)cls;
-    if (type->tp_call != CallerType.tp_call) {
-        PyErr_SetString(PyExc_TypeError, "this class defines __call__: calls must go through it");
-        return NULL;
-    }
-    type->tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
-    Py_RETURN_NONE;
 }
 
 static PyMethodDef caller_methods[] = {
@@ -1304,23 +1297,91 @@ static PyMethodDef caller_methods[] = {
     {NULL},
 };
 
-static PyTypeObject CallerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.Caller",
-    .tp_basicsize = sizeof(Caller),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Base class of Func: calls wasm functions with numeric signatures in C.",
-    .tp_new = caller_new,
-    .tp_vectorcall_offset = offsetof(Caller, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_dealloc = (destructor)caller_dealloc,
-    .tp_traverse = (traverseproc)caller_traverse,
-    .tp_clear = (inquiry)caller_clear,
-    .tp_methods = caller_methods,
+/* How a PyType_Spec sets tp_vectorcall_offset (with Py_TPFLAGS_HAVE_VECTORCALL in its flags). */
+static PyMemberDef caller_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(Caller, vectorcall), READONLY},
+    {NULL},
 };
+
+static PyType_Slot caller_slots[] = {
+    {Py_tp_doc, "Base class of Func: calls wasm functions with numeric signatures in C."},
+    {Py_tp_new, caller_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, caller_dealloc},
+    {Py_tp_traverse, caller_traverse},
+    {Py_tp_clear, caller_clear},
+    {Py_tp_methods, caller_methods},
+    {Py_tp_members, caller_members},
+    {0, NULL},
+};
+
+static PyType_Spec caller_spec = {
+    .name = "wasmpy._native.Caller",
+    .basicsize = sizeof(Caller),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = caller_slots,
+};
+
+/* The class vectorcall_subclass() makes: `spec_name` is "module.name", `doc` the docstring or None. */
+static PyObject *subclass_from_spec(PyObject *cls, PyObject *spec_name, PyObject *doc)
+{
+    const char *name_text = PyUnicode_AsUTF8AndSize(spec_name, NULL);
+    const char *doc_text = PyUnicode_Check(doc) ? PyUnicode_AsUTF8AndSize(doc, NULL) : NULL;
+    if (name_text == NULL || (doc_text == NULL && PyErr_Occurred()))
+        return NULL;
+    PyType_Slot slots[] = {
+        {Py_tp_call, PyVectorcall_Call},
+        {Py_tp_members, caller_members},
+        {doc_text != NULL ? Py_tp_doc : 0, (void *)doc_text}, /* without a docstring the slots end here */
+        {0, NULL},
+    };
+    /* basicsize 0: the instances are laid out as those of `cls`; no Py_TPFLAGS_HAVE_GC: that flag comes
+     * with the traverse and clear functions of `cls`. The spec is read only while the class is made. */
+    PyType_Spec spec = {name_text, 0, 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_VECTORCALL, slots};
+    PyObject *bases = PyTuple_Pack(1, cls);
+    PyObject *qualname = bases != NULL ? PyType_GetQualName((PyTypeObject *)cls) : NULL;
+    PyObject *subclass = qualname != NULL ? PyType_FromSpecWithBases(&spec, bases) : NULL;
+    if (subclass != NULL && PyObject_SetAttrString(subclass, "__qualname__", qualname) < 0)
+        Py_CLEAR(subclass);
+    Py_XDECREF(bases);
+    Py_XDECREF(qualname);
+    return subclass;
+}
+
+/* A Python subclass of Caller (Func) made by a class statement has Py_TPFLAGS_HAVE_VECTORCALL only
+ * from Python 3.12 on (3.11 passes it on to static types alone): on 3.11 each call of a Func would
+ * go through tp_call with a tuple of its arguments. The limited API cannot set a type's flags once
+ * it is made, but a type made from a PyType_Spec has the flags its spec gives; so this makes, from
+ * a spec, a subclass of `cls` of the same name that adds nothing but the flag (with the offset and
+ * tp_call PEP 590 asks for along with it): no fields, no methods. Used as the class decorator of
+ * Func on every version, so that what runs on 3.11 is what is tested everywhere. */
+static PyObject *vectorcall_subclass(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, CallerType)) {
+        PyErr_SetString(PyExc_TypeError, "vectorcall_subclass() needs a subclass of Caller");
+        return NULL;
+    }
+    if (PyType_GetSlot((PyTypeObject *)cls, Py_tp_call) != (void *)PyVectorcall_Call) {
+        PyErr_SetString(PyExc_TypeError, "this class defines __call__: calls must go through it");
+        return NULL;
+    }
+    PyObject *module_name = PyObject_GetAttrString(cls, "__module__");
+    PyObject *name = module_name != NULL ? PyType_GetName((PyTypeObject *)cls) : NULL;
+    PyObject *spec_name = name != NULL ? PyUnicode_FromFormat("%S.%S", module_name, name) : NULL;
+    PyObject *doc = spec_name != NULL ? PyObject_GetAttrString(cls, "__doc__") : NULL;
+    PyObject *subclass = doc != NULL ? subclass_from_spec(cls, spec_name, doc) : NULL;
+    Py_XDECREF(module_name);
+    Py_XDECREF(name);
+    Py_XDECREF(spec_name);
+    Py_XDECREF(doc);
+    return subclass;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* HostFunc and the trampoline: wasm -> Python */
+
+static PyTypeObject *HostFuncType;
 
 typedef struct {
     PyObject_HEAD
@@ -1336,6 +1397,7 @@ typedef struct {
 
 static int host_traverse(HostFunc *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self));
     Py_VISIT(self->fn);
     Py_VISIT(self->slow_invoke);
     Py_VISIT(self->write_results);
@@ -1356,7 +1418,7 @@ static void host_dealloc(HostFunc *self)
 {
     PyObject_GC_UnTrack(self);
     host_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
 static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
@@ -1364,10 +1426,10 @@ static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyObject *handle, *fn, *slow_invoke, *write_results, *rethrow;
     const char *params, *results;
     Py_ssize_t nparams, nresults;
-    if (!PyArg_ParseTuple(args, "O!Oy#y#OOO:HostFunc", &StoreHandleType, &handle, &fn, &params, &nparams,
+    if (!PyArg_ParseTuple(args, "O!Oy#y#OOO:HostFunc", StoreHandleType, &handle, &fn, &params, &nparams,
                           &results, &nresults, &slow_invoke, &write_results, &rethrow))
         return NULL;
-    HostFunc *self = (HostFunc *)type->tp_alloc(type, 0);
+    HostFunc *self = (HostFunc *)alloc_instance(type);
     if (self == NULL)
         return NULL;
     self->handle = (StoreHandle *)handle;
@@ -1379,16 +1441,20 @@ static PyObject *host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static PyTypeObject HostFuncType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.HostFunc",
-    .tp_basicsize = sizeof(HostFunc),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "What the host trampoline needs to call a Python function from wasm.",
-    .tp_new = host_new,
-    .tp_dealloc = (destructor)host_dealloc,
-    .tp_traverse = (traverseproc)host_traverse,
-    .tp_clear = (inquiry)host_clear,
+static PyType_Slot host_slots[] = {
+    {Py_tp_doc, "What the host trampoline needs to call a Python function from wasm."},
+    {Py_tp_new, host_new},
+    {Py_tp_dealloc, host_dealloc},
+    {Py_tp_traverse, host_traverse},
+    {Py_tp_clear, host_clear},
+    {0, NULL},
+};
+
+static PyType_Spec host_spec = {
+    .name = "wasmpy._native.HostFunc",
+    .basicsize = sizeof(HostFunc),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = host_slots,
 };
 
 /* Stores numeric results in C when they are plain in-range numbers; returns -1 otherwise
@@ -1401,11 +1467,11 @@ static int fast_results(HostFunc *host, PyObject *result, wasmtime_val_raw_t *va
         return result == Py_None ? 0 : -1;
     if (signature->nresults == 1)
         return number_to_raw(result, kinds[0], &values[0]);
-    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != signature->nresults)
+    if (!is_tuple(result) || PyTuple_Size(result) != signature->nresults)
         return -1;
     wasmtime_val_raw_t converted[MAX_FAST_VALUES];
     for (Py_ssize_t i = 0; i < signature->nresults; i++)
-        if (number_to_raw(PyTuple_GET_ITEM(result, i), kinds[i], &converted[i]) < 0)
+        if (number_to_raw(PyTuple_GetItem(result, i), kinds[i], &converted[i]) < 0)
             return -1;
     memcpy(values, converted, signature->nresults * sizeof(wasmtime_val_raw_t));
     return 0;
@@ -1421,7 +1487,7 @@ static int host_invoke(HostFunc *host, wasmtime_val_raw_t *values)
     const Signature *signature = &host->signature;
     if (!signature->fast) {
         PyObject *address = values_address(values);
-        PyObject *done = address != NULL ? PyObject_CallOneArg(host->slow_invoke, address) : NULL;
+        PyObject *done = address != NULL ? call_one_arg(host->slow_invoke, address) : NULL;
         Py_XDECREF(address);
         Py_XDECREF(done);
         return done == NULL ? -1 : 0;
@@ -1457,7 +1523,7 @@ static wasm_trap_t *rethrown_trap(HostFunc *host)
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
-    PyObject *address = value != NULL ? PyObject_CallOneArg(host->rethrow, value) : NULL;
+    PyObject *address = value != NULL ? call_one_arg(host->rethrow, value) : NULL;
     wasm_trap_t *trap = NULL;
     if (address != NULL && address != Py_None) {
         unsigned long long raw = PyLong_AsUnsignedLongLong(address);
@@ -1572,7 +1638,7 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
         return wasmtime_error_new(DEADLINE_MESSAGE);
     int in_main_thread = current_thread() == main_thread; /* where Python runs signal handlers */
     /* Read without the GIL: output appended meanwhile is seen at the next tick. */
-    int has_output = handle->output != NULL && PyList_GET_SIZE(handle->output) > 0;
+    int has_output = __atomic_load_n(&handle->output_queued, __ATOMIC_RELAXED) > 0;
     if (!in_main_thread && !has_output) {
         if (wasm_gil == GIL_KEPT)
             wasm_gil = PyEval_SaveThread(); /* the call runs long: let other threads run */
@@ -1644,8 +1710,9 @@ static PyMethodDef module_methods[] = {
      "The address of the C callback that calls a HostFunc on wasmtime_val_t values (env: the HostFunc)."},
     {"after_fork_in_child", after_fork_in_child, METH_NOARGS,
      "For os.register_at_fork: stores held by threads that did not survive fork() become unusable."},
-    {"enable_vectorcall", enable_vectorcall, METH_O,
-     "Gives a Python subclass of Caller its fast call protocol (inherited only from Python 3.12 on)."},
+    {"vectorcall_subclass", vectorcall_subclass, METH_O,
+     "vectorcall_subclass(cls): a subclass of cls (a Python subclass of Caller), of the same name, that is "
+     "called through vectorcall also on Python 3.11 (the class decorator of Func)."},
     {"output_stream", output_stream, METH_VARARGS,
      "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},
@@ -1659,21 +1726,38 @@ static struct PyModuleDef native_module = {
     .m_methods = module_methods,
 };
 
+/* Makes the module's types (heap types: the limited API has no static ones) and adds them. */
+static int add_types(PyObject *module)
+{
+    struct {
+        PyTypeObject **type;
+        PyType_Spec *spec;
+        const char *name;
+    } types[] = {
+        {&MemoryBaseType, &memory_spec, "MemoryBase"},
+        {&StoreHandleType, &handle_spec, "StoreHandle"},
+        {&CallerType, &caller_spec, "Caller"},
+        {&HostFuncType, &host_spec, "HostFunc"},
+    };
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        PyObject *type = PyType_FromSpec(types[i].spec);
+        if (type == NULL)
+            return -1;
+        *types[i].type = (PyTypeObject *)type; /* kept for the life of the process (single-phase init) */
+        if (PyModule_AddObjectRef(module, types[i].name, type) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 PyMODINIT_FUNC PyInit__native(void)
 {
     main_thread = PyThread_get_thread_ident();
-    PyTypeObject *types[] = {&MemoryBaseType, &StoreHandleType, &CallerType, &HostFuncType};
-    const char *names[] = {"MemoryBase", "StoreHandle", "Caller", "HostFunc"};
     PyObject *module = PyModule_Create(&native_module);
     if (module == NULL)
         return NULL;
-    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
-        if (PyType_Ready(types[i]) < 0 || PyModule_AddObjectRef(module, names[i], (PyObject *)types[i]) < 0) {
-            Py_DECREF(module);
-            return NULL;
-        }
-    }
-    if (wasmpy_signals_init(module) < 0 || ticker_add_to_module(module) < 0 || values_add_to_module(module) < 0) {
+    if (add_types(module) < 0 || wasmpy_signals_init(module) < 0 || ticker_add_to_module(module) < 0 ||
+        values_add_to_module(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

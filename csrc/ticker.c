@@ -7,6 +7,7 @@
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -160,7 +161,8 @@ static PyObject *ticker_add_engine(PyObject *module, PyObject *address)
     int failed = 0;
     if (ticked_count == ticked_capacity) {
         size_t capacity = ticked_capacity ? 2 * ticked_capacity : 8;
-        wasm_engine_t **grown = PyMem_RawRealloc(ticked_engines, capacity * sizeof(wasm_engine_t *));
+        /* realloc: PyMem_RawRealloc (the same allocator by default) is limited API only from 3.13 */
+        wasm_engine_t **grown = realloc(ticked_engines, capacity * sizeof(wasm_engine_t *));
         if (grown == NULL)
             failed = 1;
         else {

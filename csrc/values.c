@@ -18,24 +18,21 @@
  * Python path would not undo (references made so far are unrooted first).
  *
  * Buffers live on the C stack of each call: a call may reenter the same function from a host
- * function, and other threads may call it too. */
+ * function, and other threads may call it too.
+ *
+ * Built on the limited API of Python 3.11, as native.c is (see limited.h): wasmpy's classes are
+ * reached through their descriptors' own functions, found once (values_configure), and this
+ * file's types are heap types. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <string.h>
+#include <structmember.h>
 
 #include "api.h"
+#include "limited.h"
 #include "stack.h"
 #include "values.h"
-
-#if PY_VERSION_HEX < 0x030A0000
-static inline PyObject *values_new_ref(PyObject *object)
-{
-    Py_INCREF(object);
-    return object;
-}
-#define Py_NewRef values_new_ref
-#endif
 
 /* Conversion codes: wasmtime's value kind of a ValType's values, and whether C converts only
  * None (the null reference) for it, leaving other values to Python. */
@@ -84,18 +81,27 @@ static const struct {
 /* ------------------------------------------------------------------------------------------ */
 /* What values_configure() was given: wasmpy's classes and Python paths, kept for the process. */
 
+/* An attribute of instances of one of wasmpy's classes (a slot of a Python class, a property of a C
+ * type), read and written by its descriptor's own functions: the limited API has no tp_descr_get to
+ * read off the descriptor's type at each use, so they are found once, as the descriptor is. */
+typedef struct {
+    PyObject *descriptor;
+    descrgetfunc get;
+    descrsetfunc set; /* NULL: read-only */
+} Attribute;
+
 static int configured;
 static PyObject *valtype_members[VALTYPE_COUNT]; /* ValType.i32, ... in VALTYPES' order */
 static PyObject *kind_valtypes[KIND_COUNT];      /* the ValType of each kind's values (funcref, ...) */
 static PyTypeObject *val_class, *anyref_class, *func_class, *handle_class;
-static PyObject *val_type_slot, *val_payload_slot;                          /* Val's member descriptors */
-static PyObject *func_store_slot, *func_type_slot, *func_name_slot, *func_calls_slot; /* Func's */
+static Attribute val_type_slot, val_payload_slot;                           /* Val's slots */
+static Attribute func_store_slot, func_type_slot, func_name_slot, func_calls_slot; /* Func's */
 static PyObject *func_bind_native;             /* Caller._bind_native: the numeric fast path */
 static PyObject *func_types;                   /* _func._FUNC_TYPES: {wasmtime_func_t bytes: FuncType} */
 static PyObject *python_func_type;             /* _func._func_type(store, address): asked of wasmtime, kept */
 static PyObject *handle_acquire, *handle_release, *handle_flush, *handle_keep_for_externref,
     *handle_take_pending;                                                        /* methods */
-static PyObject *handle_context, *handle_stack_needed, *handle_deadline;     /* attributes */
+static Attribute handle_context, handle_stack_needed, handle_deadline;       /* attributes */
 static PyObject *kept_object;                  /* kept_object(address): the object an externref holds */
 static void (*externref_finalizer)(void *);    /* for data from keep_for_externref() */
 static PyObject *python_write_val;             /* (store, valtype, value, address): Python's to_val */
@@ -110,6 +116,7 @@ static PyObject *handle_name;                  /* "_handle", interned */
 static PyObject *params_name, *results_name, *call_failure_name, *wasm_function_name;
 static PyObject *gc_bridge_name, *to_any_name, *to_extern_name, *zero;
 static PyObject *empty_tuple;
+static PyTypeObject *weakref_type;             /* weakref.ref, which holds the store of a host function */
 static PyObject *v128_lowest, *v128_limit, *sixty_four; /* -2**127, 2**128, 64 */
 
 static int require_configured(void)
@@ -141,8 +148,8 @@ static int code_of(PyObject *valtype)
 /* The codes of a tuple of ValTypes, into `codes`; 0 or -1 with an exception. */
 static int codes_of(PyObject *valtypes, uint8_t *codes)
 {
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(valtypes); i++) {
-        int code = code_of(PyTuple_GET_ITEM(valtypes, i));
+    for (Py_ssize_t i = 0; i < PyTuple_Size(valtypes); i++) {
+        int code = code_of(PyTuple_GetItem(valtypes, i));
         if (code < 0)
             return -1;
         codes[i] = (uint8_t)code;
@@ -160,15 +167,15 @@ static int handle_method(PyObject *method, PyObject *handle)
     return done == NULL ? -1 : 0;
 }
 
-static PyObject *attribute_of(PyObject *descriptor, PyObject *object)
+static PyObject *attribute_of(const Attribute *attribute, PyObject *object)
 {
-    return Py_TYPE(descriptor)->tp_descr_get(descriptor, object, (PyObject *)Py_TYPE(object));
+    return attribute->get(attribute->descriptor, object, (PyObject *)Py_TYPE(object));
 }
 
 /* The context of the store; NULL with WasmError once it is closed. */
 static wasmtime_context_t *handle_get_context(PyObject *handle)
 {
-    PyObject *address = attribute_of(handle_context, handle);
+    PyObject *address = attribute_of(&handle_context, handle);
     if (address == NULL)
         return NULL;
     void *context = PyLong_AsVoidPtr(address);
@@ -179,7 +186,7 @@ static wasmtime_context_t *handle_get_context(PyObject *handle)
 /* Whether the native stack has room for a call into wasm of this store: 1, 0, or -1 with an exception. */
 static int handle_stack_allows(PyObject *handle)
 {
-    PyObject *needed = attribute_of(handle_stack_needed, handle);
+    PyObject *needed = attribute_of(&handle_stack_needed, handle);
     if (needed == NULL)
         return -1;
     Py_ssize_t bytes = PyLong_AsSsize_t(needed);
@@ -229,14 +236,14 @@ static void where_leave(Where *where)
 /* ------------------------------------------------------------------------------------------ */
 /* Val objects (wasmpy.Val: slots `type` and `_payload`), made and read without its Python code. */
 
-static PyObject *get_slot(PyObject *descriptor, PyObject *object)
+static PyObject *get_slot(const Attribute *slot, PyObject *object)
 {
-    return attribute_of(descriptor, object);
+    return attribute_of(slot, object);
 }
 
-static int set_slot(PyObject *descriptor, PyObject *object, PyObject *value)
+static int set_slot(const Attribute *slot, PyObject *object, PyObject *value)
 {
-    return Py_TYPE(descriptor)->tp_descr_set(descriptor, object, value);
+    return slot->set(slot->descriptor, object, value);
 }
 
 /* A new Val of `valtype` holding `payload` (stolen). */
@@ -244,8 +251,8 @@ static PyObject *new_val(PyObject *valtype, PyObject *payload)
 {
     if (payload == NULL)
         return NULL;
-    PyObject *val = val_class->tp_alloc(val_class, 0);
-    if (val == NULL || set_slot(val_type_slot, val, valtype) < 0 || set_slot(val_payload_slot, val, payload) < 0)
+    PyObject *val = alloc_instance(val_class);
+    if (val == NULL || set_slot(&val_type_slot, val, valtype) < 0 || set_slot(&val_payload_slot, val, payload) < 0)
         Py_CLEAR(val);
     Py_DECREF(payload);
     return val;
@@ -255,14 +262,14 @@ static PyObject *new_val(PyObject *valtype, PyObject *payload)
  * raised, for any other Val. */
 static PyObject *val_payload(PyObject *value, PyObject *valtype)
 {
-    PyObject *type = get_slot(val_type_slot, value);
+    PyObject *type = get_slot(&val_type_slot, value);
     if (type == NULL) {
         PyErr_Clear();
         return NULL;
     }
     int same = type == valtype;
     Py_DECREF(type);
-    PyObject *payload = same ? get_slot(val_payload_slot, value) : NULL;
+    PyObject *payload = same ? get_slot(&val_payload_slot, value) : NULL;
     if (payload == NULL)
         PyErr_Clear();
     return payload;
@@ -275,7 +282,7 @@ static PyObject *val_payload(PyObject *value, PyObject *valtype)
 /* An int for a `width`-bit integer, in wasmpy's range (-2**(width-1) to 2**width-1): its bits. */
 static int int_bits(PyObject *value, int width, uint64_t *bits)
 {
-    if (!PyLong_Check(value))
+    if (!is_int(value))
         return 1;
     int overflow;
     long long small = PyLong_AsLongLongAndOverflow(value, &overflow);
@@ -303,8 +310,8 @@ static int int_bits(PyObject *value, int width, uint64_t *bits)
 /* A float, or an int (exactly int or bool: a subclass may convert differently), for f32/f64. */
 static int float_value(PyObject *value, double *out)
 {
-    if (PyFloat_Check(value)) {
-        *out = PyFloat_AS_DOUBLE(value);
+    if (is_float(value)) {
+        *out = PyFloat_AsDouble(value);
         return 0;
     }
     if (!PyLong_CheckExact(value) && !PyBool_Check(value))
@@ -480,7 +487,7 @@ static PyObject *raw_to_python(uint8_t code, PyObject *valtype, const wasmtime_v
 /* wasmtime_val_t: numbers and references, with their roots. */
 
 typedef struct FuncCall FuncCall;
-static PyTypeObject FuncCallType;
+static PyTypeObject *FuncCallType;
 static const wasmtime_func_t *func_of(PyObject *func, PyObject *store);
 static PyObject *new_func(const Where *where, const wasmtime_func_t *wasm_func);
 
@@ -516,8 +523,8 @@ typedef struct {
 
 static int unmetered_begin(const Where *where, Unmetered *saved)
 {
-    saved->deadline = attribute_of(handle_deadline, where->handle);
-    if (saved->deadline == NULL || set_slot(handle_deadline, where->handle, zero) < 0) {
+    saved->deadline = attribute_of(&handle_deadline, where->handle);
+    if (saved->deadline == NULL || set_slot(&handle_deadline, where->handle, zero) < 0) {
         Py_CLEAR(saved->deadline);
         return -1;
     }
@@ -535,7 +542,7 @@ static void unmetered_end(const Where *where, Unmetered *saved)
 {
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
-    if (set_slot(handle_deadline, where->handle, saved->deadline) < 0)
+    if (set_slot(&handle_deadline, where->handle, saved->deadline) < 0)
         PyErr_Clear(); /* an int the handle gave: it takes it back */
     Py_CLEAR(saved->deadline);
     if (saved->fueled) {
@@ -801,7 +808,7 @@ static PyObject *pack_results(PyObject **items, Py_ssize_t count, int exact)
     PyObject *tuple = PyTuple_New(count);
     for (Py_ssize_t i = 0; i < count; i++) {
         if (tuple != NULL)
-            PyTuple_SET_ITEM(tuple, i, items[i]);
+            PyTuple_SetItem(tuple, i, items[i]); /* cannot fail: a new tuple, an index in range */
         else
             Py_DECREF(items[i]);
     }
@@ -828,14 +835,14 @@ static const wasmtime_func_t *func_of(PyObject *func, PyObject *store)
 {
     if (!PyObject_TypeCheck(func, func_class))
         return NULL;
-    PyObject *calls = get_slot(func_calls_slot, func);
+    PyObject *calls = get_slot(&func_calls_slot, func);
     if (calls == NULL) {
         PyErr_Clear();
         return NULL;
     }
     /* The Func holds its FuncCall, which does not change once made: borrowed from here on. */
     Py_DECREF(calls);
-    if (Py_TYPE(calls) != &FuncCallType || ((FuncCall *)calls)->store != store)
+    if (Py_TYPE(calls) != FuncCallType || ((FuncCall *)calls)->store != store)
         return NULL;
     return &((FuncCall *)calls)->func;
 }
@@ -882,7 +889,7 @@ static PyObject *call_raw(FuncCall *self, PyObject *const *args, int exact)
         goto done;
     }
     for (Py_ssize_t i = 0; i < self->nparams; i++) {
-        if (raw_from_python(self->codes[i], PyTuple_GET_ITEM(self->params, i), args[1 + i], &values[i])) {
+        if (raw_from_python(self->codes[i], PyTuple_GetItem(self->params, i), args[1 + i], &values[i])) {
             outcome = call_in_python(args, self->nparams, exact); /* explains what is wrong */
             goto done;
         }
@@ -913,7 +920,7 @@ static PyObject *call_raw(FuncCall *self, PyObject *const *args, int exact)
     if (flushed < 0)
         goto done;
     for (Py_ssize_t i = 0; i < self->nresults; i++) {
-        results[i] = raw_to_python(self->codes[self->nparams + i], PyTuple_GET_ITEM(self->results, i), &values[i],
+        results[i] = raw_to_python(self->codes[self->nparams + i], PyTuple_GetItem(self->results, i), &values[i],
                                    exact);
         if (results[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++)
@@ -953,7 +960,7 @@ static PyObject *call_checked(FuncCall *self, PyObject *const *args, int exact)
     }
     Py_ssize_t made = 0;
     for (; made < nparams; made++) {
-        if (to_val(&where, self->codes[made], PyTuple_GET_ITEM(self->params, made), args[1 + made],
+        if (to_val(&where, self->codes[made], PyTuple_GetItem(self->params, made), args[1 + made],
                    &params[made]) < 0)
             break;
     }
@@ -1022,8 +1029,8 @@ static PyObject *func_call(FuncCall *self, PyObject *const *args, Py_ssize_t nar
 /* As the Caller's slow_call: (func, *args). */
 static PyObject *funccall_vectorcall(FuncCall *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (nargs < 1 || (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0))
+    Py_ssize_t nargs = positional_count(nargsf);
+    if (nargs < 1 || (kwnames != NULL && PyTuple_Size(kwnames) > 0))
         return PyObject_Vectorcall(python_call, args, nargs, kwnames);
     return func_call(self, args, nargs - 1, 0);
 }
@@ -1041,7 +1048,7 @@ static PyObject *funccall_call_vals(FuncCall *self, PyObject *const *args, Py_ss
 static PyObject *funccall_create(PyObject *store, PyObject *handle, const wasmtime_func_t *func, PyObject *params,
                                  PyObject *results)
 {
-    FuncCall *self = PyObject_GC_New(FuncCall, &FuncCallType);
+    FuncCall *self = (FuncCall *)alloc_instance(FuncCallType);
     if (self == NULL)
         return NULL;
     self->vectorcall = (vectorcallfunc)funccall_vectorcall;
@@ -1050,11 +1057,9 @@ static PyObject *funccall_create(PyObject *store, PyObject *handle, const wasmti
     self->func = *func;
     self->params = Py_NewRef(params);
     self->results = Py_NewRef(results);
-    self->nparams = PyTuple_GET_SIZE(params);
-    self->nresults = PyTuple_GET_SIZE(results);
-    self->checked = 0;
+    self->nparams = PyTuple_Size(params);
+    self->nresults = PyTuple_Size(results);
     self->codes = PyMem_Malloc(self->nparams + self->nresults + 1);
-    PyObject_GC_Track(self);
     if (self->codes == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
@@ -1070,6 +1075,7 @@ static PyObject *funccall_create(PyObject *store, PyObject *handle, const wasmti
 
 static int funccall_traverse(FuncCall *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self)); /* the instances of heap types hold their type */
     Py_VISIT(self->store);
     Py_VISIT(self->handle);
     Py_VISIT(self->params);
@@ -1091,7 +1097,7 @@ static void funccall_dealloc(FuncCall *self)
     PyObject_GC_UnTrack(self);
     funccall_clear(self);
     PyMem_Free(self->codes);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
 static PyObject *funccall_get_address(FuncCall *self, void *closure)
@@ -1124,10 +1130,10 @@ static PyObject *fast_path_kinds(FuncCall *calls)
         Py_XDECREF(kinds[1]);
         return NULL;
     }
+    char *params = PyBytes_AsString(kinds[0]), *results = PyBytes_AsString(kinds[1]); /* cannot fail: bytes */
     for (Py_ssize_t i = 0; i < calls->nparams + calls->nresults; i++) {
         uint8_t code = calls->codes[i];
-        char *out = i < calls->nparams ? PyBytes_AS_STRING(kinds[0]) + i
-                                       : PyBytes_AS_STRING(kinds[1]) + (i - calls->nparams);
+        char *out = i < calls->nparams ? params + i : results + (i - calls->nparams);
         *out = (char)(code <= CODE_F64 ? code : 255);
     }
     PyObject *pair = PyTuple_Pack(2, kinds[0], kinds[1]);
@@ -1149,7 +1155,7 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
     int status = -1;
     if (results == NULL)
         goto done;
-    if (!PyObject_TypeCheck(handle, handle_class) || !PyTuple_Check(params) || !PyTuple_Check(results)) {
+    if (!PyObject_TypeCheck(handle, handle_class) || !is_tuple(params) || !is_tuple(results)) {
         PyErr_SetString(PyExc_TypeError, "bind_func() needs a Store and a FuncType");
         goto done;
     }
@@ -1159,10 +1165,10 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
     address = failure != NULL ? PyLong_FromVoidPtr(&((FuncCall *)calls)->func) : NULL;
     if (address == NULL)
         goto done;
-    if (set_slot(func_store_slot, func, store) < 0 || set_slot(func_type_slot, func, functype) < 0 ||
-        set_slot(func_name_slot, func, name) < 0 || set_slot(func_calls_slot, func, calls) < 0)
+    if (set_slot(&func_store_slot, func, store) < 0 || set_slot(&func_type_slot, func, functype) < 0 ||
+        set_slot(&func_name_slot, func, name) < 0 || set_slot(&func_calls_slot, func, calls) < 0)
         goto done;
-    PyObject *args[7] = {func, handle, address, PyTuple_GET_ITEM(kinds, 0), PyTuple_GET_ITEM(kinds, 1), calls, failure};
+    PyObject *args[7] = {func, handle, address, PyTuple_GetItem(kinds, 0), PyTuple_GetItem(kinds, 1), calls, failure};
     PyObject *bound = PyObject_Vectorcall(func_bind_native, args, 7, NULL);
     Py_XDECREF(bound);
     status = bound != NULL ? 0 : -1;
@@ -1198,7 +1204,8 @@ static PyObject *bind_func(PyObject *module, PyObject *const *args, Py_ssize_t n
 static PyObject *new_bound_func(PyObject *store, const wasmtime_func_t *wasm_func, PyObject *functype,
                                 PyObject *name)
 {
-    PyObject *func = func_class->tp_new(func_class, empty_tuple, NULL);
+    newfunc new_slot = (newfunc)PyType_GetSlot(func_class, Py_tp_new);
+    PyObject *func = new_slot(func_class, empty_tuple, NULL);
     if (func != NULL && bind(func, store, wasm_func, functype, name) < 0)
         Py_CLEAR(func);
     return func;
@@ -1237,7 +1244,7 @@ static PyObject *export_func(PyObject *module, PyObject *const *args, Py_ssize_t
     if (require_configured() < 0 || check_arguments("export_func", nargs, 5) < 0)
         return NULL;
     if (!PyObject_TypeCheck(args[1], handle_class) || !PyBytes_Check(args[2]) ||
-        PyBytes_GET_SIZE(args[2]) != sizeof(wasmtime_instance_t) || !PyUnicode_Check(args[3])) {
+        PyBytes_Size(args[2]) != sizeof(wasmtime_instance_t) || !PyUnicode_Check(args[3])) {
         PyErr_SetString(PyExc_TypeError, "export_func() needs a StoreHandle, an instance and a name");
         return NULL;
     }
@@ -1245,7 +1252,7 @@ static PyObject *export_func(PyObject *module, PyObject *const *args, Py_ssize_t
     if (encoded == NULL)
         return NULL;
     wasmtime_instance_t instance;
-    memcpy(&instance, PyBytes_AS_STRING(args[2]), sizeof(instance));
+    memcpy(&instance, PyBytes_AsString(args[2]), sizeof(instance));
     Where where = {args[0], args[1], NULL};
     int entered = where_enter(&where);
     if (entered != 0) {
@@ -1253,8 +1260,8 @@ static PyObject *export_func(PyObject *module, PyObject *const *args, Py_ssize_t
         return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     }
     wasmtime_extern_t item;
-    int found = wasmtime_instance_export_get(where.context, &instance, PyBytes_AS_STRING(encoded),
-                                             (size_t)PyBytes_GET_SIZE(encoded), &item);
+    int found = wasmtime_instance_export_get(where.context, &instance, PyBytes_AsString(encoded),
+                                             (size_t)PyBytes_Size(encoded), &item);
     where_leave(&where);
     Py_DECREF(encoded);
     if (!found || item.kind != WASMTIME_EXTERN_FUNC)
@@ -1262,20 +1269,32 @@ static PyObject *export_func(PyObject *module, PyObject *const *args, Py_ssize_t
     return new_bound_func(where.store, &item.of.func, args[4], args[3]);
 }
 
-static PyTypeObject FuncCallType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.FuncCall",
-    .tp_basicsize = sizeof(FuncCall),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "A Func's call path for every signature (made by bind_func), called as (func, *args); what C "
-              "does not convert goes to Python's conversions and call path.",
-    .tp_vectorcall_offset = offsetof(FuncCall, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_dealloc = (destructor)funccall_dealloc,
-    .tp_traverse = (traverseproc)funccall_traverse,
-    .tp_clear = (inquiry)funccall_clear,
-    .tp_methods = funccall_methods,
-    .tp_getset = funccall_getset,
+/* How a PyType_Spec sets tp_vectorcall_offset (with Py_TPFLAGS_HAVE_VECTORCALL in its flags). */
+static PyMemberDef funccall_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(FuncCall, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot funccall_slots[] = {
+    {Py_tp_doc, "A Func's call path for every signature (made by bind_func), called as (func, *args); what C "
+                "does not convert goes to Python's conversions and call path."},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, funccall_dealloc},
+    {Py_tp_traverse, funccall_traverse},
+    {Py_tp_clear, funccall_clear},
+    {Py_tp_methods, funccall_methods},
+    {Py_tp_members, funccall_members},
+    {Py_tp_getset, funccall_getset},
+    {0, NULL},
+};
+
+/* No Py_tp_new: made by bind_func only. */
+static PyType_Spec funccall_spec = {
+    .name = "wasmpy._native.FuncCall",
+    .basicsize = sizeof(FuncCall),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = funccall_slots,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1295,7 +1314,7 @@ typedef struct {
     uint8_t *codes;
 } HostCall;
 
-static PyTypeObject HostCallType;
+static PyTypeObject *HostCallType;
 static PyObject *invoke_checked_name, *write_checked_results_name, *write_results_name;
 
 static PyObject *host_method(HostCall *self, PyObject *name, PyObject *first, PyObject *second)
@@ -1314,14 +1333,15 @@ static int result_items(HostCall *self, PyObject *result, PyObject **items)
         items[0] = result;
         return 0;
     }
-    PyObject **found;
-    if (PyTuple_Check(result) && PyTuple_GET_SIZE(result) == self->nresults)
-        found = &PyTuple_GET_ITEM(result, 0);
-    else if (PyList_Check(result) && PyList_GET_SIZE(result) == self->nresults)
-        found = &PyList_GET_ITEM(result, 0);
-    else
+    if (is_tuple(result) && PyTuple_Size(result) == self->nresults) {
+        for (Py_ssize_t i = 0; i < self->nresults; i++)
+            items[i] = PyTuple_GetItem(result, i);
+    } else if (is_list(result) && PyList_Size(result) == self->nresults) {
+        for (Py_ssize_t i = 0; i < self->nresults; i++)
+            items[i] = PyList_GetItem(result, i);
+    } else {
         return 1;
-    memcpy(items, found, self->nresults * sizeof(PyObject *));
+    }
     return 0;
 }
 
@@ -1352,7 +1372,7 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
         goto done;
     }
     for (Py_ssize_t i = 0; i < self->nparams; i++) {
-        args[i] = raw_to_python(self->codes[i], PyTuple_GET_ITEM(self->params, i), &values[i], 0);
+        args[i] = raw_to_python(self->codes[i], PyTuple_GetItem(self->params, i), &values[i], 0);
         if (args[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++)
                 Py_DECREF(args[j]);
@@ -1364,7 +1384,7 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
         goto done;
     int converted = result_items(self, result, items) == 0;
     for (Py_ssize_t i = 0; converted && i < self->nresults; i++)
-        converted = raw_from_python(self->codes[self->nparams + i], PyTuple_GET_ITEM(self->results, i), items[i],
+        converted = raw_from_python(self->codes[self->nparams + i], PyTuple_GetItem(self->results, i), items[i],
                                     &raw[i]) == 0;
     if (converted) {
         if (self->nresults > 0)
@@ -1384,22 +1404,32 @@ done:
     return outcome;
 }
 
+/* The object the weak reference `ref` refers to: 1 with a new reference in `*object`, 0 (and NULL)
+ * once it is gone, -1 with an exception. PyWeakref_GetRef() is in the limited API from 3.13 on;
+ * before, PyWeakref_GetObject() is the stable ABI's (deprecated from 3.13 on): its borrowed reference
+ * is made strong at once, with the GIL held. */
+static int weak_referent(PyObject *ref, PyObject **object)
+{
+#if defined(Py_LIMITED_API) ? Py_LIMITED_API + 0 >= 0x030D0000 : PY_VERSION_HEX >= 0x030D0000
+    return PyWeakref_GetRef(ref, object);
+#else
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations" /* built with 3.13's headers, for 3.11 */
+    PyObject *found = PyWeakref_GetObject(ref);
+#pragma GCC diagnostic pop
+    *object = found != NULL && found != Py_None ? Py_NewRef(found) : NULL;
+    return found == NULL ? -1 : *object != NULL;
+#endif
+}
+
 /* The store of the host function, and its handle; 1 (nothing raised) when the store is gone or
  * closed, where Python's path raises what it always has. */
 static int host_where(HostCall *self, Where *where)
 {
     PyObject *store;
-#if PY_VERSION_HEX >= 0x030D0000
-    if (PyWeakref_GetRef(self->store_ref, &store) < 0)
-        return -1;
-#else
-    store = PyWeakref_GetObject(self->store_ref);
-    if (store == NULL)
-        return -1;
-    store = store == Py_None ? NULL : Py_NewRef(store);
-#endif
-    if (store == NULL)
-        return 1;
+    int alive = weak_referent(self->store_ref, &store);
+    if (alive <= 0)
+        return alive < 0 ? -1 : 1;
     where->store = store;
     where->handle = PyObject_GetAttr(store, handle_name);
     if (where->handle == NULL || !PyObject_TypeCheck(where->handle, handle_class)) {
@@ -1458,7 +1488,7 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
     }
     Py_ssize_t count = 0;
     for (; count < self->nresults; count++) {
-        if (to_val(&where, self->codes[self->nparams + count], PyTuple_GET_ITEM(self->results, count), items[count],
+        if (to_val(&where, self->codes[self->nparams + count], PyTuple_GetItem(self->results, count), items[count],
                    &made[count]) < 0)
             break;
     }
@@ -1488,12 +1518,12 @@ done:
 
 static PyObject *hostcall_vectorcall(HostCall *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nargs = positional_count(nargsf);
     if (self->fn == NULL) { /* cleared by Python's GC with its store: nothing can call it any more */
         PyErr_SetString(PyExc_TypeError, "this host function's store is being freed");
         return NULL;
     }
-    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+    if (kwnames != NULL && PyTuple_Size(kwnames) > 0) {
         PyErr_SetString(PyExc_TypeError, "HostCall takes no keyword arguments");
         return NULL;
     }
@@ -1510,7 +1540,7 @@ static PyObject *hostcall_vectorcall(HostCall *self, PyObject *const *args, size
 static PyObject *hostcall_create(PyTypeObject *type, PyObject *host, PyObject *fn, PyObject *store_ref,
                                  PyObject *params, PyObject *results)
 {
-    HostCall *self = (HostCall *)type->tp_alloc(type, 0);
+    HostCall *self = (HostCall *)alloc_instance(type);
     if (self == NULL)
         return NULL;
     self->vectorcall = (vectorcallfunc)hostcall_vectorcall;
@@ -1519,8 +1549,8 @@ static PyObject *hostcall_create(PyTypeObject *type, PyObject *host, PyObject *f
     self->store_ref = Py_NewRef(store_ref);
     self->params = Py_NewRef(params);
     self->results = Py_NewRef(results);
-    self->nparams = PyTuple_GET_SIZE(params);
-    self->nresults = PyTuple_GET_SIZE(results);
+    self->nparams = PyTuple_Size(params);
+    self->nresults = PyTuple_Size(results);
     self->codes = PyMem_Malloc(self->nparams + self->nresults + 1);
     if (self->codes == NULL) {
         Py_DECREF(self);
@@ -1538,7 +1568,7 @@ static PyObject *hostcall_create(PyTypeObject *type, PyObject *host, PyObject *f
 static PyObject *hostcall_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *host, *fn, *store_ref, *params, *results;
-    if (require_configured() < 0 || !PyArg_ParseTuple(args, "OOO!O!O!:HostCall", &host, &fn, &_PyWeakref_RefType,
+    if (require_configured() < 0 || !PyArg_ParseTuple(args, "OOO!O!O!:HostCall", &host, &fn, weakref_type,
                                                       &store_ref, &PyTuple_Type, &params, &PyTuple_Type, &results))
         return NULL;
     return hostcall_create(type, host, fn, store_ref, params, results);
@@ -1546,6 +1576,7 @@ static PyObject *hostcall_new(PyTypeObject *type, PyObject *args, PyObject *kwar
 
 static int hostcall_traverse(HostCall *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE((PyObject *)self)); /* the instances of heap types hold their type */
     Py_VISIT(self->host);
     Py_VISIT(self->fn);
     Py_VISIT(self->store_ref);
@@ -1569,23 +1600,32 @@ static void hostcall_dealloc(HostCall *self)
     PyObject_GC_UnTrack(self);
     hostcall_clear(self);
     PyMem_Free(self->codes);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    free_instance((PyObject *)self);
 }
 
-static PyTypeObject HostCallType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "wasmpy._native.HostCall",
-    .tp_basicsize = sizeof(HostCall),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "HostCall(host, fn, store_ref, params, results): a host function's conversions, as native.c's "
-              "trampolines call them: (values_address) for raw values, (args_address, results_address) with "
-              "references; what C does not convert goes to the _HostFunction `host`.",
-    .tp_new = hostcall_new,
-    .tp_vectorcall_offset = offsetof(HostCall, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_dealloc = (destructor)hostcall_dealloc,
-    .tp_traverse = (traverseproc)hostcall_traverse,
-    .tp_clear = (inquiry)hostcall_clear,
+static PyMemberDef hostcall_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(HostCall, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot hostcall_slots[] = {
+    {Py_tp_doc, "HostCall(host, fn, store_ref, params, results): a host function's conversions, as native.c's "
+                "trampolines call them: (values_address) for raw values, (args_address, results_address) with "
+                "references; what C does not convert goes to the _HostFunction `host`."},
+    {Py_tp_new, hostcall_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, hostcall_dealloc},
+    {Py_tp_traverse, hostcall_traverse},
+    {Py_tp_clear, hostcall_clear},
+    {Py_tp_members, hostcall_members},
+    {0, NULL},
+};
+
+static PyType_Spec hostcall_spec = {
+    .name = "wasmpy._native.HostCall",
+    .basicsize = sizeof(HostCall),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = hostcall_slots,
 };
 
 static PyTypeObject *host_func_class;          /* native.c's HostFunc: what its trampolines call */
@@ -1618,12 +1658,12 @@ static PyObject *make_host_func(PyObject *module, PyObject *const *args, Py_ssiz
     PyObject *calls = NULL, *write_results = NULL, *rethrow = NULL, *native = NULL, *outcome = NULL;
     if (store_ref == NULL)
         goto done;
-    if (!PyObject_TypeCheck(handle, handle_class) || !PyTuple_Check(params) || !PyTuple_Check(results) ||
-        !PyWeakref_CheckRef(store_ref)) {
+    if (!PyObject_TypeCheck(handle, handle_class) || !is_tuple(params) || !is_tuple(results) ||
+        !PyObject_TypeCheck(store_ref, weakref_type)) {
         PyErr_SetString(PyExc_TypeError, "make_host_func() needs a Store, a FuncType and a _HostFunction");
         goto done;
     }
-    calls = hostcall_create(&HostCallType, host, fn, store_ref, params, results);
+    calls = hostcall_create(HostCallType, host, fn, store_ref, params, results);
     write_results = calls != NULL ? PyObject_GetAttr(host, write_results_name) : NULL;
     rethrow = write_results != NULL ? PyObject_GetAttr(host, rethrow_name) : NULL;
     if (rethrow == NULL)
@@ -1635,7 +1675,7 @@ static PyObject *make_host_func(PyObject *module, PyObject *const *args, Py_ssiz
     Where where = {store, handle, NULL};
     int entered = where_enter(&where);
     if (entered != 0) {
-        PyObject *context = entered > 0 ? PyObject_CallMethodNoArgs(store, context_name) : NULL;
+        PyObject *context = entered > 0 ? PyObject_CallMethodObjArgs(store, context_name, NULL) : NULL;
         if (context != NULL) { /* closed stores stay closed: it raises */
             Py_DECREF(context);
             PyErr_SetString(PyExc_SystemError, "Store._context() of a closed store returned");
@@ -1678,7 +1718,7 @@ static int where_and_address(PyObject *const *args, Where *where, void **address
     if (require_configured() < 0)
         return -1;
     if (!PyObject_TypeCheck(args[1], handle_class)) {
-        PyErr_Format(PyExc_TypeError, "expected a StoreHandle, not %.100s", Py_TYPE(args[1])->tp_name);
+        raise_wrong_type("the handle", "a StoreHandle", args[1]);
         return -1;
     }
     where->store = args[0];
@@ -1826,19 +1866,24 @@ static PyObject *table_set(PyObject *module, PyObject *const *args, Py_ssize_t n
 /* ------------------------------------------------------------------------------------------ */
 /* Instantiation. */
 
-/* Writes the imports (Funcs here, the other externs by _instance._write_extern) into `externs`. */
-static int write_imports(PyObject *store, PyObject *imports, wasmtime_extern_t *externs)
+/* Writes the `count` imports (Funcs here, the other externs by _instance._write_extern) into
+ * `externs`, which has room for `count`: the list's length when it was made, whatever the Python code
+ * called meanwhile does to the list (an IndexError if it shrinks). */
+static int write_imports(PyObject *store, PyObject *imports, wasmtime_extern_t *externs, Py_ssize_t count)
 {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(imports); i++) {
-        PyObject *value = PyList_GET_ITEM(imports, i);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyList_GetItem(imports, i);
+        if (value == NULL)
+            return -1;
         const wasmtime_func_t *func = func_of(value, store);
         if (func != NULL) {
             externs[i].kind = WASMTIME_EXTERN_FUNC;
             externs[i].of.func = *func;
             continue;
         }
-        PyObject *args[2] = {value, PyLong_FromVoidPtr(&externs[i])};
+        PyObject *args[2] = {Py_NewRef(value), PyLong_FromVoidPtr(&externs[i])}; /* held while Python runs */
         PyObject *written = args[1] != NULL ? PyObject_Vectorcall(python_write_extern, args, 2, NULL) : NULL;
+        Py_DECREF(args[0]);
         Py_XDECREF(args[1]);
         if (written == NULL)
             return -1;
@@ -1870,7 +1915,7 @@ static PyObject *instantiate(PyObject *module, PyObject *const *args, Py_ssize_t
     int room = handle_stack_allows(where.handle);
     if (room <= 0)
         return room < 0 ? NULL : Py_NewRef(Py_NotImplemented); /* Python's path raises RecursionError */
-    Py_ssize_t count = PyList_GET_SIZE(imports);
+    Py_ssize_t count = PyList_Size(imports);
     wasmtime_extern_t small[STACK_VALUES];
     wasmtime_extern_t *externs = count <= STACK_VALUES ? small : PyMem_Malloc(count * sizeof(*externs));
     if (externs == NULL)
@@ -1881,7 +1926,7 @@ static PyObject *instantiate(PyObject *module, PyObject *const *args, Py_ssize_t
         outcome = entered < 0 ? NULL : Py_NewRef(Py_NotImplemented); /* the store is closed */
         goto done;
     }
-    if (write_imports(where.store, imports, externs) < 0) {
+    if (write_imports(where.store, imports, externs, count) < 0) {
         where_leave(&where);
         goto done;
     }
@@ -1920,55 +1965,65 @@ done:
 /* ------------------------------------------------------------------------------------------ */
 /* Configuration: the Python classes and functions values.c works with, given by wasmpy. */
 
-/* A class attribute of `owner` that `check` accepts, replacing `*slot`; 0 or -1 with an exception. */
-static int take_attribute(PyObject *owner, const char *name, int (*check)(PyObject *), PyObject **slot)
+static int not_expected(PyObject *owner, const char *name)
+{
+    PyErr_Format(PyExc_TypeError, "%R.%s is not what wasmpy's value conversions expect", owner, name);
+    return -1;
+}
+
+/* A callable class attribute of `owner` (a method), replacing `*slot`; 0 or -1 with an exception. */
+static int take_method(PyObject *owner, const char *name, PyObject **slot)
 {
     PyObject *found = PyObject_GetAttrString(owner, name);
     if (found == NULL)
         return -1;
-    if (!check(found)) {
-        PyErr_Format(PyExc_TypeError, "%R.%s is not what wasmpy's value conversions expect", owner, name);
+    if (!PyCallable_Check(found)) {
         Py_DECREF(found);
-        return -1;
+        return not_expected(owner, name);
     }
-    Py_XSETREF(*slot, found);
+    REPLACE_REF(*slot, found);
     return 0;
 }
 
-static int is_data_descriptor(PyObject *object)
+/* The descriptor of the attribute `name` of the instances of `owner`, with its functions, into
+ * `*attribute`; `writable`: it must have a __set__ too. 0 or -1 with an exception. */
+static int take_descriptor(PyObject *owner, const char *name, int writable, Attribute *attribute)
 {
-    return Py_TYPE(object)->tp_descr_get != NULL && Py_TYPE(object)->tp_descr_set != NULL;
+    PyObject *found = PyObject_GetAttrString(owner, name);
+    if (found == NULL)
+        return -1;
+    descrgetfunc get = (descrgetfunc)PyType_GetSlot(Py_TYPE(found), Py_tp_descr_get);
+    descrsetfunc set = (descrsetfunc)PyType_GetSlot(Py_TYPE(found), Py_tp_descr_set);
+    if (get == NULL || (writable && set == NULL)) {
+        Py_DECREF(found);
+        return not_expected(owner, name);
+    }
+    REPLACE_REF(attribute->descriptor, found);
+    attribute->get = get;
+    attribute->set = set;
+    return 0;
 }
 
-static int is_descriptor(PyObject *object)
-{
-    return Py_TYPE(object)->tp_descr_get != NULL;
-}
-
-static int is_callable(PyObject *object)
-{
-    return PyCallable_Check(object);
-}
-
-static int take_type(PyObject *value, PyTypeObject **slot)
+/* `value`, given as the keyword `keyword`, if it is a class, replacing `*slot`. */
+static int take_type(const char *keyword, PyObject *value, PyTypeObject **slot)
 {
     if (!PyType_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "expected a class, not %.100s", Py_TYPE(value)->tp_name);
+        raise_wrong_type(keyword, "a class", value);
         return -1;
     }
     Py_INCREF(value);
-    Py_XSETREF(*slot, (PyTypeObject *)value);
+    REPLACE_REF(*slot, (PyTypeObject *)value);
     return 0;
 }
 
-static int take_callable(PyObject *value, PyObject **slot)
+static int take_callable(const char *keyword, PyObject *value, PyObject **slot)
 {
     if (!PyCallable_Check(value)) {
-        PyErr_Format(PyExc_TypeError, "expected a callable, not %.100s", Py_TYPE(value)->tp_name);
+        raise_wrong_type(keyword, "callable", value);
         return -1;
     }
     Py_INCREF(value);
-    Py_XSETREF(*slot, value);
+    REPLACE_REF(*slot, value);
     return 0;
 }
 
@@ -1978,7 +2033,7 @@ static int take_valtypes(PyObject *valtype)
         PyObject *member = PyObject_GetAttrString(valtype, VALTYPES[i].name);
         if (member == NULL)
             return -1;
-        Py_XSETREF(valtype_members[i], member);
+        REPLACE_REF(valtype_members[i], member);
     }
     static const char *kind_names[KIND_COUNT] = {"i32", "i64", "f32", "f64", "v128", "funcref", "externref",
                                                  "anyref", "exnref"};
@@ -1986,7 +2041,7 @@ static int take_valtypes(PyObject *valtype)
         PyObject *member = PyObject_GetAttrString(valtype, kind_names[kind]);
         if (member == NULL)
             return -1;
-        Py_XSETREF(kind_valtypes[kind], member);
+        REPLACE_REF(kind_valtypes[kind], member);
     }
     return 0;
 }
@@ -1994,17 +2049,16 @@ static int take_valtypes(PyObject *valtype)
 static int take_handle_class(PyObject *value)
 {
     PyObject *cls = value;
-    if (take_type(value, &handle_class) < 0)
+    if (take_type("store_handle", value, &handle_class) < 0)
         return -1;
-    return take_attribute(cls, "acquire", is_callable, &handle_acquire) < 0 ||
-                   take_attribute(cls, "release", is_callable, &handle_release) < 0 ||
-                   take_attribute(cls, "flush_output", is_callable, &handle_flush) < 0 ||
-                   take_attribute(cls, "keep_for_externref", is_callable, &handle_keep_for_externref) < 0 ||
-                   take_attribute(cls, "context", is_descriptor, &handle_context) < 0 ||
-                   take_attribute(cls, "stack_needed", is_descriptor, &handle_stack_needed) < 0 ||
-                   take_attribute(cls, "take_pending", is_callable, &handle_take_pending) < 0 ||
-                   take_attribute(cls, "keep", is_callable, &handle_keep) < 0 ||
-                   take_attribute(cls, "deadline_ns", is_data_descriptor, &handle_deadline) < 0
+    return take_method(cls, "acquire", &handle_acquire) < 0 || take_method(cls, "release", &handle_release) < 0 ||
+                   take_method(cls, "flush_output", &handle_flush) < 0 ||
+                   take_method(cls, "keep_for_externref", &handle_keep_for_externref) < 0 ||
+                   take_descriptor(cls, "context", 0, &handle_context) < 0 ||
+                   take_descriptor(cls, "stack_needed", 0, &handle_stack_needed) < 0 ||
+                   take_method(cls, "take_pending", &handle_take_pending) < 0 ||
+                   take_method(cls, "keep", &handle_keep) < 0 ||
+                   take_descriptor(cls, "deadline_ns", 1, &handle_deadline) < 0
                ? -1
                : 0;
 }
@@ -2012,32 +2066,31 @@ static int take_handle_class(PyObject *value)
 /* values_configure(**objects): see _values.py and _func.py, which give them. */
 static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kwargs)
 {
-    if (PyTuple_GET_SIZE(args) != 0 || kwargs == NULL) {
+    if (PyTuple_Size(args) != 0 || kwargs == NULL) {
         PyErr_SetString(PyExc_TypeError, "values_configure() takes keyword arguments only");
         return NULL;
     }
     PyObject *key, *value;
     Py_ssize_t position = 0;
     while (PyDict_Next(kwargs, &position, &key, &value)) {
-        const char *name = PyUnicode_AsUTF8(key);
+        const char *name = PyUnicode_AsUTF8AndSize(key, NULL);
         if (name == NULL)
             return NULL;
         int status;
         if (strcmp(name, "store_handle") == 0) {
             status = take_handle_class(value);
         } else if (strcmp(name, "val") == 0) {
-            status = take_type(value, &val_class) < 0 ||
-                             take_attribute(value, "type", is_data_descriptor, &val_type_slot) < 0 ||
-                             take_attribute(value, "_payload", is_data_descriptor, &val_payload_slot) < 0
+            status = take_type(name, value, &val_class) < 0 || take_descriptor(value, "type", 1, &val_type_slot) < 0 ||
+                             take_descriptor(value, "_payload", 1, &val_payload_slot) < 0
                          ? -1
                          : 0;
         } else if (strcmp(name, "func") == 0) {
-            status = take_type(value, &func_class) < 0 ||
-                             take_attribute(value, "_store", is_data_descriptor, &func_store_slot) < 0 ||
-                             take_attribute(value, "type", is_data_descriptor, &func_type_slot) < 0 ||
-                             take_attribute(value, "name", is_data_descriptor, &func_name_slot) < 0 ||
-                             take_attribute(value, "_calls", is_data_descriptor, &func_calls_slot) < 0 ||
-                             take_attribute(value, "_bind_native", is_callable, &func_bind_native) < 0
+            status = take_type(name, value, &func_class) < 0 ||
+                             take_descriptor(value, "_store", 1, &func_store_slot) < 0 ||
+                             take_descriptor(value, "type", 1, &func_type_slot) < 0 ||
+                             take_descriptor(value, "name", 1, &func_name_slot) < 0 ||
+                             take_descriptor(value, "_calls", 1, &func_calls_slot) < 0 ||
+                             take_method(value, "_bind_native", &func_bind_native) < 0
                          ? -1
                          : 0;
         } else if (strcmp(name, "func_types") == 0) {
@@ -2045,39 +2098,38 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
             if (status < 0)
                 PyErr_SetString(PyExc_TypeError, "func_types must be a dict");
             else
-                Py_XSETREF(func_types, Py_NewRef(value));
+                REPLACE_REF(func_types, Py_NewRef(value));
         } else if (strcmp(name, "func_type") == 0) {
-            status = take_callable(value, &python_func_type);
+            status = take_callable(name, value, &python_func_type);
         } else if (strcmp(name, "valtype") == 0) {
             status = take_valtypes(value);
         } else if (strcmp(name, "anyref") == 0) {
-            status = take_type(value, &anyref_class);
+            status = take_type(name, value, &anyref_class);
         } else if (strcmp(name, "kept_object") == 0) {
-            status = take_callable(value, &kept_object);
+            status = take_callable(name, value, &kept_object);
         } else if (strcmp(name, "externref_drop") == 0) {
             void *address = PyLong_AsVoidPtr(value);
             status = address == NULL ? -1 : 0;
             if (address != NULL)
                 externref_finalizer = (void (*)(void *))address;
         } else if (strcmp(name, "write_val") == 0) {
-            status = take_callable(value, &python_write_val);
+            status = take_callable(name, value, &python_write_val);
         } else if (strcmp(name, "read_val") == 0) {
-            status = take_callable(value, &python_read_val);
+            status = take_callable(name, value, &python_read_val);
         } else if (strcmp(name, "call") == 0) {
-            status = take_callable(value, &python_call);
+            status = take_callable(name, value, &python_call);
         } else if (strcmp(name, "call_vals") == 0) {
-            status = take_callable(value, &python_call_vals);
+            status = take_callable(name, value, &python_call_vals);
         } else if (strcmp(name, "call_failed") == 0) {
-            status = take_callable(value, &python_call_failed);
+            status = take_callable(name, value, &python_call_failed);
         } else if (strcmp(name, "value_refused") == 0) {
-            status = take_callable(value, &python_value_refused);
+            status = take_callable(name, value, &python_value_refused);
         } else if (strcmp(name, "host_func") == 0) {
-            status = take_type(value, &host_func_class);
+            status = take_type(name, value, &host_func_class);
         } else if (strcmp(name, "host_trampolines") == 0) {
-            void *raw = PyTuple_Check(value) && PyTuple_GET_SIZE(value) == 2
-                            ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(value, 0))
-                            : NULL;
-            void *checked = raw != NULL ? PyLong_AsVoidPtr(PyTuple_GET_ITEM(value, 1)) : NULL;
+            void *raw = is_tuple(value) && PyTuple_Size(value) == 2 ? PyLong_AsVoidPtr(PyTuple_GetItem(value, 0))
+                                                                    : NULL;
+            void *checked = raw != NULL ? PyLong_AsVoidPtr(PyTuple_GetItem(value, 1)) : NULL;
             status = checked != NULL ? 0 : -1;
             if (status < 0 && !PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "host_trampolines must be (raw, checked) addresses");
@@ -2086,9 +2138,9 @@ static PyObject *values_configure(PyObject *module, PyObject *args, PyObject *kw
                 checked_host_trampoline = (wasmtime_func_callback_t)checked;
             }
         } else if (strcmp(name, "write_extern") == 0) {
-            status = take_callable(value, &python_write_extern);
+            status = take_callable(name, value, &python_write_extern);
         } else if (strcmp(name, "instantiation_failed") == 0) {
-            status = take_callable(value, &python_instantiation_failed);
+            status = take_callable(name, value, &python_instantiation_failed);
         } else {
             PyErr_Format(PyExc_TypeError, "values_configure() got an unknown keyword %R", key);
             status = -1;
@@ -2126,21 +2178,37 @@ static PyMethodDef values_functions[] = {
     {NULL},
 };
 
+/* Makes a type from `spec` (a heap type: the limited API has no static ones) and adds it as `name`. */
+static int add_type(PyObject *module, PyType_Spec *spec, const char *name, PyTypeObject **type)
+{
+    PyObject *made = PyType_FromSpec(spec);
+    if (made == NULL)
+        return -1;
+    *type = (PyTypeObject *)made; /* kept for the life of the process (single-phase init) */
+    return PyModule_AddObjectRef(module, name, made);
+}
+
+/* weakref.ref, from the module that defines it (PyWeakref_CheckRef() names a private symbol). */
+static PyTypeObject *find_weakref_type(void)
+{
+    PyObject *weakref_module = PyImport_ImportModule("_weakref");
+    PyObject *found = weakref_module != NULL ? PyObject_GetAttrString(weakref_module, "ref") : NULL;
+    Py_XDECREF(weakref_module);
+    if (found != NULL && !PyType_Check(found)) {
+        PyErr_SetString(PyExc_TypeError, "_weakref.ref is not a class");
+        Py_CLEAR(found);
+    }
+    return (PyTypeObject *)found;
+}
+
 int values_add_to_module(PyObject *module)
 {
-    if (PyType_Ready(&FuncCallType) < 0 || PyType_Ready(&HostCallType) < 0)
+    if (add_type(module, &funccall_spec, "FuncCall", &FuncCallType) < 0 ||
+        add_type(module, &hostcall_spec, "HostCall", &HostCallType) < 0 ||
+        PyModule_AddFunctions(module, values_functions) < 0)
         return -1;
-    Py_INCREF(&FuncCallType);
-    if (PyModule_AddObject(module, "FuncCall", (PyObject *)&FuncCallType) < 0) {
-        Py_DECREF(&FuncCallType);
-        return -1;
-    }
-    Py_INCREF(&HostCallType);
-    if (PyModule_AddObject(module, "HostCall", (PyObject *)&HostCallType) < 0) {
-        Py_DECREF(&HostCallType);
-        return -1;
-    }
-    if (PyModule_AddFunctions(module, values_functions) < 0)
+    weakref_type = find_weakref_type();
+    if (weakref_type == NULL)
         return -1;
     handle_name = PyUnicode_InternFromString("_handle");
     params_name = PyUnicode_InternFromString("params");

@@ -10,8 +10,8 @@ from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import (Caller, HostFunc, bind_func, checked_host_trampoline_address, enable_vectorcall,
-                      host_trampoline_address, make_host_func, values_configure)
+from ._native import (Caller, HostFunc, bind_func, checked_host_trampoline_address, host_trampoline_address,
+                      make_host_func, values_configure, vectorcall_subclass)
 from ._ownership import Owner, init_once
 from ._store import Store
 from ._tag import throw_into_wasm
@@ -21,6 +21,7 @@ from ._values import check_reference, from_val, read_raw, read_raw_val, to_val, 
 __all__ = ["Func"]
 
 
+@vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
 class Func(Caller, Owner):
     """A WebAssembly function, callable from Python.
 
@@ -200,10 +201,6 @@ class Func(Caller, Owner):
 
     def __repr__(self) -> str:
         return f"<wasmpy.Func {self.name}: {self.type}>"
-
-
-
-enable_vectorcall(Func)
 
 
 def _read_vals(store: Store, vals, count: int, exact: bool) -> Tuple[Any, ...]:

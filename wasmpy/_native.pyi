@@ -7,7 +7,7 @@ tests/test_typing.py checks these stubs against the built module (mypy's stubtes
 """
 
 from collections.abc import Callable
-from typing import Literal, final
+from typing import Literal, TypeVar, final
 
 from _typeshed import ReadableBuffer
 from typing_extensions import disjoint_base
@@ -75,6 +75,8 @@ class Caller:
                      slow_call: Callable[..., object],
                      failure: Callable[[BaseException | None, int, int, int], BaseException], /) -> None: ...
 
+_CallerT = TypeVar("_CallerT", bound=Caller)
+
 @final
 class HostFunc:
     """What the host trampoline needs to call a Python function from wasm."""
@@ -128,6 +130,7 @@ def ticker_ticks() -> int: ...
 def ticker_interval() -> float: ...
 def ticker_set_interval(seconds: float, /) -> None: ...
 def ticker_after_fork_in_child() -> None: ...
-def enable_vectorcall(cls: type[Caller], /) -> None: ...
+def vectorcall_subclass(cls: type[_CallerT], /) -> type[_CallerT]:
+    """A subclass of ``cls``, of the same name, called through vectorcall also on Python 3.11."""
 def output_stream(handle: StoreHandle, write: Callable[[bytes], object], /) -> tuple[int, int, int]: ...
 def keep_trap_handlers_first() -> None: ...
