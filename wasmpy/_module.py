@@ -266,28 +266,32 @@ class Module(Immutable):
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
         path = os.fspath(path)
-        engine = _engine(engine)
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
         except OSError as error:
             raise WasmError(f"cannot load the serialized module {path}: {error.strerror}") from None
         try:
-            status_of_file = os.fstat(fd)
-            if not stat.S_ISREG(status_of_file.st_mode):
-                raise WasmError(f"cannot load the serialized module {path}: not a regular file")
-            size = status_of_file.st_size
-            head = os.pread(fd, _ELF_HEADER_SIZE, 0)
-            tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
-            _split_serialized(path, size, head, tail)
-            # wasmtime opens the file this descriptor names, so what was checked is what it maps,
-            # even if something is renamed over the path meanwhile.
-            mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
-            out = ffi.new("wasmtime_module_t **")
-            error = ffi.new("wasmtime_error_t **")
-            status = lib.wasmpy_module_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
-                                                        out, error)
+            return cls._from_descriptor(fd, path, _engine(engine))
         finally:
             os.close(fd)
+
+    @classmethod
+    def _from_descriptor(cls, fd: int, path: str, engine: Engine) -> "Module":
+        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path``
+        in messages: what is checked is what wasmtime maps, even if something is renamed over the
+        path meanwhile."""
+        status_of_file = os.fstat(fd)
+        if not stat.S_ISREG(status_of_file.st_mode):
+            raise WasmError(f"cannot load the serialized module {path}: not a regular file")
+        size = status_of_file.st_size
+        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
+        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
+        _split_serialized(path, size, head, tail)
+        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        out = ffi.new("wasmtime_module_t **")
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_module_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
+                                                    out, error)
         _check_status(status, error, "load a serialized module", WasmError,
                       f"cannot load the serialized module {path}: ")
         return cls._loaded(out[0], engine)
