@@ -263,6 +263,18 @@ def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] =
 
     ``write_cache`` defaults to whether the cache is on and ``not sys.dont_write_bytecode``;
     with the cache off (``configure_import_hook(cache=False)``) nothing is read from it either.
+    """
+    try:
+        return load_cached(path, engine, write_cache)
+    except CompileError as error:
+        raise WasmImportError(f"cannot import {name}: {error}", name=name, path=path) from None
+
+
+def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -> Module:
+    """The module in the file ``path``, from the import hook's cache if that is current, else
+    compiled (CompileError naming the file) and cached unless ``write_cache`` is False; as
+    :func:`_compile`, which imports use, and the command line.
+
     A warm load reads the sidecar (a few hundred bytes) and maps the artifact; the source is
     read and hashed only when its size or mtime differ from the sidecar's.
     """
@@ -282,7 +294,7 @@ def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] =
         compiled = Module(source, engine) if source.startswith(b"\0asm") else Module(
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
-        raise WasmImportError(f"cannot import {name}: {error_in_file(error, path)}", name=name, path=path) from None
+        raise error_in_file(error, path) from None
     if write_cache:
         _write_cache(cache, _source_proof(status, source), compiled, status.st_mode)
     return compiled
@@ -305,7 +317,7 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
     (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
-    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)
+    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)  # compiles if stale
     cache = cache_path(path, engine)
     return cache if os.path.exists(cache) else None
 
