@@ -247,10 +247,14 @@ def _describe(path: str, compiled: Module) -> str:
 # --- compiled-code cache, like .pyc files
 #
 # The cache holds native code that wasmtime runs without checking it further, so it is trusted as
-# a .pyc is: whoever can write it can run code in this process, and the digests in it guard against
-# accidents (truncation, corruption, stale source), not attacks. Its files are opened as CPython opens
-# .pyc files, so that nothing planted at a cache path (a symlink, a FIFO, a device) makes the import
-# overwrite another file, hang or read without end.
+# a .pyc is: whoever can write it can run code in this process. Each entry is two files: the
+# artifact (Module.serialize's output, which wasmtime maps rather than wasmpy reading it) and a
+# sidecar (<artifact>.meta) recording the source's size, mtime and digest, the engine key, the
+# wasmtime version and the artifact's inode, size and mtime; these guard against accidents (a stale
+# source, an artifact replaced, truncated or written into since), not attacks. The artifact is not
+# hashed on load, so damage that keeps its size and mtime (a failing disk) goes unnoticed, as for a
+# .pyc. Its files are opened as CPython opens .pyc files, so that nothing planted at a cache path
+# (a symlink, a FIFO, a device) makes the import overwrite another file, hang or read without end.
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
