@@ -122,7 +122,7 @@ def _import_once(directory: Path, env: Dict[str, str]) -> Dict[str, float]:
 
 
 def _cache_files(directory: Path) -> List[Path]:
-    return sorted((directory / "__pycache__").glob("big.wasm.*"))
+    return sorted((directory / "__pycache__").glob("big.wasm.*.cwasm"))  # the artifact, not its .meta sidecar
 
 
 def run(rounds: int, functions: int, json_path: Path, keep: bool = False) -> Dict[str, object]:

@@ -11,3 +11,5 @@ wasmtime_error_t *wasmtime_module_validate(wasm_engine_t *engine, const uint8_t 
 wasmtime_error_t *wasmtime_module_serialize(wasmtime_module_t *module, wasm_byte_vec_t *ret);
 wasmtime_error_t *wasmtime_module_deserialize(wasm_engine_t *engine, const uint8_t *bytes, size_t bytes_len,
                                               wasmtime_module_t **ret);
+/* Maps the file at `path` (wasmtime's own serialized format) rather than reading it. */
+wasmtime_error_t *wasmtime_module_deserialize_file(wasm_engine_t *engine, const char *path, wasmtime_module_t **ret);

@@ -99,6 +99,14 @@ int wasmpy_module_deserialize(wasm_engine_t *engine, const uint8_t *bytes, size_
     return wasmpy_module_status(wasmtime_module_deserialize(engine, bytes, bytes_len, module), error);
 }
 
+int wasmpy_module_deserialize_file(wasm_engine_t *engine, const char *path, size_t stack_needed,
+                                   wasmtime_module_t **module, wasmtime_error_t **error)
+{
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
+    return wasmpy_module_status(wasmtime_module_deserialize_file(engine, path, module), error);
+}
+
 int wasmpy_try_reserve(size_t inaccessible, size_t accessible)
 {
     void *slots = MAP_FAILED, *tables = MAP_FAILED;

@@ -37,6 +37,11 @@ int wasmpy_module_validate(wasm_engine_t *engine, const uint8_t *wasm, size_t wa
 int wasmpy_module_deserialize(wasm_engine_t *engine, const uint8_t *bytes, size_t bytes_len, size_t stack_needed,
                               wasmtime_module_t **module, wasmtime_error_t **error);
 
+/* Maps the serialized code in the file at `path` for `engine`, with the result convention of
+ * wasmpy_module_new. */
+int wasmpy_module_deserialize_file(wasm_engine_t *engine, const char *path, size_t stack_needed,
+                                   wasmtime_module_t **module, wasmtime_error_t **error);
+
 /* Whether the address space for an instance pool is free now: maps `inaccessible` bytes the way
  * wasmtime reserves linear memory slots (PROT_NONE) and `accessible` bytes the way it maps tables
  * (read-write), both MAP_NORESERVE, then unmaps them. Returns 0, or the errno of the failed mmap. */

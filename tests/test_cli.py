@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import wasmpy
-from childproc import PACKAGE_ROOT
+from childproc import PACKAGE_ROOT, assert_clean_exit, child_json, run_python
 from wasmpy import _hook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -420,3 +420,123 @@ def test_a_trap_is_reported_without_traceback(tmp_path):
     assert result.returncode not in (0, 2)
     assert "Traceback" not in result.stderr
     assert "unreachable" in result.stderr
+
+
+# --- the cache, shared with the import hook; engine options
+
+CACHED_WAT = '(module (func (export "gcd") (param i32 i32) (result i32) local.get 0))'
+
+
+def count_compiles(tmp_path, *commands, then_import=None):
+    """Runs each command line (``wasmpy.main``) in one fresh process, then optionally imports
+    ``then_import`` through the hook; how many modules each of them compiled, and their statuses."""
+    proc = run_python(f"""
+        import json, sys, wasmpy
+        from wasmpy._cli import main
+        sys.dont_write_bytecode = False
+        sys.path.insert(0, {str(tmp_path)!r})
+        compiled = []
+        original = wasmpy.Module.__init__
+        def counting(self, *args, **kwargs):
+            compiled.append(1)
+            original(self, *args, **kwargs)
+        wasmpy.Module.__init__ = counting
+        counts, statuses = [], []
+        for argv in {[list(map(str, command)) for command in commands]!r}:
+            before = len(compiled)
+            statuses.append(main(argv))
+            counts.append(len(compiled) - before)
+        if {then_import!r}:
+            before = len(compiled)
+            __import__({then_import!r})
+            counts.append(len(compiled) - before)
+        print(json.dumps({{"counts": counts, "statuses": statuses}}))
+    """, timeout=120)
+    assert_clean_exit(proc)
+    return child_json(proc)
+
+
+def test_compile_compiles_once_and_not_again_when_current(tmp_path):
+    path = tmp_path / "once_gcd.wat"
+    path.write_text(CACHED_WAT)
+    result = count_compiles(tmp_path, ["compile", path], ["compile", path], then_import="once_gcd")
+    assert result == {"counts": [1, 0, 0], "statuses": [0, 0]}
+
+
+def test_run_reads_and_fills_the_hooks_cache(tmp_path):
+    compiled_first, run_first = tmp_path / "compiled_first.wat", tmp_path / "run_first.wat"
+    compiled_first.write_text(CACHED_WAT)
+    run_first.write_text(CACHED_WAT)
+    result = count_compiles(tmp_path, ["compile", compiled_first], ["run", "--invoke", "gcd", compiled_first, 6, 4],
+                            ["run", "--invoke", "gcd", run_first, 6, 4], then_import="run_first")
+    # run takes what compile wrote, and the hook what run wrote: one engine key for the same options
+    assert result == {"counts": [1, 0, 1, 0], "statuses": [0, 0, 0]}
+
+
+def test_cache_option_puts_the_cache_in_a_directory(tmp_path):
+    path = tmp_path / "elsewhere_gcd.wat"
+    path.write_text(CACHED_WAT)
+    cache_dir = tmp_path / "cache"
+    result = wasmpy_cli("compile", "--cache", cache_dir, path, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    expected = cache_dir / str(tmp_path).lstrip(os.sep) / Path(_hook.cache_path(str(path), wasmpy.Engine())).name
+    assert result.stdout.strip() == f"{path} -> {expected}"
+    assert expected.is_file() and not (tmp_path / "__pycache__").exists()
+    counts = count_compiles(tmp_path, ["run", "--cache", cache_dir, "--invoke", "gcd", path, 8, 2])
+    assert counts == {"counts": [0], "statuses": [0]}
+
+
+REACTOR_WAT = """(module (global $ready (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $ready (i32.const 40)))
+  (func (export "get") (result i32) (i32.add (global.get $ready) (i32.const 2)))
+  (func (export "keys") (result i32) (i32.add (global.get $ready) (i32.const 3)))
+  (func (export "items") (param i32) (result i32) (local.get 0)))"""
+
+
+@pytest.mark.parametrize("export, args, printed", [("get", [], "42"), ("keys", [], "43"), ("items", [7], "7")])
+def test_invoke_initializes_a_reactor_and_takes_any_export_name(tmp_path, export, args, printed):
+    path = tmp_path / "reactor.wat"
+    path.write_text(REACTOR_WAT)
+    result = wasmpy_cli("run", "--invoke", export, path, *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [printed]
+
+
+DEEP_WAT = """(module (func $down (export "down") (param i32) (result i32)
+  (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+    (else (i32.add (i32.const 1) (call $down (i32.sub (local.get 0) (i32.const 1))))))))"""
+
+
+def test_max_wasm_stack_option_reaches_the_engine(tmp_path):
+    path = tmp_path / "deep.wat"
+    path.write_text(DEEP_WAT)
+    assert wasmpy_cli("run", "--invoke", "down", path, 2000, cwd=tmp_path).stdout.split() == ["2000"]
+    small = wasmpy_cli("run", "--max-wasm-stack", 16384, "--invoke", "down", path, 2000, cwd=tmp_path)
+    assert small.returncode == 134 and "call stack exhausted" in small.stderr, small
+    too_big = wasmpy_cli("run", "--max-wasm-stack", 1 << 40, "--invoke", "down", path, 1, cwd=tmp_path)
+    assert_one_line_error(too_big)
+    assert "max_wasm_stack" in too_big.stderr
+    not_a_number = wasmpy_cli("run", "--max-wasm-stack", "lots", "--invoke", "down", path, 1, cwd=tmp_path)
+    assert not_a_number.returncode == 2 and "number of bytes" in not_a_number.stderr
+
+
+def test_no_interrupt_compiles_without_epoch_checks(tmp_path):
+    """The code --no-interrupt caches has no epoch checks: the wasmtime package, with epoch
+    interruption off (and memories that never move, as wasmpy's), loads it."""
+    import wasmtime
+
+    path = tmp_path / "quick.wat"
+    path.write_text(CACHED_WAT)
+    assert count_compiles(tmp_path, ["compile", "--no-interrupt", path],
+                          ["run", "--no-interrupt", "--invoke", "gcd", path, 9, 3]) == {"counts": [1, 0],
+                                                                                       "statuses": [0, 0]}
+    cache = Path(_hook.cache_path(str(path), wasmpy.Engine(epoch_interruption=False)))
+    assert cache != Path(_hook.cache_path(str(path), wasmpy.Engine()))
+    config = wasmtime.Config()
+    config.memory_may_move = False
+    engine = wasmtime.Engine(config)
+    store = wasmtime.Store(engine)
+    instance = wasmtime.Instance(store, wasmtime.Module.deserialize_file(engine, str(cache)), [])
+    assert instance.exports(store)["gcd"](store, 9, 3) == 9
+    both = wasmpy_cli("run", "--no-interrupt", "--timeout", 1, "--invoke", "gcd", path, 1, 2, cwd=tmp_path)
+    assert both.returncode == 2 and "--no-interrupt" in both.stderr

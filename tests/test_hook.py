@@ -14,6 +14,7 @@ import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
 import math
 import os
 import pkgutil
@@ -750,11 +751,19 @@ def _cached_module(mods, writing_cache):
     return name, source, Path(_hook.cache_path(str(source), engine()))
 
 
+def _sidecar(cache: Path) -> Path:
+    return Path(f"{cache}.meta")
+
+
 def _assert_valid_cache(cache: Path, source: Path) -> None:
-    data = cache.read_bytes()
-    digest = hashlib.sha256(source.read_bytes()).digest()
-    assert data.startswith(_hook._CACHE_MAGIC)
-    assert data[len(_hook._CACHE_MAGIC):len(_hook._CACHE_MAGIC) + 32] == digest
+    """The artifact is wasmtime's format (loadable on its own), and its sidecar proves it current."""
+    wasmpy.Module.deserialize(cache.read_bytes(), engine())
+    sidecar = _sidecar(cache).read_bytes()
+    assert sidecar.startswith(_hook._SIDECAR_MAGIC) and len(sidecar) < 1024
+    record = json.loads(sidecar[len(_hook._SIDECAR_MAGIC):])
+    assert record == {"engine": _hook._cache_tag(engine()), "wasmtime": wasmpy.WASMTIME_VERSION,
+                      **_hook._source_proof(source.stat(), source.read_bytes()),
+                      **_hook._artifact_identity(cache.stat())}
 
 
 def test_cache_written_to_pycache_next_to_source(mods, writing_cache, monkeypatch):
@@ -763,7 +772,7 @@ def test_cache_written_to_pycache_next_to_source(mods, writing_cache, monkeypatc
     assert cache.name.startswith(f"{name}.wasm.")
     assert cache.exists()
     _assert_valid_cache(cache, source)
-    assert [p.name for p in cache.parent.iterdir()] == [cache.name]  # no temporary files left
+    assert sorted(p.name for p in cache.parent.iterdir()) == [cache.name, _sidecar(cache).name]  # no temporaries
     assert assert_loads_from_cache(name, monkeypatch).f(5) == 15
 
 
@@ -939,15 +948,41 @@ def test_stale_cache_is_rebuilt(mods, writing_cache, monkeypatch):
 
 
 def test_stale_cache_same_size_and_mtime_is_rebuilt(mods, writing_cache, monkeypatch):
-    """Keyed on content, not on size or mtime as .pyc files are."""
+    """Size and mtime are checked first, as for .pyc files, but the source's digest decides when
+    they differ; the same size and mtime with other contents is what no cache (a .pyc neither)
+    detects without reading the source, so this one is a mismatch of the mtime alone."""
     name, source, cache = _cached_module(mods, writing_cache)
     stat_before = source.stat()
     new = wasmpy.wat2wasm(TRIPLE_WAT.replace("i32.const 3", "i32.const 4"))
     assert len(new) == stat_before.st_size
     source.write_bytes(new)
-    os.utime(source, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns))
+    os.utime(source, ns=(stat_before.st_atime_ns, stat_before.st_mtime_ns + 1))
     assert import_fresh(name).f(2) == 8
     _assert_valid_cache(cache, source)
+
+
+def test_touched_source_loads_from_the_cache(mods, writing_cache, monkeypatch):
+    """A source whose mtime changed but not its contents (a fresh checkout) is hashed once, found
+    current, and not compiled again."""
+    name, source, cache = _cached_module(mods, writing_cache)
+    os.utime(source, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns + 10**9))
+    assert assert_loads_from_cache(name, monkeypatch).f(5) == 15
+
+
+def test_warm_import_reads_neither_the_artifact_nor_the_source(mods, writing_cache, monkeypatch):
+    """What a warm import reads: the sidecar, and the artifact only through wasmtime's mapping."""
+    name, source, cache = _cached_module(mods, writing_cache)
+    read = []
+    original_read = os.read
+
+    def counting_read(fd, size):
+        data = original_read(fd, size)
+        read.append(len(data))
+        return data
+    monkeypatch.setattr(os, "read", counting_read)
+    monkeypatch.setattr(hashlib, "sha256", lambda *args: pytest.fail("hashed something on a warm import"))
+    assert assert_loads_from_cache(name, monkeypatch).f(5) == 15
+    assert sum(read) == _sidecar(cache).stat().st_size
 
 
 def _bit_flip(data: bytes, position: int) -> bytes:
@@ -956,20 +991,34 @@ def _bit_flip(data: bytes, position: int) -> bytes:
     return bytes(flipped)
 
 
+# Damage to the artifact, written into it in place (the sidecar then names another mtime and ctime).
 CORRUPTIONS = {
     "empty": lambda data: b"",
     "truncated-in-header": lambda data: data[:20],
-    "truncated-after-header": lambda data: data[:len(_hook._CACHE_MAGIC) + 40],
     "truncated-half": lambda data: data[:len(data) // 2],
     "truncated-last-byte": lambda data: data[:-1],
     "foreign-random": lambda data: os.urandom(len(data)),
     "foreign-text": lambda data: b"this is not a cache file\n" * 10,
     "trailing-garbage": lambda data: data + b"\0garbage",
     "bit-flip-magic": lambda data: _bit_flip(data, 3),
-    "bit-flip-source-digest": lambda data: _bit_flip(data, len(_hook._CACHE_MAGIC) + 5),
-    "bit-flip-inner-header": lambda data: _bit_flip(data, len(_hook._CACHE_MAGIC) + 32 + 20),
+    "bit-flip-elf-header": lambda data: _bit_flip(data, 0x28),
     "bit-flip-middle": lambda data: _bit_flip(data, len(data) // 2),
     "bit-flip-last": lambda data: _bit_flip(data, len(data) - 1),
+}
+# Damage to the sidecar.
+SIDECAR_CORRUPTIONS = {
+    "absent": None,
+    "empty": lambda data: b"",
+    "truncated": lambda data: data[:len(data) // 2],
+    "bit-flip-magic": lambda data: _bit_flip(data, 3),
+    "not-json": lambda data: _hook._SIDECAR_MAGIC + b"{not json",
+    "not-an-object": lambda data: _hook._SIDECAR_MAGIC + b"[1, 2]",
+    "not-utf-8": lambda data: _hook._SIDECAR_MAGIC + b"\xff\xfe",
+    "too-long": lambda data: data + b" " * 5000,
+    "other-wasmtime": lambda data: data.replace(wasmpy.WASMTIME_VERSION.encode(), b"0.0.1"),
+    "other-engine": lambda data: data.replace(b'"engine": "wasmtime-', b'"engine": "wasmtime-0'),
+    "other-artifact": lambda data: data.replace(b'"artifact_inode": ', b'"artifact_inode": 1'),
+    "other-source": lambda data: data.replace(b'"source_size": ', b'"source_size": 1'),
 }
 
 
@@ -985,13 +1034,33 @@ def test_bad_cache_file_is_rebuilt(mods, writing_cache, monkeypatch, corruption)
     assert assert_loads_from_cache(name, monkeypatch).f(11) == 33
 
 
+@pytest.mark.parametrize("corruption", list(SIDECAR_CORRUPTIONS))
+def test_bad_sidecar_is_rebuilt(mods, writing_cache, monkeypatch, corruption):
+    name, source, cache = _cached_module(mods, writing_cache)
+    sidecar = _sidecar(cache)
+    damage = SIDECAR_CORRUPTIONS[corruption]
+    if damage is None:
+        sidecar.unlink()
+    else:
+        damaged = damage(sidecar.read_bytes())
+        assert damaged != sidecar.read_bytes()
+        sidecar.write_bytes(damaged)
+    assert import_fresh(name).f(10) == 30
+    _assert_valid_cache(cache, source)
+    assert assert_loads_from_cache(name, monkeypatch).f(11) == 33
+
+
 def test_cache_from_another_engine_config_is_rebuilt(mods, writing_cache, monkeypatch):
-    """A file with a valid header whose machine code was made for other engine settings."""
+    """An artifact whose sidecar proves it current, but whose machine code was made for other engine
+    settings (as if the engine key collided): wasmtime refuses it, and the hook compiles."""
     name, source, cache = _cached_module(mods, writing_cache)
     good = cache.read_bytes()
-    source_digest = hashlib.sha256(source.read_bytes()).digest()
-    foreign = wasmpy.Module(source.read_bytes(), wasmpy.Engine(consume_fuel=True)).serialize()
-    cache.write_bytes(_hook._CACHE_MAGIC + source_digest + foreign)
+    foreign = cache.with_name("foreign.tmp")
+    foreign.write_bytes(wasmpy.Module(source.read_bytes(), wasmpy.Engine(consume_fuel=True)).serialize())
+    os.replace(foreign, cache)
+    record = json.loads(_sidecar(cache).read_bytes()[len(_hook._SIDECAR_MAGIC):])
+    record.update(_hook._artifact_identity(cache.stat()))
+    _sidecar(cache).write_bytes(_hook._SIDECAR_MAGIC + json.dumps(record).encode())
     assert import_fresh(name).f(1) == 3
     assert cache.read_bytes() == good
 
@@ -1007,7 +1076,7 @@ def test_bad_cache_file_in_a_new_process(tmp_path):
     """
     first = run_python(code)
     assert first.returncode == 0, first.stderr
-    [cache] = (tmp_path / "__pycache__").glob("proc_corrupt.wasm.*")
+    [cache] = (tmp_path / "__pycache__").glob("proc_corrupt.wasm.*.cwasm")
     good = cache.read_bytes()
     for corrupt in (good[:len(good) // 3], _bit_flip(good, len(good) // 3), os.urandom(len(good))):
         cache.write_bytes(corrupt)

@@ -10,8 +10,8 @@ Whatever could hang or eat memory on a broken hook runs in a child interpreter.
 from __future__ import annotations
 
 import gc
-import hashlib
 import importlib
+import json
 import os
 import pydoc
 import stat
@@ -50,10 +50,16 @@ def cache_file(source: Path) -> Path:
     return Path(_hook.cache_path(str(source), wasmpy.Engine.default()))
 
 
-def planted_cache(source: Path) -> bytes:
-    """A cache file the hook accepts for ``source`` (its digest is right) that runs PLANTED_WAT."""
-    planted = wasmpy.Module(PLANTED_WAT).serialize()
-    return _hook._CACHE_MAGIC + hashlib.sha256(source.read_bytes()).digest() + planted
+PLANTED = wasmpy.Module(PLANTED_WAT).serialize()
+
+
+def plant_cache(source: Path, artifact: Path) -> None:
+    """Writes PLANTED at ``artifact``, and beside ``source``'s cache file a sidecar the hook accepts
+    for it (right source, engine and wasmtime, and ``artifact``'s identity as os.stat sees it)."""
+    artifact.write_bytes(PLANTED)
+    record = {"engine": _hook._cache_tag(wasmpy.Engine.default()), "wasmtime": wasmpy.WASMTIME_VERSION,
+              **_hook._source_proof(source.stat(), source.read_bytes()), **_hook._artifact_identity(artifact.stat())}
+    Path(f"{cache_file(source)}.meta").write_bytes(_hook._SIDECAR_MAGIC + json.dumps(record).encode())
 
 
 # --- item 9: each module's store is freed with it
@@ -234,10 +240,10 @@ def test_symlink_at_the_cache_name_is_not_read_nor_written_through(mods, hook_se
     cache = cache_file(source)
     cache.parent.mkdir()
     target = tmp_path / "planted"
-    target.write_bytes(planted_cache(source))
+    plant_cache(source, target)
     cache.symlink_to(target)
     assert importlib.import_module(name).f(14) == 42  # compiled from source, not the planted code
-    assert target.read_bytes() == planted_cache(source)
+    assert target.read_bytes() == PLANTED
     assert not cache.is_symlink() and cache.is_file()  # replaced by a real cache file
     assert import_fresh(name).f(1) == 3
 
@@ -302,9 +308,9 @@ def test_cache_false_reads_and_writes_nothing(mods, hook_settings):
 
     cache = cache_file(source)
     cache.parent.mkdir()
-    cache.write_bytes(planted_cache(source))
+    plant_cache(source, cache)
     assert import_fresh(name).f(14) == 42  # not read
-    assert cache.read_bytes() == planted_cache(source)  # nor written
+    assert cache.read_bytes() == PLANTED  # nor written
     # The planted file is one the cache would load: what cache=False protected against.
     wasmpy.configure_import_hook(cache=True)
     assert import_fresh(name).f(14) == 99

@@ -1133,10 +1133,10 @@ def test_deserialize_bad_payload_with_a_valid_checksum_raises():
     """Not machine code we produced, but its checksum is right: wasmtime's own checks must reject it."""
     code = """
         import hashlib, random, wasmpy
-        from wasmpy._module import _SERIAL_MAGIC
-        payload = wasmpy.Module('(module (func (export "f")))').serialize()[48:]
+        from wasmpy._module import _TRAILER_MAGIC, _TRAILER_SIZE
+        payload = wasmpy.Module('(module (func (export "f")))').serialize()[:-_TRAILER_SIZE]
         def wrap(data):
-            return _SERIAL_MAGIC + hashlib.sha256(data).digest() + data
+            return data + _TRAILER_MAGIC + hashlib.sha256(data).digest()
         rng = random.Random(5)
         cases = [payload[:n] for n in range(0, len(payload), 41)]
         cases += [rng.randbytes(rng.randrange(1, 3000)) for _ in range(100)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ._engine import Engine
 from ._errors import ExitTrap, Trap, WasmError
-from ._hook import compile_to_cache
+from ._func import Func
+from ._hook import cache_path, configure_import_hook, load_cached
 from ._instance import Instance
 from ._module import Module
 from ._run import program_name
@@ -63,6 +64,16 @@ def _fuel(text: str) -> int:
     return value
 
 
+def _stack_bytes(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
+    return value
+
+
 def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -105,6 +116,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--fuel", type=_fuel, metavar="N", help="stop the program after N units of fuel")
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="stop the program after SECONDS of wall-clock time")
+    run.add_argument("--max-wasm-stack", type=_stack_bytes, metavar="BYTES",
+                     help="the most stack the program's wasm may use (Engine's max_wasm_stack)")
+    run.add_argument("--no-interrupt", action="store_true",
+                     help="compile without epoch checks: faster, but neither Ctrl-C nor --timeout can stop "
+                          "the program (Engine's epoch_interruption=False)")
+    _cache_option(run)
     run.add_argument("file", metavar="FILE", help="a .wasm or .wat file")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
 
@@ -114,15 +131,53 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_ = commands.add_parser("compile", help="fill the import hook's compiled-code cache",
                                    description="Compiles each FILE into the __pycache__ the import hook reads.")
+    compile_.add_argument("--no-interrupt", action="store_true",
+                          help="compile for `wasmpy run --no-interrupt` (Engine's epoch_interruption=False)")
+    _cache_option(compile_)
     compile_.add_argument("files", nargs="+", metavar="FILE", help="a .wasm or .wat file")
     return parser
 
 
-def _load(path: str, engine: Optional[Engine] = None) -> Module:
+def _cache_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache", metavar="DIR",
+                        help="keep compiled code under DIR, as configure_import_hook(cache_dir=DIR) "
+                             "(default: __pycache__ beside each file, or sys.pycache_prefix)")
+
+
+def _engine(options: argparse.Namespace) -> Engine:
+    """The engine for ``options``: only the options given are set, so that the default one has the
+    import hook's engine key, and both read and fill the same cache."""
+    config: Dict[str, Any] = {}
+    if getattr(options, "fuel", None) is not None:
+        config["consume_fuel"] = True
+    if getattr(options, "max_wasm_stack", None) is not None:
+        config["max_wasm_stack"] = options.max_wasm_stack
+    if options.no_interrupt:
+        config["epoch_interruption"] = False
+    try:
+        return Engine(**config)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+
+
+def _check_file(path: str) -> None:
     if os.path.isdir(path):
         raise CommandError(f"{path}: is a directory, not a .wasm or .wat file")
     if not os.path.isfile(path):
         raise CommandError(f"{path}: no such file")
+
+
+def _load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -> Module:
+    """``path``'s module from the import hook's cache when it is current, else compiled (and cached)."""
+    _check_file(path)
+    try:
+        return load_cached(path, engine, write_cache)
+    except OSError as error:
+        raise CommandError(f"{path}: {error.strerror or error}") from None
+
+
+def _load(path: str, engine: Optional[Engine] = None) -> Module:
+    _check_file(path)
     try:
         return Module.from_file(path, engine)
     except OSError as error:
@@ -166,8 +221,10 @@ def _function_type(module: Module, export: str) -> FuncType:
 
 
 def _run(options: argparse.Namespace) -> int:
-    engine = Engine(consume_fuel=options.fuel is not None)
-    module = _load(options.file, engine)
+    if options.no_interrupt and options.timeout is not None:
+        raise UsageError("--timeout needs epoch checks, which --no-interrupt turns off")
+    engine = _engine(options)
+    module = _load_cached(options.file, engine)
     name = program_name(options.file)
     call_args: List[Any] = []
     if options.invoke is None:
@@ -200,6 +257,12 @@ def _run(options: argparse.Namespace) -> int:
         if options.invoke is None:
             instance.exports["_start"]()
         else:
+            # A WASI reactor is set up before any other export is called (item access: an export
+            # may be named like a method of the exports, e.g. get).
+            exports = instance.exports
+            if (options.invoke != "_initialize" and "_initialize" in exports
+                    and isinstance(exports["_initialize"], Func)):
+                exports["_initialize"]()
             _print_results(instance.exports[options.invoke](*call_args))
         return 0
     except ExitTrap as exit:
@@ -231,16 +294,20 @@ def _inspect(options: argparse.Namespace) -> int:
 
 
 def _compile(options: argparse.Namespace) -> int:
+    engine = _engine(options)
     for path in options.files:
-        _load(path)  # reports a missing or malformed file like the other commands
-        cache = compile_to_cache(path)
-        print(f"{path} -> {cache}" if cache else f"{path}: compiled, but its cache directory is not writable")
+        _load_cached(path, engine, write_cache=True)  # compiles only when the cache is not current
+        cache = cache_path(path, engine)
+        print(f"{path} -> {cache}" if os.path.isfile(cache) and os.path.isfile(cache + ".meta")
+              else f"{path}: compiled, but its cache directory is not writable")
     return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     options = _parser().parse_args(argv)
+    if getattr(options, "cache", None) is not None:
+        configure_import_hook(cache_dir=options.cache)
     handler = {"run": _run, "inspect": _inspect, "compile": _compile}[options.command]
     try:
         return handler(options)

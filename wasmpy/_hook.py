@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.abc
 import importlib.machinery
+import json
 import os
 import pkgutil
 import platform
@@ -42,8 +43,10 @@ __all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hoo
            "WasmImportError", "hook_store"]
 
 WASM_SUFFIXES = [".wasm", ".wat"]
-_CACHE_MAGIC = b"wasmpy-cache-1\0"
-_DIGEST_SIZE = 32
+# The cache's sidecar (``<artifact>.meta``): this magic line, then JSON saying what proves the
+# artifact beside it current; never more than _SIDECAR_LIMIT bytes.
+_SIDECAR_MAGIC = b"wasmpy-cache-2\n"
+_SIDECAR_LIMIT = 4096
 
 
 class WasmImportError(CompileError, ImportError):
@@ -244,10 +247,14 @@ def _describe(path: str, compiled: Module) -> str:
 # --- compiled-code cache, like .pyc files
 #
 # The cache holds native code that wasmtime runs without checking it further, so it is trusted as
-# a .pyc is: whoever can write it can run code in this process, and the digests in it guard against
-# accidents (truncation, corruption, stale source), not attacks. Its files are opened as CPython opens
-# .pyc files, so that nothing planted at a cache path (a symlink, a FIFO, a device) makes the import
-# overwrite another file, hang or read without end.
+# a .pyc is: whoever can write it can run code in this process. Each entry is two files: the
+# artifact (Module.serialize's output, which wasmtime maps rather than wasmpy reading it) and a
+# sidecar (<artifact>.meta) recording the source's size, mtime and digest, the engine key, the
+# wasmtime version and the artifact's inode, size and mtime; these guard against accidents (a stale
+# source, an artifact replaced, truncated or written into since), not attacks. The artifact is not
+# hashed on load, so damage that keeps its size and mtime (a failing disk) goes unnoticed, as for a
+# .pyc. Its files are opened as CPython opens .pyc files, so that nothing planted at a cache path
+# (a symlink, a FIFO, a device) makes the import overwrite another file, hang or read without end.
 
 _O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -261,25 +268,48 @@ def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] =
     ``write_cache`` defaults to whether the cache is on and ``not sys.dont_write_bytecode``;
     with the cache off (``configure_import_hook(cache=False)``) nothing is read from it either.
     """
+    try:
+        return load_cached(path, engine, write_cache)
+    except CompileError as error:
+        raise WasmImportError(f"cannot import {name}: {error}", name=name, path=path) from None
+
+
+def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -> Module:
+    """The module in the file ``path``, from the import hook's cache if that is current, else
+    compiled (CompileError naming the file) and cached unless ``write_cache`` is False; as
+    :func:`_compile`, which imports use, and the command line.
+
+    A warm load reads the sidecar (a few hundred bytes) and maps the artifact; the source is
+    read and hashed only when its size or mtime differ from the sidecar's.
+    """
+    if write_cache is None:
+        write_cache = _cache_enabled and not sys.dont_write_bytecode
     with open(path, "rb") as file:
-        source = file.read()
-        source_mode = os.fstat(file.fileno()).st_mode
-    digest = hashlib.sha256(source).digest()
-    cache = cache_path(path, engine)
-    if _cache_enabled:
-        cached = _read_cache(cache, digest, engine)
-        if cached is not None:
-            return cached
+        status = os.fstat(file.fileno())
+        cache = cache_path(path, engine)
+        source: Optional[bytes] = None
+        if _cache_enabled:
+            cached, source = _read_cache(cache, file, status, engine, write_cache)
+            if cached is not None:
+                return cached
+        if source is None:
+            source = file.read()
     try:
         compiled = Module(source, engine) if source.startswith(b"\0asm") else Module(
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
-        raise WasmImportError(f"cannot import {name}: {error_in_file(error, path)}", name=name, path=path) from None
-    if write_cache is None:
-        write_cache = _cache_enabled and not sys.dont_write_bytecode
+        raise error_in_file(error, path) from None
     if write_cache:
-        _write_cache(cache, digest, compiled, source_mode)
+        _write_cache(cache, _source_proof(status, source), compiled, status.st_mode)
     return compiled
+
+
+def _source_proof(status: os.stat_result, source: bytes) -> Dict[str, Any]:
+    """What the sidecar records of the source: its size and mtime (checked first, as for a .pyc),
+    and its SHA-256 (checked only when those differ, so that a touched but unchanged file, e.g. a
+    fresh checkout, still loads from the cache)."""
+    return {"source_size": status.st_size, "source_mtime_ns": status.st_mtime_ns,
+            "source_sha256": hashlib.sha256(source).hexdigest()}
 
 
 def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str]:
@@ -291,7 +321,7 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
     (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
-    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)
+    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)  # compiles if stale
     cache = cache_path(path, engine)
     return cache if os.path.exists(cache) else None
 
@@ -336,73 +366,140 @@ def _cpu_flags() -> str:
     return platform.processor()
 
 
-def _read_regular_file(path: str) -> Optional[bytes]:
-    """The contents of ``path`` if it is a regular file (not a symlink, FIFO or device), else None.
-
-    O_NONBLOCK makes opening a FIFO return at once instead of waiting for a writer; the
-    file's size when opened bounds what is read, so a file that grows meanwhile cannot make
-    the read go on.
-    """
+def _open_regular_file(path: str) -> Optional[Tuple[int, os.stat_result]]:
+    """A descriptor of ``path`` and its status if it is a regular file (not a symlink, FIFO or
+    device), else None; the caller closes it. O_NONBLOCK makes opening a FIFO return at once
+    instead of waiting for a writer."""
     try:
         fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_BINARY)
     except OSError:  # absent, a symlink (ELOOP), unreadable...
         return None
     try:
         status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(status.st_mode):
+        os.close(fd)
+        return None
+    return fd, status
+
+
+def _read_sidecar(path: str) -> Optional[Dict[str, Any]]:
+    """The sidecar's record, or None if it is absent, not a regular file, too long or malformed."""
+    opened = _open_regular_file(path)
+    if opened is None:
+        return None
+    fd, status = opened
+    try:
+        if status.st_size > _SIDECAR_LIMIT:
             return None
-        chunks, left = [], status.st_size
-        while left > 0:
-            chunk = os.read(fd, left)
-            if not chunk:
-                break  # truncated meanwhile: the digests reject what was read
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
+        data = os.read(fd, _SIDECAR_LIMIT + 1)
     except OSError:
         return None
     finally:
         os.close(fd)
-
-
-def _read_cache(cache: str, digest: bytes, engine: Engine) -> Optional[Module]:
-    data = _read_regular_file(cache)
-    if data is None:
+    if not data.startswith(_SIDECAR_MAGIC):
         return None
-    header = len(_CACHE_MAGIC) + _DIGEST_SIZE
-    if not data.startswith(_CACHE_MAGIC) or data[len(_CACHE_MAGIC):header] != digest:
-        return None  # foreign, truncated, or compiled from other source: rebuild
     try:
-        return Module.deserialize(data[header:], engine)
-    except WasmError:
-        return None  # corrupt, or made by another wasmtime: rebuild
+        record = json.loads(data[len(_SIDECAR_MAGIC):].decode("utf-8"))
+    except ValueError:  # JSON or UTF-8
+        return None
+    return record if isinstance(record, dict) else None
 
 
-def _write_cache(cache: str, digest: bytes, compiled: Module, source_mode: int) -> None:
-    """Writes the cache file atomically, as CPython writes a ``.pyc`` (``importlib._bootstrap_external``).
+def _artifact_identity(status: os.stat_result) -> Dict[str, int]:
+    """What tells the artifact wasmpy wrote from any other file later put or written at its path:
+    it is written once, then renamed into place, and never changed, so a file put there since
+    has another inode, and one written into has another mtime (not the ctime: renaming sets it)."""
+    return {"artifact_inode": status.st_ino, "artifact_size": status.st_size,
+            "artifact_mtime_ns": status.st_mtime_ns}
+
+
+def _read_cache(cache: str, file: Any, status: os.stat_result, engine: Engine,
+                refresh: bool) -> Tuple[Optional[Module], Optional[bytes]]:
+    """The cached module for the source open as ``file`` (of status ``status``), or None when the
+    cache is absent, stale, foreign or damaged; and the source if it had to be read (else None).
+    With ``refresh``, a sidecar whose source size or mtime were out of date but whose digest
+    matched is rewritten, so that the next import does not read the source again."""
+    from . import WASMTIME_VERSION
+
+    record = _read_sidecar(cache + ".meta")
+    if record is None or record.get("engine") != _cache_tag(engine) or record.get("wasmtime") != WASMTIME_VERSION:
+        return None, None
+    source = None
+    if (record.get("source_size"), record.get("source_mtime_ns")) != (status.st_size, status.st_mtime_ns):
+        source = file.read()
+        if record.get("source_sha256") != hashlib.sha256(source).hexdigest():
+            return None, source  # compiled from other source: rebuild
+    opened = _open_regular_file(cache)
+    if opened is None:
+        return None, source
+    fd, artifact_status = opened
+    try:
+        if any(record.get(key) != value for key, value in _artifact_identity(artifact_status).items()):
+            return None, source  # replaced or written to since: rebuild
+        try:
+            module = Module._from_descriptor(fd, cache, engine)
+        except WasmError:
+            return None, source  # made by another wasmtime, or damaged in its layout: rebuild
+    finally:
+        os.close(fd)
+    if source is not None and refresh:
+        _write_sidecar(cache, _source_proof(status, source), engine, artifact_status, status.st_mode)
+    return module, source
+
+
+def _write_atomically(path: str, data: bytes, mode: int) -> Optional[os.stat_result]:
+    """Writes ``path`` atomically, as CPython writes a ``.pyc`` (``importlib._bootstrap_external``);
+    the written file's status, or None if it could not be written.
 
     The temporary file is created exclusively and never through a symlink, so that nothing
-    planted at its name is followed or overwritten; its mode is the source's, made writable by
-    the owner, less the umask; ``os.replace`` then renames it over the cache path (replacing
-    whatever is there, a symlink included, rather than writing through it).
+    planted at its name is followed or overwritten; ``os.replace`` then renames it over ``path``
+    (replacing whatever is there, a symlink included, rather than writing through it).
     """
-    data = _CACHE_MAGIC + digest + compiled.serialize()
-    temporary = f"{cache}.{os.getpid()}.{threading.get_ident()}.tmp"
+    temporary = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
     try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY,
-                     (source_mode | 0o200) & 0o666)
-    except OSError:  # a read-only directory, or something already at the temporary name: no cache
-        return
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, mode)
+    except OSError:  # a read-only directory, or something already at the temporary name
+        return None
     try:
         with open(fd, "wb") as file:
             file.write(data)
-        os.replace(temporary, cache)
+            file.flush()
+            status = os.fstat(file.fileno())
+        os.replace(temporary, path)
+        return status
     except OSError:
         try:
             os.unlink(temporary)
         except OSError:
             pass
+        return None
+
+
+def _write_cache(cache: str, source_proof: Dict[str, Any], compiled: Module, source_mode: int) -> None:
+    """Writes the artifact (what Module.serialize gives: wasmtime's own format, mapped when
+    loaded), then its sidecar, each atomically; their mode is the source's, made writable by the
+    owner, less the umask. A reader that finds the new artifact with the old sidecar (between the
+    two renames) sees another inode, and compiles."""
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+    except OSError:  # e.g. a file where the directory would be: no cache
+        return
+    artifact = _write_atomically(cache, compiled.serialize(), (source_mode | 0o200) & 0o666)
+    if artifact is not None:
+        _write_sidecar(cache, source_proof, compiled.engine, artifact, source_mode)
+
+
+def _write_sidecar(cache: str, source_proof: Dict[str, Any], engine: Engine, artifact: os.stat_result,
+                   source_mode: int) -> None:
+    """Writes what proves the artifact at ``cache`` (of status ``artifact``) current, atomically."""
+    from . import WASMTIME_VERSION
+
+    record = {"engine": _cache_tag(engine), "wasmtime": WASMTIME_VERSION, **source_proof,
+              **_artifact_identity(artifact)}
+    _write_atomically(cache + ".meta", _SIDECAR_MAGIC + json.dumps(record).encode(), (source_mode | 0o200) & 0o666)
 
 
 # --- installing the hook

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from typing import Any, Dict, List, Optional, Union
+import stat
+import struct
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._checks import require_instance
 from ._engine import COMPILE_STACK_NEEDED, Engine
@@ -16,9 +18,11 @@ from ._types import ExportType, ExternType, ImportType, externtype_from_c
 
 __all__ = ["Module", "wat2wasm"]
 
-# serialize() output: this magic, the SHA-256 of the payload, then wasmtime's payload.
-_SERIAL_MAGIC = b"wasmpy-module-1\0"
-_DIGEST_SIZE = 32
+# serialize() output: wasmtime's payload (a 64-bit ELF file), then this magic and the payload's SHA-256.
+_TRAILER_MAGIC = b"wasmpy-sha256-1\0"
+_TRAILER_SIZE = len(_TRAILER_MAGIC) + 32
+_ELF_HEADER_SIZE = 64
+_ELF_MAGIC = b"\x7fELF\x02\x01"  # 64-bit, little-endian: what wasmtime writes on x86-64
 _STACK_EXHAUSTED = 3  # a wasmpy_module_* status: not run, too little native stack left
 
 
@@ -208,43 +212,120 @@ class Module(Immutable):
         return self._exports
 
     def serialize(self) -> bytes:
-        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings."""
+        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings.
+
+        It is wasmtime's own serialized format (what ``wasmtime compile`` and the
+        ``wasmtime`` package's ``Module.serialize`` write), followed by a trailer
+        of wasmpy's with a SHA-256 of it, which wasmtime ignores: the ``wasmtime``
+        package loads it into an engine of matching settings, and :meth:`deserialize`
+        checks the digest.
+        """
         out = ffi.new("wasm_byte_vec_t *")
         check(lib.wasmtime_module_serialize(self._ptr, out))
         try:
             payload = ffi.unpack(ffi.cast("char *", out.data), out.size)
         finally:
             lib.wasm_byte_vec_delete(out)
-        return _SERIAL_MAGIC + hashlib.sha256(payload).digest() + payload
+        return payload + _TRAILER_MAGIC + hashlib.sha256(payload).digest()
 
     @classmethod
     def deserialize(cls, data: Union[bytes, bytearray, memoryview], engine: Optional[Engine] = None) -> "Module":
-        """Loads what :meth:`serialize` produced.
+        """Loads compiled code: what :meth:`serialize` produced, or wasmtime's own format (a
+        ``.cwasm`` from ``wasmtime compile`` or the ``wasmtime`` package) made with settings
+        that match ``engine``'s.
 
-        The data carries a checksum, so truncated or corrupted data raises
-        WasmError instead of being run. It is machine code, though: load only
-        data you produced yourself, never data from an untrusted source.
+        Data from :meth:`serialize` carries a checksum, so truncated or corrupted data
+        raises WasmError instead of being run; wasmtime itself refuses code of another
+        version or other settings (WasmError). It is machine code, though, run without
+        further checks: load only data you produced yourself or trust as you trust a
+        program, never data from an untrusted source.
         """
         data = _as_bytes(data)
-        header = len(_SERIAL_MAGIC) + _DIGEST_SIZE
-        if not data.startswith(_SERIAL_MAGIC) or len(data) < header:
-            raise WasmError("not a serialized wasmpy module")
-        payload = data[header:]
-        if hashlib.sha256(payload).digest() != data[len(_SERIAL_MAGIC):header]:
+        payload, digest = _split_serialized(data, len(data), data[:_ELF_HEADER_SIZE], data[-_TRAILER_SIZE:])
+        if digest is not None and hashlib.sha256(data[:payload]).digest() != digest:
             raise WasmError("the serialized module is corrupt (checksum mismatch)")
         engine = _engine(engine)
         out = ffi.new("wasmtime_module_t **")
         error = ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_module_deserialize(engine._ptr, ffi.from_buffer(payload), len(payload),
+        status = lib.wasmpy_module_deserialize(engine._ptr, ffi.from_buffer(data), payload,
                                                COMPILE_STACK_NEEDED, out, error)
         _check_status(status, error, "load a serialized module", WasmError, "cannot load the serialized module: ")
+        return cls._loaded(out[0], engine)
+
+    @classmethod
+    def deserialize_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":
+        """Loads compiled code from a file (see :meth:`deserialize` for what it can hold) by
+        mapping it into memory, not reading it: loading takes milliseconds and little memory
+        whatever the code's size, and the pages are shared by every process that maps it.
+
+        Only the file's layout is checked, not :meth:`serialize`'s checksum (that would
+        read all of it): as for :meth:`deserialize`, load only files you trust as you
+        trust a program. The file must not change while the module lives; replace it
+        (write another file and rename it over this one) rather than write into it.
+        """
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
+        path = os.fspath(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            raise WasmError(f"cannot load the serialized module {path}: {error.strerror}") from None
+        try:
+            return cls._from_descriptor(fd, path, _engine(engine))
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def _from_descriptor(cls, fd: int, path: str, engine: Engine) -> "Module":
+        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path``
+        in messages: what is checked is what wasmtime maps, even if something is renamed over the
+        path meanwhile."""
+        status_of_file = os.fstat(fd)
+        if not stat.S_ISREG(status_of_file.st_mode):
+            raise WasmError(f"cannot load the serialized module {path}: not a regular file")
+        size = status_of_file.st_size
+        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
+        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
+        _split_serialized(path, size, head, tail)
+        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        out = ffi.new("wasmtime_module_t **")
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_module_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
+                                                    out, error)
+        _check_status(status, error, "load a serialized module", WasmError,
+                      f"cannot load the serialized module {path}: ")
+        return cls._loaded(out[0], engine)
+
+    @classmethod
+    def _loaded(cls, ptr, engine: Engine) -> "Module":
         module = cls.__new__(cls)
         module.engine = engine
-        module._set_ptr(out[0])
+        module._set_ptr(ptr)
         return module
 
     def __repr__(self) -> str:
         return f"<wasmpy.Module: {len(self.imports)} imports, {len(self.exports)} exports>"
+
+
+def _split_serialized(what: Any, size: int, head: bytes, tail: bytes) -> Tuple[int, Optional[bytes]]:
+    """Where wasmtime's payload in serialized data of ``size`` bytes ends, and the SHA-256 its
+    trailer gives (None without one), from its first 64 and last 48 bytes; WasmError unless the
+    data is one ELF file, whose section headers wasmtime writes last, then at most the trailer.
+
+    This catches the accidents (other data, truncation, bytes appended) before wasmtime parses it.
+    """
+    where = "" if isinstance(what, bytes) else f" {what}"
+    if len(head) < _ELF_HEADER_SIZE or not head.startswith(_ELF_MAGIC):
+        raise WasmError(f"not a serialized module{where} (not wasmtime's compiled code)")
+    section_headers, = struct.unpack_from("<Q", head, 0x28)
+    entry_size, entries = struct.unpack_from("<HH", head, 0x3A)
+    end = section_headers + entry_size * entries
+    if end == size:
+        return end, None
+    if end + _TRAILER_SIZE == size and tail.startswith(_TRAILER_MAGIC):
+        return end, tail[len(_TRAILER_MAGIC):]
+    raise WasmError(f"the serialized module{where} is truncated or has data after it "
+                    f"({size} bytes, its headers say {end} or {end + _TRAILER_SIZE})")
 
 
 def _name(name) -> str:
