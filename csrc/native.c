@@ -732,8 +732,6 @@ static void keep_raised(StoreHandle *handle, char *trap_message, size_t size)
 /* ------------------------------------------------------------------------------------------ */
 /* MemoryBase: base class of Memory, with the buffer protocol and fast reads and writes */
 
-static PyTypeObject *MemoryBaseType;
-
 typedef struct {
     PyObject_HEAD
     StoreHandle *handle;
@@ -1381,8 +1379,6 @@ static PyObject *vectorcall_subclass(PyObject *module, PyObject *cls)
 /* ------------------------------------------------------------------------------------------ */
 /* HostFunc and the trampoline: wasm -> Python */
 
-static PyTypeObject *HostFuncType;
-
 typedef struct {
     PyObject_HEAD
     StoreHandle *handle;     /* borrowed: the handle keeps this object while its store lives, and
@@ -1726,26 +1722,31 @@ static struct PyModuleDef native_module = {
     .m_methods = module_methods,
 };
 
-/* Makes the module's types (heap types: the limited API has no static ones) and adds them. */
+/* Makes the module's types (heap types: the limited API has no static ones) and adds them; the C
+ * code keeps a reference to those it checks arguments against, for the life of the process
+ * (single-phase init: this runs once). */
 static int add_types(PyObject *module)
 {
     struct {
-        PyTypeObject **type;
         PyType_Spec *spec;
         const char *name;
+        PyTypeObject **kept; /* NULL: only the module refers to it */
     } types[] = {
-        {&MemoryBaseType, &memory_spec, "MemoryBase"},
-        {&StoreHandleType, &handle_spec, "StoreHandle"},
-        {&CallerType, &caller_spec, "Caller"},
-        {&HostFuncType, &host_spec, "HostFunc"},
+        {&memory_spec, "MemoryBase", NULL},
+        {&handle_spec, "StoreHandle", &StoreHandleType},
+        {&caller_spec, "Caller", &CallerType},
+        {&host_spec, "HostFunc", NULL},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         PyObject *type = PyType_FromSpec(types[i].spec);
-        if (type == NULL)
+        if (type == NULL || PyModule_AddObjectRef(module, types[i].name, type) < 0) {
+            Py_XDECREF(type);
             return -1;
-        *types[i].type = (PyTypeObject *)type; /* kept for the life of the process (single-phase init) */
-        if (PyModule_AddObjectRef(module, types[i].name, type) < 0)
-            return -1;
+        }
+        if (types[i].kept != NULL)
+            *types[i].kept = (PyTypeObject *)type;
+        else
+            Py_DECREF(type);
     }
     return 0;
 }
