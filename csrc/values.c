@@ -1338,10 +1338,18 @@ typedef struct {
 static PyTypeObject *HostCallType;
 static PyObject *invoke_checked_name, *write_checked_results_name, *write_results_name;
 
+/* Calls the method `name` of the _HostFunction, Python's path (where C hands over: not a fast path;
+ * PyObject_VectorcallMethod() is outside 3.11's limited API, and 3.11 exports it, but _native keeps to
+ * the two vectorcall functions limited.h declares). */
 static PyObject *host_method(HostCall *self, PyObject *name, PyObject *first, PyObject *second)
 {
-    PyObject *args[3] = {self->host, first, second};
-    return PyObject_VectorcallMethod(name, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *method = PyObject_GetAttr(self->host, name);
+    if (method == NULL)
+        return NULL;
+    PyObject *args[2] = {first, second};
+    PyObject *outcome = PyObject_Vectorcall(method, args, 2, NULL);
+    Py_DECREF(method);
+    return outcome;
 }
 
 /* The items of a host function's result, as `_HostFunction._result_tuple` takes them: 1 (and

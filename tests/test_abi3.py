@@ -74,7 +74,7 @@ def test_native_needs_only_the_stable_abi():
 def test_funcs_are_called_through_vectorcall_and_keep_their_class_names():
     add = wasmpy.Instance(wasmpy.Module(ADD)).exports.add
     assert type(add) is Func and type(add).__flags__ & HAVE_VECTORCALL
-    assert (Func.__module__, Func.__name__, Func.__qualname__) == ("wasmpy._func", "Func", "Func")
+    assert (Func.__module__, Func.__name__, Func.__qualname__) == ("wasmpy", "Func", "Func")  # wasmpy.Func: __init__.py
     assert Func.__doc__.startswith("A WebAssembly function, callable from Python.")
     assert add(2, 3) == 5 and Func.__call__(add, 2, 3) == 5
     with pytest.raises(AttributeError):
