@@ -24,7 +24,7 @@ from wasmpy import _native
 from wasmpy._func import Func
 
 HAVE_VECTORCALL = 1 << 11  # Py_TPFLAGS_HAVE_VECTORCALL
-# Stable ABI from 3.12 on, exported by 3.11 (csrc/native.c says why _native may use them).
+# Stable ABI from 3.12 on, exported by 3.11 (csrc/limited.h says why _native may use them).
 VECTORCALL_FUNCTIONS = {"PyObject_Vectorcall", "PyVectorcall_Call"}
 # Stable ABI since 3.2 (what PyModule_Create() calls), left out of the list CPython's test of the stable
 # ABI checks because Py_TRACE_REFS builds rename it.
