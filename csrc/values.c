@@ -1139,29 +1139,22 @@ static PyGetSetDef funccall_getset[] = {
     {NULL},
 };
 
-/* The value kinds of native.c's numeric fast path, as FuncType._value_kinds() gives them: (params,
- * results) bytes of wasmtime_valkind_t numbers, 255 for what is not a number. (_value_kinds() also
- * gives 255 for the numbers of a signature whose references are not exactly known; a signature with
- * a reference never takes the fast path, so the difference never shows.) */
-static PyObject *fast_path_kinds(FuncCall *calls)
+/* The value kinds of native.c's numeric fast path for the `count` values of `calls` from `first` (its
+ * parameters, or its results), as FuncType._value_kinds() gives them: bytes of wasmtime_valkind_t
+ * numbers, 255 for what is not a number. (_value_kinds() also gives 255 for the numbers of a
+ * signature whose references are not exactly known; a signature with a reference never takes the
+ * fast path, so the difference never shows.) */
+static PyObject *fast_path_kinds(const FuncCall *calls, Py_ssize_t first, Py_ssize_t count)
 {
-    PyObject *kinds[2] = {PyBytes_FromStringAndSize(NULL, calls->nparams),
-                          PyBytes_FromStringAndSize(NULL, calls->nresults)};
-    if (kinds[0] == NULL || kinds[1] == NULL) {
-        Py_XDECREF(kinds[0]);
-        Py_XDECREF(kinds[1]);
+    PyObject *kinds = PyBytes_FromStringAndSize(NULL, count);
+    if (kinds == NULL)
         return NULL;
+    char *out = PyBytes_AsString(kinds); /* cannot fail: bytes */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint8_t code = code_at(calls->types[first + i]);
+        out[i] = (char)(code <= CODE_F64 ? code : 255);
     }
-    char *params = PyBytes_AsString(kinds[0]), *results = PyBytes_AsString(kinds[1]); /* cannot fail: bytes */
-    for (Py_ssize_t i = 0; i < calls->nparams + calls->nresults; i++) {
-        uint8_t code = code_at(calls->types[i]);
-        char *out = i < calls->nparams ? params + i : results + (i - calls->nparams);
-        *out = (char)(code <= CODE_F64 ? code : 255);
-    }
-    PyObject *pair = PyTuple_Pack(2, kinds[0], kinds[1]);
-    Py_DECREF(kinds[0]);
-    Py_DECREF(kinds[1]);
-    return pair;
+    return kinds;
 }
 
 /* Binds `func` (a new Func) to the function `*wasm_func` of `store`, of FuncType `functype`, named
@@ -1173,7 +1166,7 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
     PyObject *handle = PyObject_GetAttr(store, handle_name);
     PyObject *params = handle != NULL ? PyObject_GetAttr(functype, params_name) : NULL;
     PyObject *results = params != NULL ? PyObject_GetAttr(functype, results_name) : NULL;
-    PyObject *calls = NULL, *kinds = NULL, *failure = NULL, *address = NULL;
+    PyObject *calls = NULL, *param_kinds = NULL, *result_kinds = NULL, *failure = NULL, *address = NULL;
     int status = -1;
     if (results == NULL)
         goto done;
@@ -1182,15 +1175,17 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
         goto done;
     }
     calls = funccall_create(store, handle, wasm_func, params, results);
-    kinds = calls != NULL ? fast_path_kinds((FuncCall *)calls) : NULL;
-    failure = kinds != NULL ? PyObject_GetAttr(store, call_failure_name) : NULL;
+    const FuncCall *made = (const FuncCall *)calls;
+    param_kinds = calls != NULL ? fast_path_kinds(made, 0, made->nparams) : NULL;
+    result_kinds = param_kinds != NULL ? fast_path_kinds(made, made->nparams, made->nresults) : NULL;
+    failure = result_kinds != NULL ? PyObject_GetAttr(store, call_failure_name) : NULL;
     address = failure != NULL ? PyLong_FromVoidPtr(&((FuncCall *)calls)->func) : NULL;
     if (address == NULL)
         goto done;
     if (set_slot(&func_store_slot, func, store) < 0 || set_slot(&func_type_slot, func, functype) < 0 ||
         set_slot(&func_name_slot, func, name) < 0 || set_slot(&func_calls_slot, func, calls) < 0)
         goto done;
-    PyObject *args[7] = {func, handle, address, PyTuple_GetItem(kinds, 0), PyTuple_GetItem(kinds, 1), calls, failure};
+    PyObject *args[7] = {func, handle, address, param_kinds, result_kinds, calls, failure};
     PyObject *bound = PyObject_Vectorcall(func_bind_native, args, 7, NULL);
     Py_XDECREF(bound);
     status = bound != NULL ? 0 : -1;
@@ -1199,7 +1194,8 @@ done:
     Py_XDECREF(params);
     Py_XDECREF(results);
     Py_XDECREF(calls);
-    Py_XDECREF(kinds);
+    Py_XDECREF(param_kinds);
+    Py_XDECREF(result_kinds);
     Py_XDECREF(failure);
     Py_XDECREF(address);
     return status;
