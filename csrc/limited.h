@@ -10,20 +10,18 @@
 
 /* Vectorcall (PEP 590) joined the stable ABI in 3.12, with the flag bit and the nargsf offset
  * bit CPython has used since 3.8 and the functions 3.11 already exports (PyObject_Vectorcall,
- * PyObject_VectorcallMethod, PyVectorcall_Call: public in 3.11, outside its limited API). So they
- * are declared here, for a 3.11 build, as 3.12's limited headers declare them: 3.11's ABI is frozen
- * with exactly these, and from 3.12 on the stable ABI guarantees them, so the one binary links and
- * behaves the same on every Python from 3.11 on. Without them each call of a Func and each call of
- * a host function would build a tuple of its arguments. When the oldest supported Python is 3.12,
- * this block goes and nothing else changes. */
+ * PyVectorcall_Call: public in 3.11, outside its limited API). So they are declared here, for a
+ * 3.11 build, as 3.12's limited headers declare them: 3.11's ABI is frozen with exactly these,
+ * and from 3.12 on the stable ABI guarantees them, so the one binary links and behaves the same
+ * on every Python from 3.11 on. Without them each call of a Func and each call of a host function
+ * would build a tuple of its arguments. When the oldest supported Python is 3.12, this block goes
+ * and nothing else changes. */
 #if defined(Py_LIMITED_API) && Py_LIMITED_API + 0 < 0x030C0000
 #define Py_TPFLAGS_HAVE_VECTORCALL (1UL << 11)
 #define PY_VECTORCALL_ARGUMENTS_OFFSET ((size_t)1 << (8 * sizeof(size_t) - 1))
 typedef PyObject *(*vectorcallfunc)(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 PyAPI_FUNC(PyObject *) PyObject_Vectorcall(PyObject *callable, PyObject *const *args, size_t nargsf,
                                            PyObject *kwnames);
-PyAPI_FUNC(PyObject *) PyObject_VectorcallMethod(PyObject *name, PyObject *const *args, size_t nargsf,
-                                                 PyObject *kwnames);
 PyAPI_FUNC(PyObject *) PyVectorcall_Call(PyObject *callable, PyObject *tuple, PyObject *dict);
 #endif
 

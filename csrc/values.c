@@ -135,24 +135,46 @@ static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expect
     return -1;
 }
 
-/* The conversion code of a ValType member, or -1 with a TypeError. */
-static int code_of(PyObject *valtype)
+/* The index in VALTYPES of a ValType member, or -1 with a TypeError. */
+static int valtype_index(PyObject *valtype)
 {
     for (size_t i = 0; i < VALTYPE_COUNT; i++)
         if (valtype_members[i] == valtype)
-            return VALTYPES[i].code;
+            return (int)i;
     PyErr_Format(PyExc_TypeError, "not a wasmpy.ValType: %R", valtype);
     return -1;
 }
 
-/* The codes of a tuple of ValTypes, into `codes`; 0 or -1 with an exception. */
-static int codes_of(PyObject *valtypes, uint8_t *codes)
+/* The conversion code of a ValType member, or -1 with a TypeError. */
+static int code_of(PyObject *valtype)
 {
-    for (Py_ssize_t i = 0; i < PyTuple_Size(valtypes); i++) {
-        int code = code_of(PyTuple_GetItem(valtypes, i));
-        if (code < 0)
+    int index = valtype_index(valtype);
+    return index < 0 ? -1 : VALTYPES[index].code;
+}
+
+/* The ValTypes of a signature, each as its index in VALTYPES, which gives both its conversion code
+ * and its member: calls read neither the tuples of the signature (the limited API reads a tuple's
+ * items through a function call each) nor ValType. */
+typedef uint8_t TypeIndex;
+
+static inline uint8_t code_at(TypeIndex type)
+{
+    return VALTYPES[type].code;
+}
+
+static inline PyObject *valtype_at(TypeIndex type)
+{
+    return valtype_members[type];
+}
+
+/* The indexes of a tuple of `count` ValTypes, into `types`; 0 or -1 with an exception. */
+static int types_of(PyObject *valtypes, Py_ssize_t count, TypeIndex *types)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        int index = valtype_index(PyTuple_GetItem(valtypes, i));
+        if (index < 0)
             return -1;
-        codes[i] = (uint8_t)code;
+        types[i] = (TypeIndex)index;
     }
     return 0;
 }
@@ -824,10 +846,9 @@ struct FuncCall {
     PyObject *store;
     PyObject *handle;
     wasmtime_func_t func;
-    PyObject *params, *results; /* tuples of ValType */
     Py_ssize_t nparams, nresults;
     int checked;                /* a reference among them: wasmtime's checked call */
-    uint8_t *codes;             /* nparams + nresults conversion codes */
+    TypeIndex *types;           /* of the nparams parameters, then the nresults results */
 };
 
 /* The wasmtime function of `func` (a Func) if it belongs to `store`; NULL, nothing raised, if not. */
@@ -889,7 +910,7 @@ static PyObject *call_raw(FuncCall *self, PyObject *const *args, int exact)
         goto done;
     }
     for (Py_ssize_t i = 0; i < self->nparams; i++) {
-        if (raw_from_python(self->codes[i], PyTuple_GetItem(self->params, i), args[1 + i], &values[i])) {
+        if (raw_from_python(code_at(self->types[i]), valtype_at(self->types[i]), args[1 + i], &values[i])) {
             outcome = call_in_python(args, self->nparams, exact); /* explains what is wrong */
             goto done;
         }
@@ -920,8 +941,8 @@ static PyObject *call_raw(FuncCall *self, PyObject *const *args, int exact)
     if (flushed < 0)
         goto done;
     for (Py_ssize_t i = 0; i < self->nresults; i++) {
-        results[i] = raw_to_python(self->codes[self->nparams + i], PyTuple_GetItem(self->results, i), &values[i],
-                                   exact);
+        TypeIndex type = self->types[self->nparams + i];
+        results[i] = raw_to_python(code_at(type), valtype_at(type), &values[i], exact);
         if (results[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++)
                 Py_DECREF(results[j]);
@@ -960,7 +981,7 @@ static PyObject *call_checked(FuncCall *self, PyObject *const *args, int exact)
     }
     Py_ssize_t made = 0;
     for (; made < nparams; made++) {
-        if (to_val(&where, self->codes[made], PyTuple_GetItem(self->params, made), args[1 + made],
+        if (to_val(&where, code_at(self->types[made]), valtype_at(self->types[made]), args[1 + made],
                    &params[made]) < 0)
             break;
     }
@@ -1044,32 +1065,35 @@ static PyObject *funccall_call_vals(FuncCall *self, PyObject *const *args, Py_ss
     return func_call(self, args, nargs - 1, 1);
 }
 
-/* The FuncCall of `*func`, of `store`, with parameters and results of the ValTypes in tuples. */
+/* The FuncCall of `*func`, of `store`, with parameters and results of the ValTypes in tuples. FuncCall
+ * is final (no Py_TPFLAGS_BASETYPE) and made only here: PyObject_GC_New, and PyObject_GC_Del in
+ * funccall_dealloc, are its tp_alloc's and tp_free's allocator, called without looking them up. */
 static PyObject *funccall_create(PyObject *store, PyObject *handle, const wasmtime_func_t *func, PyObject *params,
                                  PyObject *results)
 {
-    FuncCall *self = (FuncCall *)alloc_instance(FuncCallType);
+    FuncCall *self = PyObject_GC_New(FuncCall, FuncCallType);
     if (self == NULL)
         return NULL;
     self->vectorcall = (vectorcallfunc)funccall_vectorcall;
     self->store = Py_NewRef(store);
     self->handle = Py_NewRef(handle);
     self->func = *func;
-    self->params = Py_NewRef(params);
-    self->results = Py_NewRef(results);
     self->nparams = PyTuple_Size(params);
     self->nresults = PyTuple_Size(results);
-    self->codes = PyMem_Malloc(self->nparams + self->nresults + 1);
-    if (self->codes == NULL) {
+    self->checked = 0;
+    self->types = PyMem_Malloc(self->nparams + self->nresults + 1);
+    PyObject_GC_Track(self);
+    if (self->types == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    if (codes_of(params, self->codes) < 0 || codes_of(results, self->codes + self->nparams) < 0) {
+    if (types_of(params, self->nparams, self->types) < 0 ||
+        types_of(results, self->nresults, self->types + self->nparams) < 0) {
         Py_DECREF(self);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < self->nparams + self->nresults; i++)
-        self->checked |= (self->codes[i] & CODE_KIND) > CODE_V128;
+        self->checked |= (code_at(self->types[i]) & CODE_KIND) > CODE_V128;
     return (PyObject *)self;
 }
 
@@ -1078,8 +1102,6 @@ static int funccall_traverse(FuncCall *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE((PyObject *)self)); /* the instances of heap types hold their type */
     Py_VISIT(self->store);
     Py_VISIT(self->handle);
-    Py_VISIT(self->params);
-    Py_VISIT(self->results);
     return 0;
 }
 
@@ -1087,17 +1109,17 @@ static int funccall_clear(FuncCall *self)
 {
     Py_CLEAR(self->store);
     Py_CLEAR(self->handle);
-    Py_CLEAR(self->params);
-    Py_CLEAR(self->results);
     return 0;
 }
 
 static void funccall_dealloc(FuncCall *self)
 {
+    PyTypeObject *type = Py_TYPE((PyObject *)self);
     PyObject_GC_UnTrack(self);
     funccall_clear(self);
-    PyMem_Free(self->codes);
-    free_instance((PyObject *)self);
+    PyMem_Free(self->types);
+    PyObject_GC_Del(self);
+    Py_DECREF(type); /* each instance of a heap type holds its type */
 }
 
 static PyObject *funccall_get_address(FuncCall *self, void *closure)
@@ -1117,29 +1139,22 @@ static PyGetSetDef funccall_getset[] = {
     {NULL},
 };
 
-/* The value kinds of native.c's numeric fast path, as FuncType._value_kinds() gives them: (params,
- * results) bytes of wasmtime_valkind_t numbers, 255 for what is not a number. (_value_kinds() also
- * gives 255 for the numbers of a signature whose references are not exactly known; a signature with
- * a reference never takes the fast path, so the difference never shows.) */
-static PyObject *fast_path_kinds(FuncCall *calls)
+/* The value kinds of native.c's numeric fast path for the `count` values of `calls` from `first` (its
+ * parameters, or its results), as FuncType._value_kinds() gives them: bytes of wasmtime_valkind_t
+ * numbers, 255 for what is not a number. (_value_kinds() also gives 255 for the numbers of a
+ * signature whose references are not exactly known; a signature with a reference never takes the
+ * fast path, so the difference never shows.) */
+static PyObject *fast_path_kinds(const FuncCall *calls, Py_ssize_t first, Py_ssize_t count)
 {
-    PyObject *kinds[2] = {PyBytes_FromStringAndSize(NULL, calls->nparams),
-                          PyBytes_FromStringAndSize(NULL, calls->nresults)};
-    if (kinds[0] == NULL || kinds[1] == NULL) {
-        Py_XDECREF(kinds[0]);
-        Py_XDECREF(kinds[1]);
+    PyObject *kinds = PyBytes_FromStringAndSize(NULL, count);
+    if (kinds == NULL)
         return NULL;
+    char *out = PyBytes_AsString(kinds); /* cannot fail: bytes */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint8_t code = code_at(calls->types[first + i]);
+        out[i] = (char)(code <= CODE_F64 ? code : 255);
     }
-    char *params = PyBytes_AsString(kinds[0]), *results = PyBytes_AsString(kinds[1]); /* cannot fail: bytes */
-    for (Py_ssize_t i = 0; i < calls->nparams + calls->nresults; i++) {
-        uint8_t code = calls->codes[i];
-        char *out = i < calls->nparams ? params + i : results + (i - calls->nparams);
-        *out = (char)(code <= CODE_F64 ? code : 255);
-    }
-    PyObject *pair = PyTuple_Pack(2, kinds[0], kinds[1]);
-    Py_DECREF(kinds[0]);
-    Py_DECREF(kinds[1]);
-    return pair;
+    return kinds;
 }
 
 /* Binds `func` (a new Func) to the function `*wasm_func` of `store`, of FuncType `functype`, named
@@ -1151,7 +1166,7 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
     PyObject *handle = PyObject_GetAttr(store, handle_name);
     PyObject *params = handle != NULL ? PyObject_GetAttr(functype, params_name) : NULL;
     PyObject *results = params != NULL ? PyObject_GetAttr(functype, results_name) : NULL;
-    PyObject *calls = NULL, *kinds = NULL, *failure = NULL, *address = NULL;
+    PyObject *calls = NULL, *param_kinds = NULL, *result_kinds = NULL, *failure = NULL, *address = NULL;
     int status = -1;
     if (results == NULL)
         goto done;
@@ -1160,15 +1175,17 @@ static int bind(PyObject *func, PyObject *store, const wasmtime_func_t *wasm_fun
         goto done;
     }
     calls = funccall_create(store, handle, wasm_func, params, results);
-    kinds = calls != NULL ? fast_path_kinds((FuncCall *)calls) : NULL;
-    failure = kinds != NULL ? PyObject_GetAttr(store, call_failure_name) : NULL;
+    const FuncCall *made = (const FuncCall *)calls;
+    param_kinds = calls != NULL ? fast_path_kinds(made, 0, made->nparams) : NULL;
+    result_kinds = param_kinds != NULL ? fast_path_kinds(made, made->nparams, made->nresults) : NULL;
+    failure = result_kinds != NULL ? PyObject_GetAttr(store, call_failure_name) : NULL;
     address = failure != NULL ? PyLong_FromVoidPtr(&((FuncCall *)calls)->func) : NULL;
     if (address == NULL)
         goto done;
     if (set_slot(&func_store_slot, func, store) < 0 || set_slot(&func_type_slot, func, functype) < 0 ||
         set_slot(&func_name_slot, func, name) < 0 || set_slot(&func_calls_slot, func, calls) < 0)
         goto done;
-    PyObject *args[7] = {func, handle, address, PyTuple_GetItem(kinds, 0), PyTuple_GetItem(kinds, 1), calls, failure};
+    PyObject *args[7] = {func, handle, address, param_kinds, result_kinds, calls, failure};
     PyObject *bound = PyObject_Vectorcall(func_bind_native, args, 7, NULL);
     Py_XDECREF(bound);
     status = bound != NULL ? 0 : -1;
@@ -1177,7 +1194,8 @@ done:
     Py_XDECREF(params);
     Py_XDECREF(results);
     Py_XDECREF(calls);
-    Py_XDECREF(kinds);
+    Py_XDECREF(param_kinds);
+    Py_XDECREF(result_kinds);
     Py_XDECREF(failure);
     Py_XDECREF(address);
     return status;
@@ -1307,20 +1325,27 @@ typedef struct {
                                  * for results it must explain */
     PyObject *fn;               /* the Python function */
     PyObject *store_ref;        /* a weak reference to the Store, as the _HostFunction holds it */
-    PyObject *params, *results; /* tuples of ValType */
     Py_ssize_t nparams, nresults;
     int checked;                /* called (args_address, results_address) with wasmtime_val_t, else
                                  * (values_address) with raw values */
-    uint8_t *codes;
+    TypeIndex *types;           /* of the nparams parameters, then the nresults results */
 } HostCall;
 
 static PyTypeObject *HostCallType;
 static PyObject *invoke_checked_name, *write_checked_results_name, *write_results_name;
 
+/* Calls the method `name` of the _HostFunction, Python's path (where C hands over: not a fast path;
+ * PyObject_VectorcallMethod() is outside 3.11's limited API, and 3.11 exports it, but _native keeps to
+ * the two vectorcall functions limited.h declares). */
 static PyObject *host_method(HostCall *self, PyObject *name, PyObject *first, PyObject *second)
 {
-    PyObject *args[3] = {self->host, first, second};
-    return PyObject_VectorcallMethod(name, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    PyObject *method = PyObject_GetAttr(self->host, name);
+    if (method == NULL)
+        return NULL;
+    PyObject *args[2] = {first, second};
+    PyObject *outcome = PyObject_Vectorcall(method, args, 2, NULL);
+    Py_DECREF(method);
+    return outcome;
 }
 
 /* The items of a host function's result, as `_HostFunction._result_tuple` takes them: 1 (and
@@ -1372,7 +1397,7 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
         goto done;
     }
     for (Py_ssize_t i = 0; i < self->nparams; i++) {
-        args[i] = raw_to_python(self->codes[i], PyTuple_GetItem(self->params, i), &values[i], 0);
+        args[i] = raw_to_python(code_at(self->types[i]), valtype_at(self->types[i]), &values[i], 0);
         if (args[i] == NULL) {
             for (Py_ssize_t j = 0; j < i; j++)
                 Py_DECREF(args[j]);
@@ -1383,9 +1408,10 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
     if (result == NULL)
         goto done;
     int converted = result_items(self, result, items) == 0;
-    for (Py_ssize_t i = 0; converted && i < self->nresults; i++)
-        converted = raw_from_python(self->codes[self->nparams + i], PyTuple_GetItem(self->results, i), items[i],
-                                    &raw[i]) == 0;
+    for (Py_ssize_t i = 0; converted && i < self->nresults; i++) {
+        TypeIndex type = self->types[self->nparams + i];
+        converted = raw_from_python(code_at(type), valtype_at(type), items[i], &raw[i]) == 0;
+    }
     if (converted) {
         if (self->nresults > 0)
             memcpy(values, raw, self->nresults * sizeof(*raw));
@@ -1488,8 +1514,8 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
     }
     Py_ssize_t count = 0;
     for (; count < self->nresults; count++) {
-        if (to_val(&where, self->codes[self->nparams + count], PyTuple_GetItem(self->results, count), items[count],
-                   &made[count]) < 0)
+        TypeIndex type = self->types[self->nparams + count];
+        if (to_val(&where, code_at(type), valtype_at(type), items[count], &made[count]) < 0)
             break;
     }
     if (count < self->nresults) {
@@ -1547,21 +1573,20 @@ static PyObject *hostcall_create(PyTypeObject *type, PyObject *host, PyObject *f
     self->host = Py_NewRef(host);
     self->fn = Py_NewRef(fn);
     self->store_ref = Py_NewRef(store_ref);
-    self->params = Py_NewRef(params);
-    self->results = Py_NewRef(results);
     self->nparams = PyTuple_Size(params);
     self->nresults = PyTuple_Size(results);
-    self->codes = PyMem_Malloc(self->nparams + self->nresults + 1);
-    if (self->codes == NULL) {
+    self->types = PyMem_Malloc(self->nparams + self->nresults + 1);
+    if (self->types == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
-    if (codes_of(params, self->codes) < 0 || codes_of(results, self->codes + self->nparams) < 0) {
+    if (types_of(params, self->nparams, self->types) < 0 ||
+        types_of(results, self->nresults, self->types + self->nparams) < 0) {
         Py_DECREF(self);
         return NULL;
     }
     for (Py_ssize_t i = 0; i < self->nparams + self->nresults; i++)
-        self->checked |= (self->codes[i] & CODE_KIND) > CODE_V128;
+        self->checked |= (code_at(self->types[i]) & CODE_KIND) > CODE_V128;
     return (PyObject *)self;
 }
 
@@ -1580,8 +1605,6 @@ static int hostcall_traverse(HostCall *self, visitproc visit, void *arg)
     Py_VISIT(self->host);
     Py_VISIT(self->fn);
     Py_VISIT(self->store_ref);
-    Py_VISIT(self->params);
-    Py_VISIT(self->results);
     return 0;
 }
 
@@ -1590,8 +1613,6 @@ static int hostcall_clear(HostCall *self)
     Py_CLEAR(self->host);
     Py_CLEAR(self->fn);
     Py_CLEAR(self->store_ref);
-    Py_CLEAR(self->params);
-    Py_CLEAR(self->results);
     return 0;
 }
 
@@ -1599,7 +1620,7 @@ static void hostcall_dealloc(HostCall *self)
 {
     PyObject_GC_UnTrack(self);
     hostcall_clear(self);
-    PyMem_Free(self->codes);
+    PyMem_Free(self->types);
     free_instance((PyObject *)self);
 }
 
