@@ -25,6 +25,35 @@ PyAPI_FUNC(PyObject *) PyObject_Vectorcall(PyObject *callable, PyObject *const *
 PyAPI_FUNC(PyObject *) PyVectorcall_Call(PyObject *callable, PyObject *tuple, PyObject *dict);
 #endif
 
+/* From 3.13 on, PyArg_ParseTuple() and the other functions with '#' formats read their lengths as
+ * Py_ssize_t under their own names, so 3.13's headers no longer turn them, under PY_SSIZE_T_CLEAN,
+ * into the _SizeT forms (gh-104922). 3.11 and 3.12 read Py_SSIZE_T_CLEAN's lengths only in those
+ * forms and refuse '#' formats in the others ("PY_SSIZE_T_CLEAN macro must be defined for '#'
+ * formats"), so a build for 3.11 made with 3.13's headers calls the _SizeT forms, declared here as
+ * 3.12's headers declare them and map the names to them: every Python from 3.11 on exports them
+ * (stable ABI). */
+#if defined(Py_LIMITED_API) && Py_LIMITED_API + 0 < 0x030D0000 && PY_VERSION_HEX >= 0x030D0000 &&                \
+    defined(PY_SSIZE_T_CLEAN)
+PyAPI_FUNC(int) _PyArg_Parse_SizeT(PyObject *, const char *, ...);
+PyAPI_FUNC(int) _PyArg_ParseTuple_SizeT(PyObject *, const char *, ...);
+PyAPI_FUNC(int) _PyArg_ParseTupleAndKeywords_SizeT(PyObject *, PyObject *, const char *, char **, ...);
+PyAPI_FUNC(int) _PyArg_VaParse_SizeT(PyObject *, const char *, va_list);
+PyAPI_FUNC(int) _PyArg_VaParseTupleAndKeywords_SizeT(PyObject *, PyObject *, const char *, char **, va_list);
+PyAPI_FUNC(PyObject *) _Py_BuildValue_SizeT(const char *, ...);
+PyAPI_FUNC(PyObject *) _Py_VaBuildValue_SizeT(const char *, va_list);
+PyAPI_FUNC(PyObject *) _PyObject_CallFunction_SizeT(PyObject *callable, const char *format, ...);
+PyAPI_FUNC(PyObject *) _PyObject_CallMethod_SizeT(PyObject *obj, const char *name, const char *format, ...);
+#define PyArg_Parse _PyArg_Parse_SizeT
+#define PyArg_ParseTuple _PyArg_ParseTuple_SizeT
+#define PyArg_ParseTupleAndKeywords _PyArg_ParseTupleAndKeywords_SizeT
+#define PyArg_VaParse _PyArg_VaParse_SizeT
+#define PyArg_VaParseTupleAndKeywords _PyArg_VaParseTupleAndKeywords_SizeT
+#define Py_BuildValue _Py_BuildValue_SizeT
+#define Py_VaBuildValue _Py_VaBuildValue_SizeT
+#define PyObject_CallFunction _PyObject_CallFunction_SizeT
+#define PyObject_CallMethod _PyObject_CallMethod_SizeT
+#endif
+
 /* PyVectorcall_NARGS(), which the limited API has as a function, not inline. */
 static inline Py_ssize_t positional_count(size_t nargsf)
 {

@@ -1348,10 +1348,13 @@ static PyObject *host_method(HostCall *self, PyObject *name, PyObject *first, Py
     return outcome;
 }
 
-/* The items of a host function's result, as `_HostFunction._result_tuple` takes them: 1 (and
- * nothing raised) if it does not fit, so that Python explains. `items` borrows. */
-static int result_items(HostCall *self, PyObject *result, PyObject **items)
+/* The items of a host function's result, as `_HostFunction._result_tuple` takes them: 0; 1 (and
+ * nothing raised) if it does not fit, so that Python explains; -1 with an exception. `items` borrows
+ * from `result` or, for a list, from `*snapshot`, a tuple of its items (a new reference; NULL
+ * otherwise): converting an item may run Python code (its __index__) that changes the list. */
+static int result_items(HostCall *self, PyObject *result, PyObject **items, PyObject **snapshot)
 {
+    *snapshot = NULL;
     if (self->nresults == 0)
         return result == Py_None ? 0 : 1;
     if (self->nresults == 1) {
@@ -1362,8 +1365,11 @@ static int result_items(HostCall *self, PyObject *result, PyObject **items)
         for (Py_ssize_t i = 0; i < self->nresults; i++)
             items[i] = PyTuple_GetItem(result, i);
     } else if (is_list(result) && PyList_Size(result) == self->nresults) {
+        *snapshot = PyList_AsTuple(result);
+        if (*snapshot == NULL)
+            return -1;
         for (Py_ssize_t i = 0; i < self->nresults; i++)
-            items[i] = PyList_GetItem(result, i);
+            items[i] = PyTuple_GetItem(*snapshot, i);
     } else {
         return 1;
     }
@@ -1391,7 +1397,7 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
     PyObject **items = self->nresults <= STACK_VALUES ? small_items
                                                       : PyMem_Malloc(self->nresults * sizeof(PyObject *));
     wasmtime_val_raw_t *raw = self->nresults <= STACK_VALUES ? small_raw : PyMem_Malloc(self->nresults * sizeof(*raw));
-    PyObject *outcome = NULL, *result = NULL;
+    PyObject *outcome = NULL, *result = NULL, *snapshot = NULL;
     if (args == NULL || items == NULL || raw == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1407,7 +1413,10 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
     result = host_call_function(self, args, self->nparams);
     if (result == NULL)
         goto done;
-    int converted = result_items(self, result, items) == 0;
+    int fits = result_items(self, result, items, &snapshot);
+    if (fits < 0)
+        goto done;
+    int converted = fits == 0;
     for (Py_ssize_t i = 0; converted && i < self->nresults; i++) {
         TypeIndex type = self->types[self->nparams + i];
         converted = raw_from_python(code_at(type), valtype_at(type), items[i], &raw[i]) == 0;
@@ -1420,6 +1429,7 @@ static PyObject *host_call_raw(HostCall *self, PyObject *address)
         outcome = host_method(self, write_results_name, result, address);
     }
 done:
+    Py_XDECREF(snapshot);
     Py_XDECREF(result);
     if (args != small_args)
         PyMem_Free(args);
@@ -1492,7 +1502,7 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
     PyObject **items = self->nresults <= STACK_VALUES ? small_items
                                                       : PyMem_Malloc(self->nresults * sizeof(PyObject *));
     wasmtime_val_t *made = self->nresults <= STACK_VALUES ? small_made : PyMem_Malloc(self->nresults * sizeof(*made));
-    PyObject *outcome = NULL, *result = NULL;
+    PyObject *outcome = NULL, *result = NULL, *snapshot = NULL;
     if (args == NULL || items == NULL || made == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -1508,8 +1518,9 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
     result = host_call_function(self, args, self->nparams);
     if (result == NULL)
         goto done;
-    if (result_items(self, result, items) != 0) {
-        outcome = host_method(self, write_checked_results_name, result, results_address);
+    int fits = result_items(self, result, items, &snapshot);
+    if (fits != 0) {
+        outcome = fits < 0 ? NULL : host_method(self, write_checked_results_name, result, results_address);
         goto done;
     }
     Py_ssize_t count = 0;
@@ -1530,6 +1541,7 @@ static PyObject *host_call_checked(HostCall *self, PyObject *args_address, PyObj
         memcpy(results, made, self->nresults * sizeof(*made)); /* the roots move to wasmtime */
     outcome = Py_NewRef(Py_None);
 done:
+    Py_XDECREF(snapshot);
     Py_XDECREF(result);
     Py_XDECREF(where.handle);
     Py_XDECREF(where.store);

@@ -7,7 +7,9 @@ every supported Python.
   warning (a deprecation there is a function the one binary may not find on a later Python);
 - values.c's types are heap types that behave as its static types did: immutable, FuncCall made
   only by bind_func, and their instances visit their type (which they hold) for the cyclic GC;
-- instantiate() writes only the imports it made room for, whatever Python code does to the list.
+- what values.c reads while Python code runs stays alive: instantiate() writes only the imports it
+  made room for, whatever Python code does to the list; a host function's list of results is read
+  from a tuple of its items.
 """
 
 from __future__ import annotations
@@ -191,3 +193,35 @@ def test_instantiate_writes_only_the_imports_it_made_room_for():
     found = child_json(proc)
     assert found["instance"] and found["grown"] > 8, found
     assert found["emptied"].startswith("IndexError"), found
+
+
+def test_a_host_functions_list_of_results_is_read_from_a_tuple_of_its_items(monkeypatch):
+    """Converting a result may run Python code (here an __index__) that empties the list the host
+    function returned, freeing its other items, which C converts next: from a tuple of them it made.
+    (Python's debug allocator overwrites freed memory, so that reading it crashes.)"""
+    monkeypatch.setenv("PYTHONMALLOC", "debug")
+    proc = run_python("""
+        import json
+        import wasmpy
+        from wasmpy import FuncType
+
+        returned = []
+
+        class Empties:
+            def __index__(self):
+                returned.clear()
+                return 7
+
+        def host():
+            returned[:] = [Empties(), object()]  # the object is the list's alone
+            return returned
+
+        store = wasmpy.Store()
+        module = wasmpy.Module('''(module
+          (import "m" "f" (func $f (result i32 externref)))
+          (func (export "g") (result i32 externref) call $f))''', store.engine)
+        host_func = wasmpy.Func(store, host, FuncType([], ["i32", "externref"]))
+        number, item = wasmpy.Instance(module, {"m": {"f": host_func}}, store).exports.g()
+        print(json.dumps({"number": number, "item": type(item).__name__}))
+    """, timeout=120)
+    assert child_json(proc) == {"number": 7, "item": "object"}
