@@ -1,8 +1,8 @@
 """Builds wasmpy's two extensions and bundles the wasmtime C library beside them.
 
 ``wasmpy._ffi`` (cffi, see build_ffi.py) is always built on the stable ABI.
-``wasmpy._native`` (csrc/native.c, csrc/signals.c, csrc/ticker.c, csrc/values.c) is built for the running
-Python, unless ``NATIVE_LIMITED_API`` below names a limited-API version: then
+``wasmpy._native`` (csrc/native.c, signals.c, ticker.c, values.c, output.c) is built for
+the running Python, unless ``NATIVE_LIMITED_API`` below names a limited-API version: then
 it is built on the stable ABI too, and the wheel is one ``cp311-abi3`` wheel
 for every supported Python (tools/build_wheel.sh accepts either kind).
 """
@@ -77,7 +77,7 @@ def _native_extension() -> Extension:
     if NATIVE_LIMITED_API is not None:
         options["define_macros"] = [*options["define_macros"], ("Py_LIMITED_API", hex(NATIVE_LIMITED_API))]
         options["py_limited_api"] = True
-    return Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c", "csrc/ticker.c", "csrc/values.c"], **options)
+    return Extension("wasmpy._native", ["csrc/native.c", "csrc/signals.c", "csrc/ticker.c", "csrc/values.c", "csrc/output.c"], **options)
 
 
 def _wheel_options() -> dict:

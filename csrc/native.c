@@ -22,6 +22,7 @@
 
 #include "api.h"
 #include "limited.h" /* built on the limited API of Python 3.11: see there */
+#include "output.h"
 #include "stack.h"
 #include "signals.h"
 #include "ticker.h"
@@ -140,8 +141,8 @@ typedef struct StoreHandle {
     char release_gil;            /* calls release the GIL at once (see call_wasm) */
     PyObject *pending;           /* exception raised by a host function, for the caller to re-raise */
     PyObject *keepalive;         /* list of objects wasmtime refers to by address (host functions, streams) */
-    PyObject *output;            /* list of (write, bytes): WASI output not yet delivered */
-    Py_ssize_t output_queued;    /* its length, which the epoch callback reads without the GIL */
+    OutputQueue *output;         /* WASI output not yet delivered; NULL until a stream is made */
+    PyObject *writers;           /* list of the Python streams, in the order of OutputChunk.stream */
     KeptList *kept;              /* objects held by this store's externrefs */
     long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
     Py_ssize_t stack_needed;     /* native stack bytes a call into wasm may use (csrc/stack.h) */
@@ -322,31 +323,34 @@ static int deliver_queued_output(StoreHandle *handle);
  * the store is usable); -1 with the exception of a stream that raised. */
 static inline int deliver_output(StoreHandle *handle)
 {
-    return handle->output_queued > 0 ? deliver_queued_output(handle) : 0;
+    return output_pending(handle->output) ? deliver_queued_output(handle) : 0;
 }
 
 static int deliver_queued_output(StoreHandle *handle)
 {
-    while (handle->output != NULL && handle->output_queued > 0) {
-        PyObject *output = handle->output;
-        handle->output = PyList_New(0);
-        if (handle->output == NULL) {
-            handle->output = output;
-            return -1;
-        }
-        __atomic_store_n(&handle->output_queued, 0, __ATOMIC_RELAXED);
-        for (Py_ssize_t i = 0; i < PyList_Size(output); i++) {
-            PyObject *entry = PyList_GetItem(output, i);
-            PyObject *write = PyTuple_GetItem(entry, 0);
-            PyObject *data = PyTuple_GetItem(entry, 1);
-            PyObject *done = call_one_arg(write, data);
-            if (done == NULL) {
-                Py_DECREF(output);
+    while (output_pending(handle->output)) {
+        OutputChunk *chunk = output_take(handle->output);
+        while (chunk != NULL) {
+            OutputChunk *next = chunk->next;
+            PyObject *write = handle->writers != NULL && chunk->stream < PyList_Size(handle->writers)
+                                  ? Py_NewRef(PyList_GetItem(handle->writers, chunk->stream)) : NULL;
+            PyObject *data = write != NULL ? PyBytes_FromStringAndSize((const char *)chunk->bytes,
+                                                                       (Py_ssize_t)chunk->length) : NULL;
+            free(chunk);
+            chunk = next;
+            PyObject *done = data != NULL ? call_one_arg(write, data) : NULL;
+            Py_XDECREF(data);
+            Py_XDECREF(write);
+            if (done == NULL && PyErr_Occurred()) {
+                while (chunk != NULL) { /* what a failed stream did not take is dropped, as a file's would be */
+                    next = chunk->next;
+                    free(chunk);
+                    chunk = next;
+                }
                 return -1;
             }
-            Py_DECREF(done);
+            Py_XDECREF(done);
         }
-        Py_DECREF(output);
     }
     return 0;
 }
@@ -379,8 +383,7 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return NULL;
     self->kept = calloc(1, sizeof(KeptList));
     self->keepalive = PyList_New(0);
-    self->output = PyList_New(0);
-    if (self->kept == NULL || self->keepalive == NULL || self->output == NULL) {
+    if (self->kept == NULL || self->keepalive == NULL) {
         Py_DECREF(self);
         return PyErr_NoMemory();
     }
@@ -399,7 +402,7 @@ static int handle_traverse(StoreHandle *self, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE((PyObject *)self)); /* the instances of heap types hold their type */
     Py_VISIT(self->pending);
     Py_VISIT(self->keepalive);
-    Py_VISIT(self->output);
+    Py_VISIT(self->writers);
     if (self->kept != NULL)
         for (KeptObject *kept = self->kept->first; kept != NULL; kept = kept->next)
             Py_VISIT(kept->object);
@@ -413,8 +416,7 @@ static int handle_clear(StoreHandle *self)
     Py_CLEAR(self->pending);
     if (self->depth == 0)
         handle_delete_store(self);
-    Py_CLEAR(self->output);
-    self->output_queued = 0;
+    Py_CLEAR(self->writers); /* output still queued for them is dropped */
     return 0;
 }
 
@@ -424,6 +426,8 @@ static void handle_dealloc(StoreHandle *self)
     handle_delete_store(self);
     handle_clear(self);
     Py_CLEAR(self->keepalive);
+    if (self->output != NULL)
+        output_queue_close(self->output);
     if (self->kept != NULL)
         kept_list_release(self->kept);
     if (self->previous_handle != NULL)
@@ -637,6 +641,8 @@ static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
             in_use++;
         handle->waiting = 0;
         handle->handed_to = 0;
+        if (handle->output != NULL)
+            output_queue_after_fork(handle->output);
     }
     ticker_stores_in_use = in_use;
     waiters = NULL; /* the waiting threads are gone */
@@ -645,65 +651,36 @@ static PyObject *after_fork_in_child(PyObject *module, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* WASI output streams: wasmtime calls `wasi_output_write` from the thread that runs wasm or
- * from one of its own, while wasm waits inside fd_write with the store's lock held; calling the
- * Python stream there would deadlock as soon as it touched the store. The bytes are queued on
- * the store instead and delivered where the store is usable (deliver_output). */
-typedef struct {
-    StoreHandle *handle; /* borrowed: the stream lives in the store the handle owns */
-    PyObject *write;
-} OutputStream;
-
-static ssize_t wasi_output_write(void *data, const unsigned char *buffer, size_t length)
-{
-    if (!Py_IsInitialized())
-        return -1;
-    OutputStream *stream = (OutputStream *)data;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    ssize_t written = (ssize_t)length;
-    PyObject *bytes = PyBytes_FromStringAndSize((const char *)buffer, (Py_ssize_t)length);
-    PyObject *entry = bytes != NULL ? PyTuple_Pack(2, stream->write, bytes) : NULL;
-    StoreHandle *handle = stream->handle;
-    if (entry == NULL || handle->output == NULL || PyList_Append(handle->output, entry) < 0) {
-        PyErr_Clear();
-        written = -1; /* an I/O error for the guest */
-    } else {
-        __atomic_store_n(&handle->output_queued, handle->output_queued + 1, __ATOMIC_RELAXED);
-    }
-    Py_XDECREF(entry);
-    Py_XDECREF(bytes);
-    PyGILState_Release(gil);
-    return written;
-}
-
-static void wasi_output_free(void *data)
-{
-    if (!Py_IsInitialized())
-        return;
-    OutputStream *stream = (OutputStream *)data;
-    PyGILState_STATE gil = PyGILState_Ensure();
-    release_later(stream->write);
-    free(stream);
-    PyGILState_Release(gil);
-}
-
-/* output_stream(handle, write) -> (callback, data, finalizer) addresses for wasi_config_set_*_custom. */
+/* output_stream(handle, write) -> (callback, data, finalizer) addresses for
+ * wasi_config_set_*_custom: what wasmtime writes there reaches `write` (see output.h). */
 static PyObject *output_stream(PyObject *module, PyObject *args)
 {
-    PyObject *handle, *write;
-    if (!PyArg_ParseTuple(args, "O!O:output_stream", StoreHandleType, &handle, &write))
+    PyObject *object, *write;
+    if (!PyArg_ParseTuple(args, "O!O:output_stream", StoreHandleType, &object, &write))
         return NULL;
     if (!PyCallable_Check(write)) {
         PyErr_SetString(PyExc_TypeError, "a WASI output stream needs a callable");
         return NULL;
     }
-    OutputStream *stream = malloc(sizeof(OutputStream));
-    if (stream == NULL)
+    StoreHandle *handle = (StoreHandle *)object;
+    if (handle->writers == NULL && (handle->writers = PyList_New(0)) == NULL)
+        return NULL;
+    if (handle->output == NULL && (handle->output = output_queue_new()) == NULL)
         return PyErr_NoMemory();
-    stream->handle = (StoreHandle *)handle;
-    stream->write = Py_NewRef(write);
-    return Py_BuildValue("KKK", (unsigned long long)(uintptr_t)&wasi_output_write,
-                         (unsigned long long)(uintptr_t)stream, (unsigned long long)(uintptr_t)&wasi_output_free);
+    Py_ssize_t stream = PyList_Size(handle->writers);
+    if (stream >= INT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "too many WASI output streams for one store");
+        return NULL;
+    }
+    void *data = output_stream_new(handle->output, (int)stream);
+    if (data == NULL)
+        return PyErr_NoMemory();
+    if (PyList_Append(handle->writers, write) < 0) {
+        output_stream_free(data);
+        return NULL;
+    }
+    return Py_BuildValue("KKK", (unsigned long long)(uintptr_t)&output_stream_write,
+                         (unsigned long long)(uintptr_t)data, (unsigned long long)(uintptr_t)&output_stream_free);
 }
 
 /* Moves the raised exception, with its traceback, to the store's pending slot, where the
@@ -1634,7 +1611,7 @@ static wasmtime_error_t *epoch_check(wasmtime_context_t *context, void *data, ui
         return wasmtime_error_new(DEADLINE_MESSAGE);
     int in_main_thread = current_thread() == main_thread; /* where Python runs signal handlers */
     /* Read without the GIL: output appended meanwhile is seen at the next tick. */
-    int has_output = __atomic_load_n(&handle->output_queued, __ATOMIC_RELAXED) > 0;
+    int has_output = output_pending(handle->output);
     if (!in_main_thread && !has_output) {
         if (wasm_gil == GIL_KEPT)
             wasm_gil = PyEval_SaveThread(); /* the call runs long: let other threads run */

@@ -35,7 +35,7 @@ from test_packaging import Elf
 
 NATIVE = Path(wasmpy._native.__file__)
 CSRC = Path(__file__).resolve().parent.parent / "csrc"
-NATIVE_SOURCES = ["native.c", "signals.c", "ticker.c", "values.c"]
+NATIVE_SOURCES = ["native.c", "signals.c", "ticker.c", "values.c", "output.c"]
 LIMITED_API = "0x030B0000"  # setup.py's NATIVE_LIMITED_API: Python 3.11
 
 # The underscored stable-ABI names that the limited headers' macros name (Py_DECREF, Py_None and
