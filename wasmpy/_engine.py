@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import threading
 import types
+import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._errors import WasmError
@@ -102,6 +105,13 @@ def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
             raise ValueError(f"Engine option {feature}=True needs {' and '.join(f'{n}=True' for n in missing)}")
         resolved[feature] = False
     return resolved
+
+
+def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
+    """What ``Engine(**config)`` is made with in this process."""
+    if _parallel_compilation_lost:
+        config = {"parallel_compilation": False, **config}
+    return _resolve(config)
 
 
 def _checked_config(config: Dict[str, Any]):
@@ -309,9 +319,7 @@ class Engine(Immutable):
 
     def __init__(self, **config: Any) -> None:
         init_once(self, "_ptr")
-        if _parallel_compilation_lost:
-            config.setdefault("parallel_compilation", False)
-        resolved = _resolve(config)
+        resolved = _settings(config)
         lib.wasm_config_delete(_checked_config(resolved))  # TypeError/ValueError for bad values
         refusal = _refusal(resolved)
         if refusal is not None:
@@ -363,6 +371,63 @@ class Engine(Immutable):
                 self._serial_compiler = ffi.gc(_new_engine(serial), lib.wasm_engine_delete)
         return self._serial_compiler
 
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        """Engines pickle to their settings; unpickling gives this process's engine of those
+        settings (see :meth:`_shared`)."""
+        if self is not Engine._default:
+            with Engine._default_lock:
+                _shared_engines.setdefault(repr(sorted(self.config.items())), self)
+        return (Engine._shared, (dict(self.config),))
+
+    @classmethod
+    def _shared(cls, settings: Dict[str, Any]) -> "Engine":
+        """This process's engine of ``settings``: the default engine for the default settings,
+        otherwise the engine of those settings pickled or unpickled here before, if it is still
+        alive, else a new one (so that modules unpickled with equal settings share an engine,
+        and can be linked and share stores)."""
+        if not isinstance(settings, dict):
+            raise TypeError(f"engine settings must be a dict, not {type(settings).__name__}")
+        default = cls.default()
+        wanted = _settings(settings)
+        if wanted == dict(default.config):
+            return default
+        key = repr(sorted(wanted.items()))
+        with cls._default_lock:
+            engine = _shared_engines.get(key)
+            if engine is None:
+                engine = _shared_engines[key] = cls(**settings)
+        return engine
+
     def __repr__(self) -> str:
         options = ", ".join(f"{name}={value!r}" for name, value in self.config.items())
         return f"Engine({options})"
+
+
+_shared_engines: "weakref.WeakValueDictionary[str, Engine]" = weakref.WeakValueDictionary()
+
+
+def compiled_code_key(engine: Engine) -> str:
+    """Names what compiled code is valid for: wasmtime's version, the engine's settings, the
+    machine and its CPU features (the import hook's cache tag, and pickled modules' key)."""
+    settings = repr(sorted(engine.config.items()))
+    key = _code_keys.get(settings)
+    if key is None:
+        from . import WASMTIME_VERSION
+
+        text = repr((WASMTIME_VERSION, settings, platform.machine(), _cpu_flags()))
+        key = _code_keys[settings] = hashlib.sha256(text.encode()).hexdigest()
+    return key
+
+
+_code_keys: Dict[str, str] = {}
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

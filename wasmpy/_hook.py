@@ -18,7 +18,6 @@ import importlib.machinery
 import json
 import os
 import pkgutil
-import platform
 import stat
 import sys
 import threading
@@ -26,13 +25,13 @@ from types import ModuleType
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._checks import require_instance
-from ._engine import Engine
+from ._engine import Engine, compiled_code_key
 from ._errors import CompileError, LinkError, WasmError
 from ._func import Func
 from ._global import Global
 from ._instance import Instance
 from ._memory import Memory
-from ._module import Module, error_in_file
+from ._module import Module, SourceFile, error_in_file
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
@@ -291,6 +290,7 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
         if _cache_enabled:
             cached, source = _read_cache(cache, file, status, engine, write_cache)
             if cached is not None:
+                cached._wasm_source = SourceFile.of(path, status)
                 return cached
         if source is None:
             source = file.read()
@@ -301,6 +301,7 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
         raise error_in_file(error, path) from None
     if write_cache:
         _write_cache(cache, _source_proof(status, source), compiled, status.st_mode)
+    compiled._wasm_source = SourceFile.of(path, status)
     return compiled
 
 
@@ -340,30 +341,9 @@ def cache_path(source_path: str, engine: Engine) -> str:
     return os.path.join(head, "__pycache__", filename)
 
 
-_cache_tags: Dict[str, str] = {}
-
-
 def _cache_tag(engine: Engine) -> str:
     """Names what changes compiled code: wasmtime's version, the engine settings, the CPU."""
-    settings = repr(sorted(engine.config.items()))
-    tag = _cache_tags.get(settings)
-    if tag is None:
-        from . import WASMTIME_VERSION
-
-        key = repr((WASMTIME_VERSION, settings, platform.machine(), _cpu_flags()))
-        tag = _cache_tags[settings] = "wasmtime-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-    return tag
-
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return "wasmtime-" + compiled_code_key(engine)[:16]
 
 
 def _open_regular_file(path: str) -> Optional[Tuple[int, os.stat_result]]:
