@@ -9,12 +9,13 @@ write its memory, and its output still goes through WASI's fd_write.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
 import io
-import os
 import struct
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -452,3 +453,61 @@ def test_overrides_in_a_store_without_wasi_config_inherit_stdout():
     result = child_json(proc)
     assert result == {"status": [0, 0]}
     assert proc.stdout.startswith("yyyy\n")
+
+
+def test_the_wasi_linker_of_an_engine_is_made_once_and_freed_with_it():
+    from wasmpy import _instance
+    engine = wasmpy.Engine(cranelift_opt_level="none")
+    module = wasmpy.Module(ECHO_WAT, engine)
+    for _ in range(2):
+        exports = wasmpy.Instance(module, {}, wasmpy.Store(engine)).exports
+        assert exports.random_line()[0] == ERRNO_SUCCESS
+    assert engine in _instance._WASI_LINKERS
+    gone = weakref.ref(engine)
+    del engine, module, exports
+    gc.collect()
+    assert gone() is None
+
+
+def test_threads_instantiate_wasi_programs_at_once():
+    proc = run_python("""
+        import io, json, threading, wasmpy, test_wasi_overrides as t
+        module = wasmpy.Module(t.ECHO_WAT, wasmpy.Engine())  # a new engine: its WASI linker is made here
+        barrier, outputs, errors = threading.Barrier(4), [], []
+
+        def work():
+            try:
+                barrier.wait()
+                for _ in range(50):
+                    out = io.BytesIO()
+                    exports = wasmpy.Instance(module, {"wasi_snapshot_preview1": {
+                        "random_get": lambda at, length: 0}}, wasmpy.Store(module.engine,
+                        wasi=wasmpy.WasiConfig(stdout=out))).exports
+                    exports.random_line()
+                    outputs.append(len(out.getvalue()))
+            except BaseException as error:
+                errors.append(repr(error))
+
+        threads = [threading.Thread(target=work) for _ in range(4)]
+        for thread in threads: thread.start()
+        for thread in threads: thread.join()
+        print(json.dumps({"outputs": sorted(set(outputs)), "count": len(outputs), "errors": errors}))
+        """, timeout=180)
+    assert child_json(proc) == {"outputs": [5], "count": 200, "errors": []}
+
+
+def test_instantiating_with_overrides_in_a_closed_store_is_an_error_not_a_crash():
+    proc = run_python(f"""
+        import json, wasmpy, test_wasi_overrides as t
+        module = wasmpy.Module(t.ECHO_WAT)
+        messages = []
+        for imports in ({{}}, {{"{WASI_MODULE}": {{"random_get": lambda at, length: 0}}}}):
+            store = wasmpy.Store()
+            store.close()
+            try:
+                wasmpy.Instance(module, imports, store)
+            except wasmpy.WasmError as error:
+                messages.append(type(error).__name__)
+        print(json.dumps({{"raised": messages}}))
+        """, timeout=120)
+    assert child_json(proc) == {"raised": ["WasmError", "WasmError"]}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union, cast
 
 from ._checks import require_instance
+from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, check
 from ._ffi import ffi, lib
 from ._func import Func
@@ -160,11 +162,26 @@ def _check_wasi_overrides(overrides: Any, imports: List[ImportType]) -> None:
                             f"and not imported by the module" + (f": did you mean {close[0]!r}?" if close else ""))
 
 
+# Per engine, a linker holding WASI's functions (definitions, not yet of any store): defining them
+# takes about 0.1 ms, more than instantiating a small program. Linkers are only read once made.
+_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Any]" = weakref.WeakKeyDictionary()
+# The type of each WASI function, asked of wasmtime once (the same in every engine).
+_WASI_TYPES: Dict[str, FuncType] = {}
+
+
+def _wasi_linker(engine: Engine) -> Any:
+    linker = _WASI_LINKERS.get(engine)
+    if linker is None:
+        linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
+        check(lib.wasmtime_linker_define_wasi(linker))
+        linker = _WASI_LINKERS.setdefault(engine, linker)  # a thread that made one first wins
+    return linker
+
+
 def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[Extern]]) -> None:
     """Fills the gaps (None) in ``values`` with the store's WASI functions for those ``imports``,
     and gives the store its WASI context, which they use."""
-    linker = ffi.gc(lib.wasmtime_linker_new(store.engine._ptr), lib.wasmtime_linker_delete)
-    check(lib.wasmtime_linker_define_wasi(linker))
+    linker = _wasi_linker(store.engine)
     item = ffi.new("wasmtime_extern_t *")
     wasi = WASI_MODULE.encode()
     for index, imported in enumerate(imports):
@@ -175,10 +192,13 @@ def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[E
         if not lib.wasmtime_linker_get(linker, store._context(), wasi, len(wasi), name, len(name), item):
             raise LinkError(f"missing import {where}: expected a {_kind_name(imported.type)} ({imported.type}); "
                             f"WASI preview 1 has no {imported.name!r}, so give it in imports[{WASI_MODULE!r}]")
-        func = extern_from_c(store, item, imported.name)
-        if func.type != imported.type:
+        functype = _WASI_TYPES.get(imported.name)
+        func = Func._from_c(store, ffi.addressof(item.of, "func"), imported.name, functype)
+        if functype is None:
+            functype = _WASI_TYPES[imported.name] = func.type
+        if functype != imported.type:
             raise LinkError(f"import {where}: the module imports it as {imported.type}, but WASI's "
-                            f"{imported.name} is {func.type}")
+                            f"{imported.name} is {functype}")
         values[index] = func
     store._ensure_wasi()  # after every check: a failed instantiation leaves store.wasi changeable
 
