@@ -78,7 +78,12 @@ def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UN
     ``wasi`` is what modules that import WASI (``wasi_snapshot_preview1``) get.
     By default (``wasi=None``) each such module gets the safe default: its name
     as the only argument, no environment, standard streams inherited, no
-    filesystem.
+    filesystem. WASI functions are overridden one by one as other imports are
+    resolved, from a Python module of the namespace's name: when a module
+    named ``wasi_snapshot_preview1`` can be imported, each of its attributes
+    named like a WASI function the wasm module imports replaces that function
+    (a Python function gets the import's type and returns the WASI errno),
+    and WASI provides the rest.
 
     ``cache=False`` turns the compiled-code cache off: nothing is read from it
     or written to it, and every import compiles. ``cache=True`` (the default)
@@ -158,13 +163,20 @@ class WasmLoader(importlib.abc.FileLoader):
         name = module.__name__
         compiled = _compile(self.path, Engine.default(), name)
         imports_wasi = any(i.module == WASI_MODULE for i in compiled.imports)
-        wanted = [i for i in compiled.imports if i.module != WASI_MODULE]
+        wanted = [i for i in compiled.imports if i.module != WASI_MODULE]  # those Python gives
         namespaces = {i.module: _import_namespace(i.module, compiled, name) for i in wanted}
         values = [_import_value(namespaces[i.module], i) for i in wanted]
+        if imports_wasi:
+            for imported, value in _wasi_overrides(compiled):
+                wanted.append(imported)
+                values.append(value)
         store = _store_for(name, wanted, values, imports_wasi)
         if store.engine is not compiled.engine:  # joining a store of another engine
             compiled = _compile(self.path, store.engine, name)
-        instance = Instance(compiled, values, store)
+        given: Dict[str, Dict[str, Any]] = {}  # the values looked up once, by namespace and name
+        for imported, value in zip(wanted, values):
+            given.setdefault(imported.module, {})[imported.name] = value
+        instance = Instance(compiled, given, store)
         if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
             instance.exports["_initialize"]()
         module.__wasm_instance__ = instance
@@ -192,6 +204,20 @@ def _import_namespace(name: str, compiled: Module, importer: str) -> Any:
             raise  # something else is missing, inside a module that does exist
         wanted = ", ".join(f"{i.module}.{i.name} ({i.type})" for i in compiled.imports if i.module == name)
         raise LinkError(f"{importer} imports {wanted}, but there is no module named {name!r}") from None
+
+
+def _wasi_overrides(compiled: Module) -> List[Tuple[ImportType, Any]]:
+    """The WASI imports of ``compiled`` that a Python module named ``wasi_snapshot_preview1`` (if
+    there is one) gives, with its values: these replace WASI's functions, as other namespaces'
+    modules give their imports."""
+    try:
+        namespace = importlib.import_module(WASI_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != WASI_MODULE:
+            raise  # something else is missing, inside a module that does exist
+        return []
+    found = [(i, getattr(namespace, i.name, _MISSING)) for i in compiled.imports if i.module == WASI_MODULE]
+    return [(imported, value) for imported, value in found if value is not _MISSING]
 
 
 _MISSING = object()

@@ -134,7 +134,8 @@ class Store(Owner):
 
         None means the safe default: no arguments, no environment, standard
         streams inherited, no filesystem. It can be changed only until a
-        module that imports WASI is instantiated in the store.
+        module that imports WASI is instantiated in the store (with some WASI
+        function not overridden in its imports).
         """
         return self._wasi
 
