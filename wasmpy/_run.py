@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from ._engine import Engine
 from ._errors import ExitTrap, WasmError
 from ._instance import Exports, Instance
 from ._module import Module
@@ -64,7 +65,10 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     """Instantiates a WASI command module, runs its ``_start`` and returns the exit code.
 
     ``target`` is a path (str, bytes or ``os.PathLike``; ``.wasm`` or ``.wat``)
-    or a Module. ``argv`` defaults to the file's name (any byte of it that is
+    or a Module. A path's compiled code comes from the import hook's cache when
+    it is current and goes there otherwise, as ``wasmpy run`` and ``import``
+    do (``configure_import_hook`` sets where, or turns the cache off;
+    ``sys.dont_write_bytecode`` keeps it from being written). ``argv`` defaults to the file's name (any byte of it that is
     not UTF-8 replaced, as WASI takes UTF-8 only); ``wasi_options`` are those
     of :class:`WasiConfig`. 0 means ``_start`` returned normally.
 
@@ -88,7 +92,9 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     if isinstance(target, Module):
         module, name = target, "module"
     elif isinstance(target, (str, bytes, os.PathLike)):
-        module = Module.from_file(target)
+        from ._hook import load_cached  # the hook is built on this module's layer, not below it
+
+        module = load_cached(os.fsdecode(target), Engine.default())
         name = program_name(target)
     else:
         raise TypeError(f"run() takes a path or a wasmpy.Module, not {type(target).__name__}")
