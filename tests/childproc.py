@@ -55,6 +55,20 @@ def child_json(proc: subprocess.CompletedProcess) -> Any:
     return json.loads(lines[-1])
 
 
+def count_compiles() -> list:
+    """In a child: a list that gets an item for each module wasmpy compiles from now on (it
+    compiles only in ``Module.__init__``, which this wraps)."""
+    compiled: list = []
+    compile_module = wasmpy.Module.__init__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        compiled.append(1)
+        compile_module(self, *args, **kwargs)
+
+    wasmpy.Module.__init__ = counting  # type: ignore[method-assign]
+    return compiled
+
+
 def start_rss_watchdog(limit_bytes: int = 2 << 30) -> None:
     """In a child: exit with status 99 if its RSS passes ``limit_bytes``, before the OOM killer steps in."""
     import threading

@@ -25,12 +25,8 @@ ADD = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 loc
 # In a child: counts compilations, then unpickles the module in PICKLE and calls add(2, 3).
 CHILD = """
     import json, pickle, wasmpy
-    compiled = []
-    compile_module = wasmpy.Module.__init__
-    def counting(self, *args, **kwargs):
-        compiled.append(1)
-        compile_module(self, *args, **kwargs)
-    wasmpy.Module.__init__ = counting
+    from childproc import count_compiles
+    compiled = count_compiles()
     {prepare}
     try:
         with open({path!r}, "rb") as file:
