@@ -25,6 +25,13 @@ from wasmpy import _engine
 from wasmpy._ffi import lib
 
 _engine._SIZES.setdefault("memory_reservation", lib.wasmtime_config_memory_reservation_set)
+if "memory_reservation_for_growth" not in _engine._SIZES:
+    from wasmpy._ffi import ffi
+    _libwasmtime = ctypes.CDLL(wasmpy.__path__[0] + "/_libwasmtime.so")
+    _set_growth = _libwasmtime.wasmtime_config_memory_reservation_for_growth_set
+    _set_growth.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
+    _engine._SIZES["memory_reservation_for_growth"] = (
+        lambda config, size: _set_growth(int(ffi.cast("uintptr_t", config)), size))
 
 WAT = '''(module
   (import "host" "call" (func $call))
@@ -34,8 +41,9 @@ WAT = '''(module
   (func (export "load") (param i32) (result i32) local.get 0 i32.load8_u)
   (func (export "store") (param i32 i32) local.get 0 local.get 1 i32.store8))'''
 
-def moving_engine():
-    return wasmpy.Engine(memory_may_move=True, memory_reservation=65536)
+def moving_engine(reservation_for_growth=2 << 30):
+    return wasmpy.Engine(memory_may_move=True, memory_reservation=65536,
+                         memory_reservation_for_growth=reservation_for_growth)
 
 def instance(engine=None, host_call=lambda: None, limits=None):
     engine = engine or moving_engine()
@@ -265,6 +273,59 @@ def test_views_outliving_their_store_and_cycles():
                           "grown": inst.exports.grow(2)}))
     """)
     assert result == {"first": 3, "pinned": 65536, "after": None, "grown": 1}
+
+
+def test_random_views_and_growth_never_see_freed_memory():
+    """Views taken and released at random while wasm and Python grow a memory that moves whenever
+    it grows past its capacity (one page more than its size): each live view still shows the
+    memory's bytes, and the store is pinned exactly while one is alive."""
+    result = run_moving("""
+        import random
+        rng = random.Random(1414)
+        inst = instance(moving_engine(reservation_for_growth=65536))
+        memory = inst.exports.memory
+        views, moves, refused, grown = [], 0, 0, 0
+        for step in range(600):
+            action = rng.choice(["view", "ctypes", "release", "release", "wasm", "wasm", "python"])
+            before = address(memory) if not views else None
+            if action == "view":
+                views.append(memoryview(memory))
+            elif action == "ctypes":
+                views.append((ctypes.c_char * memory.data_size).from_buffer(memory))
+            elif action == "release" and views:
+                view = views.pop(rng.randrange(len(views)))
+                if isinstance(view, memoryview):
+                    view.release()
+                del view
+            elif action == "wasm":
+                result = inst.exports.grow(2)
+                refused += result == -1
+                grown += result != -1
+            elif action == "python":
+                try:
+                    memory.grow(2)
+                    grown += 1
+                except BufferError:
+                    refused += 1
+            if before is not None and not views:
+                moves += address(memory) != before
+            assert (memory.store._handle.pinned_size is not None) == bool(views), step
+            for index, view in enumerate(views):
+                offset = rng.randrange(len(view))
+                value = (step + index) % 255 + 1
+                view[offset] = value if isinstance(view, memoryview) else bytes([value])
+                assert inst.exports.load(offset) == value, (step, offset)
+            if memory.data_size > 200 * 65536:  # a fresh memory, to keep moving small ones
+                while views:
+                    view = views.pop()
+                    if isinstance(view, memoryview):
+                        view.release()
+                    del view
+                inst = instance(moving_engine(reservation_for_growth=65536))
+                memory = inst.exports.memory
+        print(json.dumps({"moves": moves, "refused": refused, "grown": grown}))
+    """)
+    assert result["moves"] >= 20 and result["refused"] >= 20 and result["grown"] >= 20, result
 
 
 def test_store_limits_still_apply_without_memory_may_move():
