@@ -234,6 +234,10 @@ def test_views_hold_back_the_other_memories_of_the_store_and_keep_its_limits():
                 other.grow(1)
             except BufferError as error:
                 results["other"] = str(error)
+            try:
+                wasmpy.Instance(wasmpy.Module('(module (memory 2))', memory.store.engine), store=memory.store)
+            except wasmpy.WasmError as error:
+                results["instantiate"] = str(error)
         results["other_grown"] = other.grow(1)
         try:
             other.grow(20)
@@ -242,6 +246,7 @@ def test_views_hold_back_the_other_memories_of_the_store_and_keep_its_limits():
         print(json.dumps(results))
     """)
     assert "while a buffer view of a memory of the same store is alive" in result["other"]
+    assert "memory minimum size of 2 pages exceeds memory limits" in result["instantiate"]
     assert result["other_grown"] == 1
     assert "StoreLimits(memory_size=524288)" in result["limit"]
 

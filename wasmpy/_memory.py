@@ -18,7 +18,8 @@ class Memory(MemoryBase, Owner):
     """A linear memory. ``memoryview(memory)`` is a zero-copy, writable view of its current bytes.
 
     A view keeps its length: after :meth:`grow`, take a new ``memoryview`` to
-    see the new bytes (the old view stays valid; memories never move).
+    see the new bytes (the old view stays valid: memories never move, unless the
+    engine lets them, below).
     ``read(offset, length)`` copies bytes out, ``write(offset, data)`` copies a
     bytes-like object in, and ``data_size`` is the size in bytes (the
     ``MemoryBase`` base class does these in C).
