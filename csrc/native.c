@@ -146,6 +146,15 @@ typedef struct StoreHandle {
     KeptList *kept;              /* objects held by this store's externrefs */
     long long deadline_ns;       /* CLOCK_MONOTONIC time when running wasm is interrupted; 0: none */
     Py_ssize_t stack_needed;     /* native stack bytes a call into wasm may use (csrc/stack.h) */
+    /* What wasmtime_store_limiter gets (see handle_apply_limits): the StoreLimits given from
+     * Python (memory_size, table_elements, instances, tables, memories; -1: none), and while
+     * buffer views of memories that may move are alive (pinning_views > 0), the size no memory
+     * of the store may grow past (pinned_size). limits_stale: the last pinning view went while
+     * another thread held the lock, and its wasm may be running: applied when that thread lets go. */
+    int64_t limits[5];
+    Py_ssize_t pinning_views;
+    int64_t pinned_size;
+    char limits_stale;
     struct StoreHandle *previous_handle, *next_handle; /* every live handle, for fork() */
 } StoreHandle;
 
@@ -303,6 +312,8 @@ static inline __attribute__((always_inline)) int handle_acquire(StoreHandle *han
     return 0;
 }
 
+static void handle_apply_limits(StoreHandle *handle);
+
 static inline __attribute__((always_inline)) int handle_release(StoreHandle *handle)
 {
     if (handle->depth == 0 || handle->owner != current_thread()) {
@@ -311,6 +322,8 @@ static inline __attribute__((always_inline)) int handle_release(StoreHandle *han
     }
     if (--handle->depth > 0)
         return 0;
+    if (handle->limits_stale) /* nothing of the store runs now: lift the limit of released views */
+        handle_apply_limits(handle);
     ticker_store_released();
     if (handle->waiting > 0)
         hand_over(handle);
@@ -388,6 +401,8 @@ static PyObject *handle_new(PyTypeObject *type, PyObject *args, PyObject *kwargs
         return PyErr_NoMemory();
     }
     self->kept->users = 1;
+    for (int i = 0; i < 5; i++)
+        self->limits[i] = -1;
     self->store = (wasmtime_store_t *)(uintptr_t)store; /* owned from here on */
     self->context = wasmtime_store_context(self->store);
     self->next_handle = all_handles;
@@ -522,6 +537,81 @@ static PyObject *handle_keep_for_externref(StoreHandle *self, PyObject *object)
     return address;
 }
 
+/* Memories of an engine with memory_may_move=True may move when they grow: wasmtime maps a
+ * larger region, copies the bytes and unmaps the old one, where a buffer view would still point.
+ * So a view of such a memory pins its store (see memory_getbuffer): until the store's last such
+ * view is released, no memory of the store may grow past the size the viewed memory had. The
+ * C API's only hook into every growth (Memory.grow from Python, and memory.grow in wasm, which
+ * then returns -1) is the store's StoreLimits: their memory_size, which applies to each memory
+ * of the store, is lowered to that size. Pins are taken with the store's lock held, so never
+ * while the store's wasm runs on another thread. */
+static void handle_apply_limits(StoreHandle *handle)
+{
+    handle->limits_stale = 0;
+    if (handle->store == NULL)
+        return;
+    int64_t memory_size = handle->limits[0];
+    if (handle->pinning_views > 0 && (memory_size < 0 || handle->pinned_size < memory_size))
+        memory_size = handle->pinned_size;
+    wasmtime_store_limiter(handle->store, memory_size, handle->limits[1], handle->limits[2], handle->limits[3],
+                           handle->limits[4]);
+}
+
+/* A new view of a memory that may move, of `size` bytes; with the store's lock held. */
+static void handle_pin(StoreHandle *handle, int64_t size)
+{
+    if (handle->pinning_views++ == 0 || size < handle->pinned_size) {
+        handle->pinned_size = size;
+        handle_apply_limits(handle);
+    }
+}
+
+/* A view handle_pin() counted is released: from any thread, with or without the store's lock. */
+static void handle_unpin(StoreHandle *handle)
+{
+    if (--handle->pinning_views > 0)
+        return;
+    /* wasmtime's limiter may be replaced only where no wasm of the store runs on another thread:
+     * with the lock free (held by no thread; this one has the GIL that taking it needs), or held
+     * by this thread (wasm waiting for this thread's host function to return). */
+    if (!handle->poisoned && (handle->depth == 0 || handle->owner == current_thread()))
+        handle_apply_limits(handle);
+    else
+        handle->limits_stale = 1;
+}
+
+static PyObject *handle_set_limits(StoreHandle *self, PyObject *args)
+{
+    long long limits[5];
+    if (!PyArg_ParseTuple(args, "LLLLL:set_limits", &limits[0], &limits[1], &limits[2], &limits[3], &limits[4]))
+        return NULL;
+    for (int i = 0; i < 5; i++) {
+        if (limits[i] < -1) {
+            PyErr_SetString(PyExc_ValueError, "a store limit is a number >= 0, or -1 for none");
+            return NULL;
+        }
+    }
+    if (self->store == NULL) {
+        set_wasm_error("the store is closed");
+        return NULL;
+    }
+    if (handle_acquire(self) < 0)
+        return NULL;
+    for (int i = 0; i < 5; i++)
+        self->limits[i] = limits[i];
+    handle_apply_limits(self);
+    if (handle_release(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *handle_get_pinned_size(StoreHandle *self, void *closure)
+{
+    if (self->pinning_views == 0)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(self->pinned_size);
+}
+
 static PyObject *handle_flush_output(StoreHandle *self, PyObject *unused)
 {
     if (deliver_output(self) < 0)
@@ -582,6 +672,9 @@ static PyMethodDef handle_methods[] = {
     {"keep", (PyCFunction)handle_keep, METH_O, "Keeps an object wasmtime refers to by address, with the store."},
     {"keep_for_externref", (PyCFunction)handle_keep_for_externref, METH_O,
      "The data address for a new externref of the store holding the object (released by its finalizer)."},
+    {"set_limits", (PyCFunction)handle_set_limits, METH_VARARGS,
+     "set_limits(memory_size, table_elements, instances, tables, memories): the store's StoreLimits, "
+     "-1 for none (memory_size is lowered further while views of memories that may move are alive)."},
     {"flush_output", (PyCFunction)handle_flush_output, METH_NOARGS,
      "Delivers WASI output written by the store's wasm to its streams."},
     {"gc", (PyCFunction)handle_gc, METH_NOARGS,
@@ -606,6 +699,9 @@ static PyGetSetDef handle_getset[] = {
     {"store", (getter)handle_get_store, NULL, "The address of the wasmtime_store_t (WasmError once closed).", NULL},
     {"context", (getter)handle_get_context, NULL, "The address of the store's context (WasmError once closed).",
      NULL},
+    {"pinned_size", (getter)handle_get_pinned_size, NULL,
+     "While buffer views of memories that may move are alive: the size in bytes no memory of the store "
+     "may grow past; otherwise None.", NULL},
     {NULL},
 };
 
@@ -713,9 +809,14 @@ typedef struct {
     PyObject_HEAD
     StoreHandle *handle;
     wasmtime_memory_t memory;
-    uint8_t *base;      /* its bytes, once it has some: wasmpy's engines never move memories */
+    uint8_t *base;      /* its bytes, once it has some and if it never moves */
     Py_ssize_t exports; /* live buffer views */
+    char may_move;      /* its engine has memory_may_move=True, and wasmtime may move it when it grows */
+    Py_ssize_t pins;    /* live views that pin the store (handle_pin), until memory_clear lets them go */
 } MemoryBase;
+
+/* Py_buffer.internal of a view that pinned its store. */
+static char pinning_view;
 
 static int memory_traverse(MemoryBase *self, visitproc visit, void *arg)
 {
@@ -726,6 +827,9 @@ static int memory_traverse(MemoryBase *self, visitproc visit, void *arg)
 
 static int memory_clear(MemoryBase *self)
 {
+    /* Python's GC breaking a cycle: the views are garbage too, but their store may live on. */
+    for (; self->pins > 0; self->pins--)
+        handle_unpin(self->handle);
     Py_CLEAR(self->handle);
     return 0;
 }
@@ -741,13 +845,15 @@ static PyObject *memory_bind(MemoryBase *self, PyObject *args)
 {
     PyObject *handle;
     unsigned long long address;
-    if (!PyArg_ParseTuple(args, "O!K:_bind_memory", StoreHandleType, &handle, &address))
+    int may_move;
+    if (!PyArg_ParseTuple(args, "O!Kp:_bind_memory", StoreHandleType, &handle, &address, &may_move))
         return NULL;
     if (self->handle != NULL) {
         PyErr_SetString(PyExc_TypeError, "this Memory is already bound to a memory of a store");
         return NULL;
     }
     self->memory = *(const wasmtime_memory_t *)(uintptr_t)address;
+    self->may_move = (char)may_move;
     Py_INCREF(handle);
     REPLACE_REF(self->handle, (StoreHandle *)handle);
     Py_RETURN_NONE;
@@ -769,6 +875,10 @@ static int memory_locate(MemoryBase *self, uint8_t **data, size_t *size)
         return -1;
     }
     *size = wasmtime_memory_data_size(context, &self->memory);
+    if (self->may_move) { /* where it is now: wasm may have grown it since */
+        *data = wasmtime_memory_data(context, &self->memory);
+        return 0;
+    }
     if (self->base == NULL && *size > 0) /* an empty memory's address may be a placeholder */
         self->base = wasmtime_memory_data(context, &self->memory);
     *data = *size > 0 ? self->base : wasmtime_memory_data(context, &self->memory);
@@ -878,21 +988,34 @@ static int memory_getbuffer(MemoryBase *self, Py_buffer *view, int flags)
     size_t size;
     if (memory_locate(self, &data, &size) < 0)
         return -1;
-    handle_release(self->handle);
-    if (PyBuffer_FillInfo(view, (PyObject *)self, data, (Py_ssize_t)size, 0, flags) < 0)
+    if (PyBuffer_FillInfo(view, (PyObject *)self, data, (Py_ssize_t)size, 0, flags) < 0) {
+        handle_release(self->handle);
         return -1;
+    }
+    /* Pinned before the lock goes, so that no wasm of the store runs between finding the bytes
+     * and keeping them where they are. An empty view has no bytes to point at. */
+    if (self->may_move && size > 0) {
+        handle_pin(self->handle, (int64_t)size);
+        self->pins++;
+        view->internal = &pinning_view;
+    }
+    handle_release(self->handle);
     self->exports++;
     return 0;
 }
 
 static void memory_releasebuffer(MemoryBase *self, Py_buffer *view)
 {
-    (void)view;
     self->exports--;
+    if (view->internal == &pinning_view && self->pins > 0) {
+        self->pins--;
+        handle_unpin(self->handle);
+    }
 }
 
 static PyMethodDef memory_methods[] = {
-    {"_bind_memory", (PyCFunction)memory_bind, METH_VARARGS, "_bind_memory(handle, memory_address)"},
+    {"_bind_memory", (PyCFunction)memory_bind, METH_VARARGS,
+     "_bind_memory(handle, memory_address, may_move): may_move if wasmtime may move it when it grows."},
     {"read", (PyCFunction)(void (*)(void))memory_read, METH_FASTCALL,
      "read(offset, length) -> bytes: a copy of length bytes at offset."},
     {"write", (PyCFunction)(void (*)(void))memory_write, METH_FASTCALL,

@@ -195,7 +195,7 @@ LOAD_AND_CALL = textwrap.dedent("""
     gcd._bind_native(handle, ctypes.addressof(exports[b"gcd"]) + Extern.of.offset, bytes([0, 0]), bytes([0]),
                      lambda self, *args: ("slow path", args), None)
     memory = native.MemoryBase()
-    memory._bind_memory(handle, ctypes.addressof(exports[b"memory"]) + Extern.of.offset)
+    memory._bind_memory(handle, ctypes.addressof(exports[b"memory"]) + Extern.of.offset, False)
     memory.write(8, b"abi3")
     view = memoryview(memory)
     outcome = {"version": list(sys.version_info[:2]), "gcd": gcd(27, 6), "slow": list(gcd(27)[1]),

@@ -89,6 +89,30 @@ def test_package_defaults_do_not_match(tmp_path):
                                     Module(ADD_WAT, Engine(epoch_interruption=False)).serialize())
 
 
+@pytest.mark.parametrize("via_file", [False, True])
+def test_package_default_config_matches_memory_may_move(tmp_path, via_file):
+    """The package's default Config() (memories may move, no epoch checks) is
+    Engine(memory_may_move=True, epoch_interruption=False): code loads both ways, and memory
+    held by a view stays usable."""
+    engine = Engine(memory_may_move=True, epoch_interruption=False)
+    wat = ADD_WAT[:-1] + '(memory (export "memory") 1))'
+    artifact = package_artifact(wasmtime.Engine(), wat)
+    path = tmp_path / "add.cwasm"
+    path.write_bytes(artifact)
+    module = Module.deserialize_file(path, engine) if via_file else Module.deserialize(artifact, engine)
+    exports = Instance(module).exports
+    assert exports.add(2, 3) == 5
+    with memoryview(exports.memory) as view:
+        view[0] = 1
+        assert exports.memory.grow(1) == 1  # a 32-bit memory within the 4 GiB reservation never moves
+    package = wasmtime.Engine()
+    loaded = wasmtime.Module.deserialize(package, Module(wat, engine).serialize())
+    store = wasmtime.Store(package)
+    assert wasmtime.Instance(store, loaded, []).exports(store)["add"](store, 2, 3) == 5
+    with pytest.raises(WasmError, match="epoch interruption"):
+        Module.deserialize(artifact, Engine(memory_may_move=True))
+
+
 def _may_move_config() -> wasmtime.Config:
     config = wasmtime.Config()
     config.memory_may_move = True

@@ -175,7 +175,7 @@ def test_a_second_init_is_refused_everywhere():
     with pytest.raises(TypeError, match="already bound"):
         objects["func"]._bind_native(store._handle, 0, b"", b"", None, None)
     with pytest.raises(TypeError, match="already bound"):
-        objects["memory"]._bind_memory(store._handle, 0)
+        objects["memory"]._bind_memory(store._handle, 0, False)
     assert objects["global"].value == 1
 
 

@@ -24,6 +24,7 @@ _FLAGS = {
     "parallel_compilation": lib.wasmtime_config_parallel_compilation_set,
     "nan_canonicalization": lib.wasmtime_config_cranelift_nan_canonicalization_set,
     "native_unwind_info": lib.wasmtime_config_native_unwind_info_set,
+    "memory_may_move": lib.wasmtime_config_memory_may_move_set,  # False by default: see _memory.py
     # wasm features
     "threads": lib.wasmtime_config_wasm_threads_set,
     "shared_memory": lib.wasmtime_config_shared_memory_set,
@@ -96,7 +97,7 @@ _SIZE_MAX = 2**64 - 1
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
     """The options to apply: ``config``, wasmpy's defaults, and features turned off because what
     they need is off."""
-    resolved = {"epoch_interruption": True, **config}
+    resolved = {"epoch_interruption": True, "memory_may_move": False, **config}
     for feature, needs in _NEEDS.items():
         missing = [need for need in needs if resolved.get(need) is False]
         if not missing:
@@ -147,9 +148,7 @@ def _refusal(config: Dict[str, Any]) -> Optional[str]:
 def _new_engine(config: Dict[str, Any]):
     """A new ``wasm_engine_t *`` for the resolved options, which must have been checked
     (:func:`_refusal`, :func:`_reserve_pool`): wasmtime aborts on a configuration it rejects."""
-    c_config = _checked_config(config)
-    lib.wasmtime_config_memory_may_move_set(c_config, False)
-    return lib.wasm_engine_new_with_config(c_config)  # takes the config
+    return lib.wasm_engine_new_with_config(_checked_config(config))  # takes the config
 
 
 def pool_address_space(count: int) -> Tuple[int, int]:
@@ -304,6 +303,9 @@ class Engine(Immutable):
 
     Linear memories never move when they grow, so that ``memoryview(memory)``
     stays valid; growth past the engine's reservation fails instead.
+    ``memory_may_move=True`` (wasmtime's default; needed for the code of engines
+    made with it) lets them move, and then a buffer view of one that may move
+    holds its store's memories at their size until it is released (see Memory).
 
     In a process forked from one that compiled with ``parallel_compilation``
     (on by default), wasmtime's compiler threads are gone: modules compile on

@@ -32,12 +32,14 @@ class StoreLimits:
     tables: Optional[int] = None
     memories: Optional[int] = None
 
-    def _apply(self, store_ptr: Any) -> None:
+    def _apply(self, handle: StoreHandle) -> None:
+        """Makes these the limits of the store of ``handle``, which keeps them: it lowers
+        ``memory_size`` further while buffer views pin the store (see Memory)."""
         values = []
         for name in ("memory_size", "table_elements", "instances", "tables", "memories"):
             value = getattr(self, name)
             values.append(-1 if value is None else require_int(value, f"StoreLimits.{name}", 0, 2**63 - 1))
-        lib.wasmtime_store_limiter(store_ptr, *values)
+        handle.set_limits(*values)
 
 
 _EPOCH_CHECK = ffi.cast("wasmtime_error_t *(*)(wasmtime_context_t *, void *, uint64_t *, "
@@ -114,7 +116,7 @@ class Store(Owner):
         if wasi is not None:
             self.wasi = wasi
         if limits is not None:
-            limits._apply(self._store_ptr())
+            limits._apply(handle)
         if fuel is not None:
             self.fuel = fuel
 
@@ -126,7 +128,7 @@ class Store(Owner):
         """Makes room in :class:`StoreLimits` ``instances`` for wasmpy's own helper instance."""
         limits = self._limits
         if limits is not None and limits.instances is not None:
-            dataclasses.replace(limits, instances=limits.instances + 1)._apply(self._store_ptr())
+            dataclasses.replace(limits, instances=limits.instances + 1)._apply(self._handle)
 
     @property
     def wasi(self) -> Optional[WasiConfig]:
