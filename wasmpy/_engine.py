@@ -316,13 +316,11 @@ def _apply(config, name: str, value: Any) -> None:
 
 
 def _describe_bytes(count: int) -> str:
-    """``count`` bytes for people: exact in the largest unit that divides it, else to 0.1 of one."""
-    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
-        if count >= 1 << shift and count % (1 << shift) == 0:
-            return f"{count >> shift} {unit}"
+    """``count`` bytes for people, in the largest unit it holds: exact if that divides it, else to 0.1."""
     for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if count >= 1 << shift:
-            return f"{count / (1 << shift):.1f} {unit}"
+            exact = count % (1 << shift) == 0
+            return f"{count >> shift} {unit}" if exact else f"{count / (1 << shift):.1f} {unit}"
     return f"{count} bytes"
 
 
