@@ -489,9 +489,10 @@ class Engine(Immutable):
     - ``memory_reservation``, ``memory_guard_size``,
       ``memory_reservation_for_growth`` (bytes, 0 to 128 TiB): the address
       space each linear memory reserves (4 GiB by default: 32-bit memories
-      then need no bounds checks), the inaccessible guard region after it
-      (32 MiB), and the room reserved beyond a memory's size when it is made
-      smaller than that. A memory never grows past its reservation. With an
+      then need no bounds checks), the inaccessible guard regions before and
+      after it (32 MiB each), and the room reserved beyond the initial size
+      of a memory that starts bigger than the reservation (2 GiB). A memory
+      never grows past what it reserved (it never moves). With an
       ``instance_pool``, ``memory_reservation`` is also the most each memory
       of the pool holds, and both sizes set the pool's address space.
     - ``memory_init_cow``: whether memories start as copy-on-write mappings of
