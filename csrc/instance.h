@@ -72,11 +72,6 @@ bool wasmtime_instance_export_nth(wasmtime_context_t *store, const wasmtime_inst
 typedef struct wasmtime_linker wasmtime_linker_t;
 wasmtime_linker_t *wasmtime_linker_new(wasm_engine_t *engine);
 void wasmtime_linker_delete(wasmtime_linker_t *linker);
-void wasmtime_linker_allow_shadowing(wasmtime_linker_t *linker, bool allow_shadowing);
-wasmtime_error_t *wasmtime_linker_define(wasmtime_linker_t *linker, wasmtime_context_t *store,
-                                         const char *module, size_t module_len, const char *name,
-                                         size_t name_len, const wasmtime_extern_t *item);
 wasmtime_error_t *wasmtime_linker_define_wasi(wasmtime_linker_t *linker);
-wasmtime_error_t *wasmtime_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *store,
-                                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
-                                              wasm_trap_t **trap);
+bool wasmtime_linker_get(const wasmtime_linker_t *linker, wasmtime_context_t *store, const char *module,
+                         size_t module_len, const char *name, size_t name_len, wasmtime_extern_t *item);

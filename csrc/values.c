@@ -1772,19 +1772,42 @@ static void value_refused(wasmtime_error_t *error)
     }
 }
 
+/* The opening of the four functions below: their `expected` arguments checked, the value kind of
+ * args[3] read into `code` if `code` is not NULL, and the store entered. 0 when entered; otherwise
+ * where_enter's answer: < 0 raised, > 0 the Python path must do it (return NotImplemented). */
+static int enter_extern(const char *name, PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                        Where *where, void **address, int *code)
+{
+    if (check_arguments(name, nargs, expected) < 0 || where_and_address(args, where, address) < 0)
+        return -1;
+    if (code != NULL && (*code = code_of(args[3])) < 0)
+        return -1;
+    return where_enter(where);
+}
+
+/* The end of a set: `val` unrooted and the store left; None, or what wasmtime's refusal means raised. */
+static PyObject *value_stored(Where *where, wasmtime_val_t *val, wasmtime_error_t *error)
+{
+    wasmtime_val_unroot(val);
+    if (error != NULL)
+        value_refused(error);
+    where_leave(where);
+    return error != NULL ? NULL : Py_NewRef(Py_None);
+}
+
 /* global_get(store, handle, global_address, exact, declared) */
 static PyObject *global_get(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Where where;
     void *global;
-    if (check_arguments("global_get", nargs, 5) < 0 || where_and_address(args, &where, &global) < 0)
-        return NULL;
-    int exact = PyObject_IsTrue(args[3]);
-    if (exact < 0)
-        return NULL;
-    int entered = where_enter(&where);
+    int entered = enter_extern("global_get", args, nargs, 5, &where, &global, NULL);
     if (entered != 0)
         return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
+    int exact = PyObject_IsTrue(args[3]); /* may run Python code: the store stays usable meanwhile */
+    if (exact < 0) {
+        where_leave(&where);
+        return NULL;
+    }
     wasmtime_val_t val;
     wasmtime_global_get(where.context, (const wasmtime_global_t *)global, &val);
     PyObject *value = from_val(&where, &val, exact, args[4] == Py_None ? NULL : args[4], 1);
@@ -1797,12 +1820,8 @@ static PyObject *global_set(PyObject *module, PyObject *const *args, Py_ssize_t 
 {
     Where where;
     void *global;
-    if (check_arguments("global_set", nargs, 5) < 0 || where_and_address(args, &where, &global) < 0)
-        return NULL;
-    int code = code_of(args[3]);
-    if (code < 0)
-        return NULL;
-    int entered = where_enter(&where);
+    int code;
+    int entered = enter_extern("global_set", args, nargs, 5, &where, &global, &code);
     if (entered != 0)
         return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     wasmtime_val_t val;
@@ -1810,12 +1829,7 @@ static PyObject *global_set(PyObject *module, PyObject *const *args, Py_ssize_t 
         where_leave(&where);
         return NULL;
     }
-    wasmtime_error_t *error = wasmtime_global_set(where.context, (const wasmtime_global_t *)global, &val);
-    wasmtime_val_unroot(&val);
-    if (error != NULL)
-        value_refused(error);
-    where_leave(&where);
-    return error != NULL ? NULL : Py_NewRef(Py_None);
+    return value_stored(&where, &val, wasmtime_global_set(where.context, (const wasmtime_global_t *)global, &val));
 }
 
 /* The element `index` (an int; negative counts from the end) of a table of `size`: 0, or 1 when
@@ -1848,9 +1862,7 @@ static PyObject *table_get(PyObject *module, PyObject *const *args, Py_ssize_t n
 {
     Where where;
     void *table;
-    if (check_arguments("table_get", nargs, 4) < 0 || where_and_address(args, &where, &table) < 0)
-        return NULL;
-    int entered = where_enter(&where);
+    int entered = enter_extern("table_get", args, nargs, 4, &where, &table, NULL);
     if (entered != 0)
         return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     uint64_t position;
@@ -1870,12 +1882,8 @@ static PyObject *table_set(PyObject *module, PyObject *const *args, Py_ssize_t n
 {
     Where where;
     void *table;
-    if (check_arguments("table_set", nargs, 6) < 0 || where_and_address(args, &where, &table) < 0)
-        return NULL;
-    int code = code_of(args[3]);
-    if (code < 0)
-        return NULL;
-    int entered = where_enter(&where);
+    int code;
+    int entered = enter_extern("table_set", args, nargs, 6, &where, &table, &code);
     if (entered != 0)
         return entered < 0 ? NULL : Py_NewRef(Py_NotImplemented);
     uint64_t position;
@@ -1888,12 +1896,8 @@ static PyObject *table_set(PyObject *module, PyObject *const *args, Py_ssize_t n
         where_leave(&where);
         return NULL;
     }
-    wasmtime_error_t *error = wasmtime_table_set(where.context, (const wasmtime_table_t *)table, position, &val);
-    wasmtime_val_unroot(&val);
-    if (error != NULL)
-        value_refused(error);
-    where_leave(&where);
-    return error != NULL ? NULL : Py_NewRef(Py_None);
+    return value_stored(&where, &val,
+                        wasmtime_table_set(where.context, (const wasmtime_table_t *)table, position, &val));
 }
 
 /* ------------------------------------------------------------------------------------------ */

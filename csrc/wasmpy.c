@@ -52,16 +52,6 @@ int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *mod
     return wasmpy_status(wasmtime_instance_new(context, module, imports, nimports, instance, trap), trap, error);
 }
 
-int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
-                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
-                              size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)
-{
-    if (!wasmpy_stack_allows(stack_needed))
-        return 3;
-    *trap = NULL;
-    return wasmpy_status(wasmtime_linker_instantiate(linker, context, module, instance, trap), trap, error);
-}
-
 /* The result convention of wasmpy_module_new, for what a wasmtime module call returned. */
 static int wasmpy_module_status(wasmtime_error_t *result, wasmtime_error_t **error)
 {

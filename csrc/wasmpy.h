@@ -16,11 +16,6 @@ int wasmpy_instantiate(wasmtime_context_t *context, const wasmtime_module_t *mod
                        const wasmtime_extern_t *imports, size_t nimports, wasmtime_instance_t *instance,
                        size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);
 
-/* Instantiates `module` through `linker`, with the same result convention as wasmpy_call. */
-int wasmpy_linker_instantiate(const wasmtime_linker_t *linker, wasmtime_context_t *context,
-                              const wasmtime_module_t *module, wasmtime_instance_t *instance,
-                              size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error);
-
 /* Compiles `wasm` for `engine` into `*module`. When `compiler` is not `engine` (an engine of the
  * same settings that compiles on the calling thread only: see Engine._compiler in _engine.py), it
  * compiles there and the code moves to `engine` through serialize and deserialize. Returns 0, 2

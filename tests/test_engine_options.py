@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import struct
 from pathlib import Path
 
@@ -432,3 +433,16 @@ def test_the_new_options_make_a_working_engine_together(tmp_path):
     module = Module('(module (memory (export "m") 1) (func (export "f") (result i32) (i32.const 7)))', engine)
     assert Instance(module, store=Store(engine)).exports.f() == 7
     assert engine.config["memory_reservation"] == 64 * MiB and os.path.isdir(tmp_path / "cache")
+
+
+def test_engines_with_the_new_options_pickle_to_another_process(tmp_path):
+    """Engines pickle to their settings (with modules): another process makes the same engine."""
+    engine = Engine(**{**NEW_OPTIONS, "profiler": None}, cache=tmp_path / "cache", max_wasm_stack=3 * MiB)
+    data = pickle.dumps(engine)
+    assert pickle.loads(data) is engine
+    result = child_json(run_python(f"""
+        import json, pickle
+        engine = pickle.loads({data!r})
+        print(json.dumps({{"config": repr(sorted(engine.config.items()))}}))
+    """))
+    assert result["config"] == repr(sorted(engine.config.items()))

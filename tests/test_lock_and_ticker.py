@@ -308,3 +308,28 @@ def test_calls_of_an_engine_without_ticks_release_the_gil_at_once():
     result = child_json(proc)
     assert result["release_gil"] is True and result["outcome"] == 1_500_000_000
     assert result["longest_gap"] < max(0.25, result["took"] / 2), result
+
+
+def test_a_store_made_with_release_gil_lets_other_threads_run_before_any_tick():
+    """Ticks are made rare here (one per 30 s): a call of the default store holds the GIL for its
+    whole second, one of a release_gil=True store lets the other thread run from the start."""
+    proc = run_python(with_heartbeat(f"""
+        from wasmpy._engine import _ticker
+        _ticker.interval = 30.0
+        module = wasmpy.Module({COUNT!r})
+        results = {{}}
+        for release_gil in (False, True):
+            store = wasmpy.Store(release_gil=release_gil)
+            count = wasmpy.Instance(module, {{}}, store).exports.count
+            results[str(release_gil)] = heartbeat(lambda: count(1_000_000_000))
+        print(json.dumps(results))
+        """), timeout=120)
+    results = child_json(proc)
+    held, released = results["False"], results["True"]
+    assert held["longest_gap"] > 0.8 * held["took"], held  # the heartbeat waited for the call
+    assert released["longest_gap"] < max(0.25, released["took"] / 2), released
+
+
+def test_release_gil_must_be_a_bool():
+    with pytest.raises(TypeError, match="release_gil must be True or False"):
+        wasmpy.Store(release_gil=1)

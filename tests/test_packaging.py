@@ -175,3 +175,13 @@ def test_child_interpreters_import_the_wasmpy_under_test(how, run_isolated, tmp_
                               env=test_cli.child_env(), timeout=120)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()).resolve() == Path(wasmpy.__file__).resolve()
+
+
+def test_the_metadata_names_both_licenses():
+    """The wheel bundles the wasmtime C library, whose licence (Apache-2.0 WITH LLVM-exception)
+    must travel with it (tools/build_wheel.sh checks that both files are in the wheel and sdist)."""
+    from importlib.metadata import distribution
+
+    metadata = distribution("wasmpy").metadata
+    assert metadata["License-Expression"] == "Apache-2.0 AND (Apache-2.0 WITH LLVM-exception)"
+    assert sorted(metadata.get_all("License-File")) == ["LICENSE", "licenses/wasmtime-LICENSE"]

@@ -16,10 +16,13 @@ import functools
 import importlib
 import io
 import os
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+
+from childproc import child_json, run_python
 
 import wasmpy
 
@@ -92,6 +95,31 @@ def test_run_accepts_a_path_object_and_a_module():
     assert wasmpy.run(PROGRAMS / "hello.wasm", stdout=out) == 0
     assert wasmpy.run(load("hello"), stdout=out) == 0
     assert out.getvalue() == MESSAGE.encode() * 2
+
+
+def test_run_of_a_path_uses_the_compiled_code_cache(tmp_path):
+    """Compiled once, then loaded from the cache the import hook and `wasmpy run` use."""
+    program = tmp_path / "hello.wasm"
+    shutil.copy(PROGRAMS / "hello.wasm", program)
+    proc = run_python(f"""
+        import io, json, pathlib, sys, wasmpy
+        sys.dont_write_bytecode = False  # whatever PYTHONDONTWRITEBYTECODE says
+        wasmpy.configure_import_hook(cache_dir={str(tmp_path / "cache")!r})
+        compiled = []
+        compile_module = wasmpy.Module.__init__
+        def counting(self, *args, **kwargs):
+            compiled.append(1)
+            compile_module(self, *args, **kwargs)
+        wasmpy.Module.__init__ = counting
+        runs = []
+        for _ in range(2):
+            out = io.BytesIO()
+            runs.append([wasmpy.run({str(program)!r}, stdout=out), out.getvalue().decode(), len(compiled)])
+        print(json.dumps({{"runs": runs, "cached": [p.name for p in pathlib.Path({str(tmp_path / "cache")!r}).rglob("*.cwasm")]}}))
+        """, timeout=120)
+    result = child_json(proc)
+    assert result["runs"] == [[0, MESSAGE, 1], [0, MESSAGE, 1]]  # the second run compiled nothing
+    assert len(result["cached"]) == 1 and result["cached"][0].startswith("hello.wasm.")
 
 
 def test_hello_through_store_and_instance():

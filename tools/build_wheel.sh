@@ -42,6 +42,9 @@ echo "+ sdist"
 "$tools/bin/python" -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
   { cat "$work/sdist.log" >&2; fail "the sdist did not build"; }
 sdist=$(ls "$work"/sdist/wasmpy-*.tar.gz)
+for license in LICENSE licenses/wasmtime-LICENSE; do
+  tar -tzf "$sdist" | grep -qx "wasmpy-[^/]*/$license" || fail "the sdist lacks $license"
+done
 
 built=()
 for python in "${pythons[@]}"; do
@@ -84,6 +87,9 @@ for wheel in "$work"/repaired/*.whl; do
       '' | '$ORIGIN') ;;
       *) fail "$name: $(basename "$library") has the run-time search path $runpath (only \$ORIGIN may be)" ;;
     esac
+  done
+  for license in LICENSE licenses/wasmtime-LICENSE; do  # the bundled wasmtime library's too
+    [ -f "$work"/unpacked/wasmpy-*.dist-info/licenses/$license ] || fail "$name: $license is not in it"
   done
   rm -rf "$work/unpacked"
   cp "$wheel" "$out/"

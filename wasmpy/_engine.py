@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
 import tempfile
 import threading
 import types
+import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._errors import WasmError, take_error
@@ -132,6 +135,34 @@ _CRANELIFT_FLAGS: Dict[str, Tuple[Any, ...]] = {
 }
 
 
+class _CraneliftFlags(Mapping[str, Any]):
+    """The read-only mapping ``Engine.config["cranelift_flags"]`` holds, in name order: its repr is
+    a dict's, and it pickles (with the engine: Engine.__reduce__)."""
+
+    __slots__ = ("_flags",)
+
+    def __init__(self, flags: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_flags", dict(sorted(flags.items())))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("cranelift_flags cannot change")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._flags[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._flags)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def __repr__(self) -> str:
+        return repr(self._flags)
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        return (_CraneliftFlags, (self._flags,))
+
+
 def _normalized(config: Dict[str, Any]) -> Dict[str, Any]:
     """``config`` with the options whose values could change after the engine is made, or mean
     different things later, fixed: cache as an absolute path, cranelift_flags as a read-only
@@ -142,7 +173,7 @@ def _normalized(config: Dict[str, Any]) -> Dict[str, Any]:
         normalized["cache"] = _cache_directory(normalized["cache"])
     if "cranelift_flags" in normalized:
         flags = _checked_cranelift_flags(normalized["cranelift_flags"])
-        normalized["cranelift_flags"] = types.MappingProxyType(dict(sorted(flags.items())))
+        normalized["cranelift_flags"] = _CraneliftFlags(flags)
     return normalized
 
 
@@ -190,6 +221,13 @@ def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
     if isinstance(stack, int) and stack > _DEFAULT_ASYNC_STACK and "async_stack_size" not in resolved:
         resolved["async_stack_size"] = stack
     return resolved
+
+
+def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
+    """What ``Engine(**config)`` is made with in this process."""
+    if _parallel_compilation_lost:
+        config = {"parallel_compilation": False, **config}
+    return _resolve(_normalized(config))
 
 
 def _checked_config(config: Dict[str, Any]):
@@ -547,9 +585,7 @@ class Engine(Immutable):
 
     def __init__(self, **config: Any) -> None:
         init_once(self, "_ptr")
-        if _parallel_compilation_lost:
-            config.setdefault("parallel_compilation", False)
-        resolved = _resolve(_normalized(config))
+        resolved = _settings(config)
         lib.wasm_config_delete(_checked_config(resolved))  # TypeError/ValueError for bad values
         refusal = _refusal(resolved)
         if refusal is not None:
@@ -601,6 +637,63 @@ class Engine(Immutable):
                 self._serial_compiler = ffi.gc(_new_engine(serial), lib.wasm_engine_delete)
         return self._serial_compiler
 
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        """Engines pickle to their settings; unpickling gives this process's engine of those
+        settings (see :meth:`_shared`)."""
+        if self is not Engine._default:
+            with Engine._default_lock:
+                _shared_engines.setdefault(repr(sorted(self.config.items())), self)
+        return (Engine._shared, (dict(self.config),))
+
+    @classmethod
+    def _shared(cls, settings: Dict[str, Any]) -> "Engine":
+        """This process's engine of ``settings``: the default engine for the default settings,
+        otherwise the engine of those settings pickled or unpickled here before, if it is still
+        alive, else a new one (so that modules unpickled with equal settings share an engine,
+        and can be linked and share stores)."""
+        if not isinstance(settings, dict):
+            raise TypeError(f"engine settings must be a dict, not {type(settings).__name__}")
+        default = cls.default()
+        wanted = _settings(settings)
+        if wanted == dict(default.config):
+            return default
+        key = repr(sorted(wanted.items()))
+        with cls._default_lock:
+            engine = _shared_engines.get(key)
+            if engine is None:
+                engine = _shared_engines[key] = cls(**settings)
+        return engine
+
     def __repr__(self) -> str:
         options = ", ".join(f"{name}={value!r}" for name, value in self.config.items())
         return f"Engine({options})"
+
+
+_shared_engines: "weakref.WeakValueDictionary[str, Engine]" = weakref.WeakValueDictionary()
+
+
+def compiled_code_key(engine: Engine) -> str:
+    """Names what compiled code is valid for: wasmtime's version, the engine's settings, the
+    machine and its CPU features (the import hook's cache tag, and pickled modules' key)."""
+    settings = repr(sorted(engine.config.items()))
+    key = _code_keys.get(settings)
+    if key is None:
+        from . import WASMTIME_VERSION
+
+        text = repr((WASMTIME_VERSION, settings, platform.machine(), _cpu_flags()))
+        key = _code_keys[settings] = hashlib.sha256(text.encode()).hexdigest()
+    return key
+
+
+_code_keys: Dict[str, str] = {}
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()

@@ -18,7 +18,6 @@ import importlib.machinery
 import json
 import os
 import pkgutil
-import platform
 import stat
 import sys
 import threading
@@ -26,13 +25,13 @@ from types import ModuleType
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 from ._checks import require_instance
-from ._engine import Engine
+from ._engine import Engine, compiled_code_key
 from ._errors import CompileError, LinkError, WasmError
 from ._func import Func
 from ._global import Global
 from ._instance import Instance
 from ._memory import Memory
-from ._module import Module, error_in_file
+from ._module import Module, SourceFile, error_in_file
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
@@ -79,7 +78,12 @@ def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UN
     ``wasi`` is what modules that import WASI (``wasi_snapshot_preview1``) get.
     By default (``wasi=None``) each such module gets the safe default: its name
     as the only argument, no environment, standard streams inherited, no
-    filesystem.
+    filesystem. WASI functions are overridden one by one as other imports are
+    resolved, from a Python module of the namespace's name: when a module
+    named ``wasi_snapshot_preview1`` can be imported, each of its attributes
+    named like a WASI function the wasm module imports replaces that function
+    (a Python function gets the import's type and returns the WASI errno),
+    and WASI provides the rest.
 
     ``cache=False`` turns the compiled-code cache off: nothing is read from it
     or written to it, and every import compiles. ``cache=True`` (the default)
@@ -159,13 +163,20 @@ class WasmLoader(importlib.abc.FileLoader):
         name = module.__name__
         compiled = _compile(self.path, Engine.default(), name)
         imports_wasi = any(i.module == WASI_MODULE for i in compiled.imports)
-        wanted = [i for i in compiled.imports if i.module != WASI_MODULE]
+        wanted = [i for i in compiled.imports if i.module != WASI_MODULE]  # those Python gives
         namespaces = {i.module: _import_namespace(i.module, compiled, name) for i in wanted}
         values = [_import_value(namespaces[i.module], i) for i in wanted]
+        if imports_wasi:
+            for imported, value in _wasi_overrides(compiled):
+                wanted.append(imported)
+                values.append(value)
         store = _store_for(name, wanted, values, imports_wasi)
         if store.engine is not compiled.engine:  # joining a store of another engine
             compiled = _compile(self.path, store.engine, name)
-        instance = Instance(compiled, values, store)
+        given: Dict[str, Dict[str, Any]] = {}  # the values looked up once, by namespace and name
+        for imported, value in zip(wanted, values):
+            given.setdefault(imported.module, {})[imported.name] = value
+        instance = Instance(compiled, given, store)
         if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
             instance.exports["_initialize"]()
         module.__wasm_instance__ = instance
@@ -193,6 +204,20 @@ def _import_namespace(name: str, compiled: Module, importer: str) -> Any:
             raise  # something else is missing, inside a module that does exist
         wanted = ", ".join(f"{i.module}.{i.name} ({i.type})" for i in compiled.imports if i.module == name)
         raise LinkError(f"{importer} imports {wanted}, but there is no module named {name!r}") from None
+
+
+def _wasi_overrides(compiled: Module) -> List[Tuple[ImportType, Any]]:
+    """The WASI imports of ``compiled`` that a Python module named ``wasi_snapshot_preview1`` (if
+    there is one) gives, with its values: these replace WASI's functions, as other namespaces'
+    modules give their imports."""
+    try:
+        namespace = importlib.import_module(WASI_MODULE)
+    except ModuleNotFoundError as error:
+        if error.name != WASI_MODULE:
+            raise  # something else is missing, inside a module that does exist
+        return []
+    found = [(i, getattr(namespace, i.name, _MISSING)) for i in compiled.imports if i.module == WASI_MODULE]
+    return [(imported, value) for imported, value in found if value is not _MISSING]
 
 
 _MISSING = object()
@@ -291,6 +316,7 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
         if _cache_enabled:
             cached, source = _read_cache(cache, file, status, engine, write_cache)
             if cached is not None:
+                cached._wasm_source = SourceFile.of(path, status)
                 return cached
         if source is None:
             source = file.read()
@@ -301,6 +327,7 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
         raise error_in_file(error, path) from None
     if write_cache:
         _write_cache(cache, _source_proof(status, source), compiled, status.st_mode)
+    compiled._wasm_source = SourceFile.of(path, status)
     return compiled
 
 
@@ -340,30 +367,9 @@ def cache_path(source_path: str, engine: Engine) -> str:
     return os.path.join(head, "__pycache__", filename)
 
 
-_cache_tags: Dict[str, str] = {}
-
-
 def _cache_tag(engine: Engine) -> str:
     """Names what changes compiled code: wasmtime's version, the engine settings, the CPU."""
-    settings = repr(sorted(engine.config.items()))
-    tag = _cache_tags.get(settings)
-    if tag is None:
-        from . import WASMTIME_VERSION
-
-        key = repr((WASMTIME_VERSION, settings, platform.machine(), _cpu_flags()))
-        tag = _cache_tags[settings] = "wasmtime-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-    return tag
-
-
-def _cpu_flags() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("flags"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return "wasmtime-" + compiled_code_key(engine)[:16]
 
 
 def _open_regular_file(path: str) -> Optional[Tuple[int, os.stat_result]]:

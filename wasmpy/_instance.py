@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union, cast
 
 from ._checks import require_instance
+from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, check
 from ._ffi import ffi, lib
 from ._func import Func
@@ -19,7 +22,7 @@ from ._signals import keep_trap_handlers_first
 from ._store import Store
 from ._table import Table
 from ._tag import Tag
-from ._wasi import WASI_MODULE
+from ._wasi import WASI_FUNCTIONS, WASI_MODULE
 from ._types import ExternType, FuncType, GlobalType, ImportType, MemoryType, TableType, TagType, ValType
 
 __all__ = ["Instance", "Exports"]
@@ -125,19 +128,79 @@ def _resolve(store: Store, imported: ImportType, value: Any) -> Extern:
                     f"got {type(value).__name__}")
 
 
-def _lookup(namespace: Any, imported: ImportType) -> Any:
-    missing = object()
+_MISSING = object()
+
+
+def _find(namespace: Any, name: str) -> Any:
+    """``namespace[name]`` for a mapping, else its attribute ``name``; _MISSING if it has none."""
     if isinstance(namespace, Mapping):
         try:
-            value = namespace[imported.name]
+            return namespace[name]
         except KeyError:
-            value = missing
-    else:
-        value = getattr(namespace, imported.name, missing)
-    if value is missing:
+            return _MISSING
+    return getattr(namespace, name, _MISSING)
+
+
+def _lookup(namespace: Any, imported: ImportType) -> Any:
+    value = _find(namespace, imported.name)
+    if value is _MISSING:
         raise LinkError(f"missing import {imported.module}.{imported.name}: expected a "
                         f"{_kind_name(imported.type)} ({imported.type})")
     return value
+
+
+def _check_wasi_overrides(overrides: Any, imports: List[ImportType]) -> None:
+    """Refuses a name in a mapping of WASI overrides that would be used by no module: neither a WASI
+    function nor an import of this one (a misspelt override would otherwise silently do nothing)."""
+    if not isinstance(overrides, Mapping):
+        return  # an object's attributes are more than what it offers for import
+    imported = {i.name for i in imports if i.module == WASI_MODULE}
+    for name in overrides:
+        if name not in WASI_FUNCTIONS and name not in imported:
+            close = difflib.get_close_matches(str(name), WASI_FUNCTIONS | imported, n=1)
+            raise LinkError(f"imports[{WASI_MODULE!r}] gives {name!r}, which is not a WASI preview 1 function "
+                            f"and not imported by the module" + (f": did you mean {close[0]!r}?" if close else ""))
+
+
+# Per engine, a linker holding WASI's functions (definitions, not yet of any store): defining them
+# takes about 0.1 ms, more than instantiating a small program. Linkers are only read once made.
+_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Any]" = weakref.WeakKeyDictionary()
+# The type of each WASI function, asked of wasmtime once (the same in every engine).
+_WASI_TYPES: Dict[str, FuncType] = {}
+
+
+def _wasi_linker(engine: Engine) -> Any:
+    linker = _WASI_LINKERS.get(engine)
+    if linker is None:
+        linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
+        check(lib.wasmtime_linker_define_wasi(linker))
+        linker = _WASI_LINKERS.setdefault(engine, linker)  # a thread that made one first wins
+    return linker
+
+
+def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[Extern]]) -> None:
+    """Fills the gaps (None) in ``values`` with the store's WASI functions for those ``imports``,
+    and gives the store its WASI context, which they use."""
+    linker = _wasi_linker(store.engine)
+    item = ffi.new("wasmtime_extern_t *")
+    wasi = WASI_MODULE.encode()
+    for index, imported in enumerate(imports):
+        if values[index] is not None:
+            continue
+        where = f"{imported.module}.{imported.name}"
+        name = imported.name.encode("utf-8", "surrogateescape")
+        if not lib.wasmtime_linker_get(linker, store._context(), wasi, len(wasi), name, len(name), item):
+            raise LinkError(f"missing import {where}: expected a {_kind_name(imported.type)} ({imported.type}); "
+                            f"WASI preview 1 has no {imported.name!r}, so give it in imports[{WASI_MODULE!r}]")
+        functype = _WASI_TYPES.get(imported.name)
+        func = Func._from_c(store, ffi.addressof(item.of, "func"), imported.name, functype)
+        if functype is None:
+            functype = _WASI_TYPES[imported.name] = func.type
+        if functype != imported.type:
+            raise LinkError(f"import {where}: the module imports it as {imported.type}, but WASI's "
+                            f"{imported.name} is {functype}")
+        values[index] = func
+    store._ensure_wasi()  # after every check: a failed instantiation leaves store.wasi changeable
 
 
 class _Plan(NamedTuple):
@@ -170,6 +233,23 @@ class Instance(Owner):
     imports (typed from the import; annotations, when present, are checked),
     or numbers for immutable global imports. ``store`` defaults to a new Store
     on the module's engine.
+
+    WASI imports (``wasi_snapshot_preview1``) come from the store's WASI
+    (:attr:`Store.wasi`, or the safe default), except those given in
+    ``imports["wasi_snapshot_preview1"]``: each function given there replaces
+    WASI's, and the store's WASI provides the rest. An override is an import
+    like any other: a Python callable is typed from the import (it returns
+    the WASI errno, 0 for success), a Func must have the import's type, and
+    what it raises reaches the caller of the wasm function unchanged. Host
+    functions get no caller: one that reads or writes the guest's memory
+    uses the instance's exported memory, e.g. through a variable it sets
+    after instantiating. A function the module does not import is ignored
+    (one namespace can serve many modules); in a mapping, a name that is
+    neither a WASI preview 1 function nor imported by the module is a
+    LinkError, since it would never be used. When every WASI import is
+    given, the store's WASI is not used (nor is :attr:`Store.wasi` fixed).
+    A sequence of imports holds the values of the non-WASI imports only,
+    which all come from the store's WASI.
     """
 
     def __init__(self, module: Module, imports: Any = None, store: Optional[Store] = None) -> None:
@@ -182,16 +262,10 @@ class Instance(Owner):
         self.store = store
         plan = _plan(module)
         keep_trap_handlers_first()  # before wasm runs (start functions): see wasmpy._signals
-        wasi = plan.imports_wasi and not (isinstance(imports, Mapping) and WASI_MODULE in imports)
         values: List[Extern] = []
-        if wasi:
+        if plan.imports or imports is not None:
             with store._lock:  # imports are made (host functions, globals) and used under one hold of it
-                wanted = [i for i in plan.imports if i.module != WASI_MODULE]
-                values = self._import_values(store, wanted, imports)
-                instance = self._instantiate_with_wasi(store, module, wanted, values)
-        elif plan.imports or imports is not None:
-            with store._lock:
-                values = self._import_values(store, plan.imports, imports)
+                values = self._import_values(store, plan, imports)
                 instance = self._instantiate(store, module, plan, values)
         else:
             instance = self._instantiate(store, module, plan, values)
@@ -230,43 +304,43 @@ class Instance(Owner):
                 raise Instance._instantiation_error(store, status, trap, error)
 
     @staticmethod
-    def _import_values(store: Store, wanted: List[ImportType], imports: Any) -> List[Extern]:
+    def _import_values(store: Store, plan: _Plan, imports: Any) -> List[Extern]:
+        """The values of the module's imports, in order: those ``imports`` gives, and for the WASI
+        functions it does not give, the store's WASI."""
         if imports is None:
             imports = {}
+        values: List[Optional[Extern]]
         if isinstance(imports, Mapping):
+            overrides = _MISSING
+            if WASI_MODULE in imports:
+                overrides = imports[WASI_MODULE]
+                _check_wasi_overrides(overrides, plan.imports)
             values = []
-            for imported in wanted:
+            for imported in plan.imports:
+                if imported.module == WASI_MODULE:
+                    value = _MISSING if overrides is _MISSING else _find(overrides, imported.name)
+                    values.append(None if value is _MISSING else _resolve(store, imported, value))
+                    continue
                 if imported.module not in imports:
                     raise LinkError(f"missing import {imported.module}.{imported.name}: expected a "
                                     f"{_kind_name(imported.type)} ({imported.type}); no namespace "
                                     f"{imported.module!r} was given")
                 values.append(_resolve(store, imported, _lookup(imports[imported.module], imported)))
-            return values
-        if isinstance(imports, Sequence) and not isinstance(imports, (str, bytes)):
+        elif isinstance(imports, Sequence) and not isinstance(imports, (str, bytes)):
+            wanted = [imported for imported in plan.imports if imported.module != WASI_MODULE]
             if len(imports) != len(wanted):
-                raise LinkError(f"the module has {len(wanted)} imports, but {len(imports)} values were given")
-            return [_resolve(store, imported, value) for imported, value in zip(wanted, imports)]
-        raise TypeError("imports must be a mapping of module names to namespaces, or a sequence in "
-                        f"import order, not {type(imports).__name__}")
-
-    @staticmethod
-    def _instantiate_with_wasi(store: Store, module: Module, wanted: List[ImportType], values: List[Extern]) -> bytes:
-        """Instantiates through a linker that provides WASI from the store's configuration."""
-        store._ensure_wasi()
-        linker = ffi.gc(lib.wasmtime_linker_new(module.engine._ptr), lib.wasmtime_linker_delete)
-        check(lib.wasmtime_linker_define_wasi(linker))
-        item = ffi.new("wasmtime_extern_t *")
-        for imported, value in zip(wanted, values):
-            _write_extern(value, item)
-            module_name, name = imported.module.encode(), imported.name.encode()
-            check(lib.wasmtime_linker_define(linker, store._context(), module_name, len(module_name), name,
-                                             len(name), item), LinkError)
-        instance = ffi.new("wasmtime_instance_t *")
-        trap, error = ffi.new("wasm_trap_t **"), ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_linker_instantiate(linker, store._context(), module._ptr, instance,
-                                               store._handle.stack_needed, trap, error)
-        Instance._finish(store, status, trap[0], error[0])
-        return ffi.buffer(instance)[:]
+                wasi = len(plan.imports) - len(wanted)
+                raise LinkError(f"the module has {len(wanted)} imports"
+                                + (f" besides its {wasi} WASI ones" if wasi else "")
+                                + f", but {len(imports)} values were given")
+            given = iter([_resolve(store, imported, value) for imported, value in zip(wanted, imports)])
+            values = [None if imported.module == WASI_MODULE else next(given) for imported in plan.imports]
+        else:
+            raise TypeError("imports must be a mapping of module names to namespaces, or a sequence in "
+                            f"import order, not {type(imports).__name__}")
+        if plan.imports_wasi and any(value is None for value in values):
+            _store_wasi(store, plan.imports, values)
+        return cast(List[Extern], values)  # no gaps left
 
     @staticmethod
     def _instantiation_error(store: Store, status: int, trap: Any, error: Any) -> BaseException:

@@ -7,10 +7,10 @@ import os
 import re
 import stat
 import struct
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from ._checks import require_instance
-from ._engine import COMPILE_STACK_NEEDED, Engine
+from ._engine import COMPILE_STACK_NEEDED, Engine, compiled_code_key
 from ._errors import CompileError, WasmError, check, error_message
 from ._ffi import ffi, lib
 from ._ownership import Immutable, init_once
@@ -112,6 +112,31 @@ def error_in_file(error: CompileError, path: str) -> CompileError:
     return CompileError(f"{where}: {_WAT_POSITION.sub(lambda found: found[1] + where, message, count=1)}")
 
 
+class SourceFile(NamedTuple):
+    """The file a module was compiled from, as it was then: pickling reads it again if it has
+    not changed since (by size and mtime, as ``.pyc`` files are checked)."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, path: str, status: os.stat_result) -> "SourceFile":
+        return cls(os.path.abspath(path), status.st_size, status.st_mtime_ns)
+
+    def wasm(self) -> Optional[bytes]:
+        """The file's wasm binary (WAT converted), or None if it changed or is gone."""
+        try:
+            with open(self.path, "rb") as file:
+                status = os.fstat(file.fileno())
+                if (status.st_size, status.st_mtime_ns) != (self.size, self.mtime_ns):
+                    return None
+                data = file.read()
+        except OSError:
+            return None
+        return data if data.startswith(b"\0asm") else wat2wasm(data)
+
+
 def _engine(engine: Optional[Engine]) -> Engine:
     return Engine.default() if engine is None else require_instance(engine, Engine, "engine")
 
@@ -123,6 +148,15 @@ class Module(Immutable):
     (a str). A malformed or invalid module raises :class:`CompileError`; a
     thread with too little native stack left to compile raises RecursionError.
     Modules never change once made: copies are the module itself.
+
+    Modules pickle (to process pools, Dask workers, other machines): to their
+    compiled code, the key it is valid for (wasmtime version, engine settings,
+    CPU) and the wasm binary. Unpickling loads the compiled code when the key
+    matches this process's engine of those settings, and compiles the binary
+    otherwise. A module made from bytes keeps them for this; one made by
+    :meth:`from_file` or the import hook reads its file again when pickled (if
+    unchanged). Unpickling loads machine code, as :meth:`deserialize` does:
+    unpickle only data you trust as you trust a program.
     """
 
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
@@ -142,9 +176,11 @@ class Module(Immutable):
             raise
         self.engine = engine
         self._set_ptr(out[0])
+        self._wasm_source = wasm
 
     def _set_ptr(self, ptr) -> None:
         self._ptr = ffi.gc(ptr, lib.wasmtime_module_delete)
+        self._wasm_source: Union[bytes, SourceFile, None] = None  # for pickling: see the class docstring
         self._imports: Optional[List[ImportType]] = None
         self._exports: Optional[Dict[str, ExternType]] = None
         self._instance_plan: Any = None  # what instantiating needs to know, made by Instance once
@@ -157,11 +193,14 @@ class Module(Immutable):
         (``gcd.wat:3:5: ...``).
         """
         with open(path, "rb") as file:
+            status = os.fstat(file.fileno())
             data = file.read()
         try:
-            return cls(data if data.startswith(b"\0asm") else wat2wasm(data), engine)
+            module = cls(data if data.startswith(b"\0asm") else wat2wasm(data), engine)
         except CompileError as error:
             raise error_in_file(error, os.fspath(path)) from None
+        module._wasm_source = SourceFile.of(os.fspath(path), status)
+        return module
 
     @staticmethod
     def validate(source: Union[bytes, str], engine: Optional[Engine] = None) -> None:
@@ -302,6 +341,30 @@ class Module(Immutable):
         module.engine = engine
         module._set_ptr(ptr)
         return module
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        source = self._wasm_source
+        wasm = source.wasm() if isinstance(source, SourceFile) else source
+        return (Module._unpickle, (self.engine, compiled_code_key(self.engine), self.serialize(), wasm))
+
+    @classmethod
+    def _unpickle(cls, engine: Engine, key: str, compiled: bytes, wasm: Optional[bytes]) -> "Module":
+        """A pickled module in this process: its compiled code if it was compiled for this
+        process's engine of its settings and this CPU, else compiled again from its binary."""
+        engine = require_instance(engine, Engine, "engine")
+        if key == compiled_code_key(engine):
+            try:
+                module = cls.deserialize(compiled, engine)
+            except WasmError:
+                if wasm is None:
+                    raise
+            else:
+                module._wasm_source = wasm
+                return module
+        if wasm is None:
+            raise WasmError("the pickled module was compiled for another wasmtime version, engine settings or "
+                            "CPU, and carries no wasm binary to compile again (it was loaded from compiled code)")
+        return cls(wasm, engine)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Module: {len(self.imports)} imports, {len(self.exports)} exports>"

@@ -72,12 +72,23 @@ class Store(Owner):
     when the last of them is gone, or at once with :meth:`close` (or ``with``).
     A store is used by one thread at a time: calls from several threads are
     serialised by the store's lock.
+
+    A call into wasm keeps the GIL until the first epoch tick that comes while
+    it runs (ticks come every 10 ms), then lets other Python threads run: short
+    calls stay cheap and long ones run in parallel. ``release_gil=True`` makes
+    every call of this store release the GIL at once (a few hundred
+    nanoseconds per call), for calls of a millisecond or so made from several
+    threads, one store per thread, that should run in parallel from their
+    first instruction. Stores with WASI, engines without epoch interruption and
+    engines with shared memories always release it at once.
     """
 
     def __init__(self, engine: Optional[Engine] = None, *, fuel: Optional[int] = None,
-                 limits: Optional[StoreLimits] = None, wasi: Any = None) -> None:
+                 limits: Optional[StoreLimits] = None, wasi: Any = None, release_gil: bool = False) -> None:
         init_once(self, "_handle")
         engine = Engine.default() if engine is None else require_instance(engine, Engine, "engine")
+        if not isinstance(release_gil, bool):
+            raise TypeError(f"release_gil must be True or False, not {type(release_gil).__name__}")
         if limits is not None:
             require_instance(limits, StoreLimits, "limits")
         self.engine = engine
@@ -90,7 +101,7 @@ class Store(Owner):
         handle.stack_needed = engine._stack_needed
         # Calls keep the GIL until their first epoch tick, unless nothing would tick or their wasm
         # may wait inside wasmtime, where no tick comes (shared memories; WASI, once configured).
-        handle.release_gil = not engine.interruptible or bool(engine.config.get("shared_memory"))
+        handle.release_gil = release_gil or not engine.interruptible or bool(engine.config.get("shared_memory"))
         if engine.interruptible:  # the check runs at every tick of the engine's epoch
             lib.wasmtime_store_epoch_deadline_callback(self._store_ptr(), _EPOCH_CHECK, ffi.cast("void *", id(handle)),
                                                        ffi.NULL)
@@ -123,7 +134,8 @@ class Store(Owner):
 
         None means the safe default: no arguments, no environment, standard
         streams inherited, no filesystem. It can be changed only until a
-        module that imports WASI is instantiated in the store.
+        module that imports WASI is instantiated in the store (with some WASI
+        function not overridden in its imports).
         """
         return self._wasi
 

@@ -1,0 +1,81 @@
+"""Fork safety (issue 17 item 2) beyond tests/test_safety_engine.py's fork tests (which cover a
+fork after compiling, deadlines and Ctrl-C in the child, multiprocessing's fork workers) and
+tests/test_memory_safety.py's store held by another thread at fork time: forks taken while
+another thread is in the middle of compiling or running wasm."""
+
+from __future__ import annotations
+
+from childproc import child_json
+from test_safety_engine import run_with_fork_helpers
+
+BIG = "'(module ' + ' '.join(f'(func (export \"f{i}\") (result i32) i32.const {i})' for i in range(3000)) + ')'"
+
+
+def test_a_fork_while_another_thread_compiles_does_not_hang_the_childs_compiles():
+    """The thread compiles in a loop (wasmtime's parallel compiler threads busy, its locks maybe
+    held) while the main thread forks, several times; each child compiles, instantiates, runs."""
+    proc = run_with_fork_helpers(f"""
+        import threading
+        BIG = {BIG}
+        stop = threading.Event()
+        compiled = []
+
+        def compile_forever():
+            while not stop.is_set():
+                Module(BIG)
+                compiled.append(1)
+
+        thread = threading.Thread(target=compile_forever)
+        thread.start()
+        while not compiled:
+            pass
+        outcomes = []
+        for _ in range(5):
+            outcomes.append(in_forked_child(
+                lambda: [Instance(Module(BIG)).exports.f2999(), Instance(Module(ADD)).exports.add(2, 3)]))
+        stop.set()
+        thread.join()
+        print(json.dumps({{"outcomes": outcomes}}))
+    """, timeout=240)
+    assert child_json(proc) == {"outcomes": [[0, [2999, 5]]] * 5}
+
+
+def test_a_fork_while_another_thread_runs_wasm_leaves_the_child_working():
+    """That thread's store is unusable in the child (its lock's owner is gone); other stores,
+    new ones and deadlines work there."""
+    proc = run_with_fork_helpers("""
+        import threading, time
+        loop = Module(LOOP)
+        busy_store = Store()
+        spin = Instance(loop, store=busy_store).exports.spin
+        busy_store.set_deadline(5)
+
+        def runner():
+            try:
+                spin()
+            except wasmpy.Trap:
+                pass
+
+        thread = threading.Thread(target=runner)
+        thread.start()
+        time.sleep(0.3)
+
+        def work():
+            outcomes = []
+            try:
+                Instance(loop, store=busy_store)
+            except wasmpy.WasmError as error:
+                outcomes.append("fork" in str(error))
+            store = Store()
+            store.set_deadline(0.2)
+            try:
+                Instance(loop, store=store).exports.spin()
+            except wasmpy.Trap as trap:
+                outcomes.append(trap.code.name)
+            outcomes.append(Instance(Module(ADD)).exports.add(2, 3))
+            return outcomes
+
+        print(json.dumps(dict(zip(("status", "child"), in_forked_child(work)))))
+        thread.join()
+    """, timeout=120)
+    assert child_json(proc) == {"status": 0, "child": [True, "INTERRUPT", 5]}
