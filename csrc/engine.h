@@ -41,6 +41,18 @@ void wasmtime_config_memory_may_move_set(wasm_config_t *config, bool enable);
 void wasmtime_config_memory_reservation_set(wasm_config_t *config, uint64_t size);
 void wasmtime_config_memory_guard_size_set(wasm_config_t *config, uint64_t size);
 void wasmtime_config_native_unwind_info_set(wasm_config_t *config, bool enable);
+void wasmtime_config_async_stack_size_set(wasm_config_t *config, size_t size);
+void wasmtime_config_memory_reservation_for_growth_set(wasm_config_t *config, uint64_t size);
+void wasmtime_config_memory_init_cow_set(wasm_config_t *config, bool enable);
+void wasmtime_config_cranelift_flag_enable(wasm_config_t *config, const char *flag);
+void wasmtime_config_cranelift_flag_set(wasm_config_t *config, const char *key, const char *value);
+
+typedef uint8_t wasmtime_profiling_strategy_t;
+#define WASMTIME_PROFILING_STRATEGY_NONE 0
+#define WASMTIME_PROFILING_STRATEGY_JITDUMP 1
+#define WASMTIME_PROFILING_STRATEGY_VTUNE 2
+#define WASMTIME_PROFILING_STRATEGY_PERFMAP 3
+void wasmtime_config_profiler_set(wasm_config_t *config, wasmtime_profiling_strategy_t strategy);
 
 /* wasmtime/config.h: the pooling instance allocator. */
 typedef struct wasmtime_pooling_allocation_config_t wasmtime_pooling_allocation_config_t;
@@ -55,6 +67,8 @@ void wasmtime_pooling_allocation_config_total_tables_set(wasmtime_pooling_alloca
                                                          uint32_t count);
 void wasmtime_pooling_allocation_config_total_stacks_set(wasmtime_pooling_allocation_config_t *config,
                                                          uint32_t count);
+void wasmtime_pooling_allocation_config_max_memory_size_set(wasmtime_pooling_allocation_config_t *config,
+                                                          size_t bytes);
 void wasmtime_pooling_allocation_config_total_gc_heaps_set(wasmtime_pooling_allocation_config_t *config,
                                                            uint32_t count);
 void wasmtime_pooling_allocation_config_max_memories_per_module_set(wasmtime_pooling_allocation_config_t *config,

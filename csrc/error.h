@@ -27,3 +27,7 @@ wasm_trap_t *wasmtime_trap_new(const char *msg, size_t msg_len);
 
 typedef uint8_t wasmtime_trap_code_t;
 bool wasmtime_trap_code(const wasm_trap_t *trap, wasmtime_trap_code_t *code);
+
+/* wasmtime/config.h, declared here for wasmtime_error_t: loads wasmtime's compilation cache
+ * settings from a TOML file (NULL: its default file). */
+wasmtime_error_t *wasmtime_config_cache_config_load(wasm_config_t *config, const char *path);

@@ -14,6 +14,15 @@ static int wasmpy_status(wasmtime_error_t *result, wasm_trap_t *const *trap, was
     return *trap != NULL;
 }
 
+int wasmpy_stack_room(size_t *size, size_t *left)
+{
+    char here, *low;
+    if (wasmpy_stack_bounds(&low, size) != 0)
+        return -1;
+    *left = &here > low ? (size_t)(&here - low) : 0;
+    return 0;
+}
+
 int wasmpy_call(wasmtime_context_t *context, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
                 size_t nvalues, size_t stack_needed, wasm_trap_t **trap, wasmtime_error_t **error)
 {

@@ -41,3 +41,7 @@ int wasmpy_module_deserialize_file(wasm_engine_t *engine, const char *path, size
  * wasmtime reserves linear memory slots (PROT_NONE) and `accessible` bytes the way it maps tables
  * (read-write), both MAP_NORESERVE, then unmaps them. Returns 0, or the errno of the failed mmap. */
 int wasmpy_try_reserve(size_t inaccessible, size_t accessible);
+
+/* This thread's native stack: its size and how much of it is left below the caller's frame, in
+ * bytes, as csrc/stack.h's guard sees them. Returns 0, or -1 when they are unknown. */
+int wasmpy_stack_room(size_t *size, size_t *left);

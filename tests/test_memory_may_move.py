@@ -16,22 +16,10 @@ from wasmpy import _hook
 
 from childproc import assert_clean_exit, child_json, run_python
 
-# An engine whose memories move at their first growth: a memory reservation of one page. Until the
-# memory_reservation Engine option lands, the tests give it to Engine through its table of sizes.
+# An engine whose memories move at their first growth: a memory reservation of one page.
 MOVING_ENGINE = """
 import ctypes, gc, json, threading
 import wasmpy
-from wasmpy import _engine
-from wasmpy._ffi import lib
-
-_engine._SIZES.setdefault("memory_reservation", lib.wasmtime_config_memory_reservation_set)
-if "memory_reservation_for_growth" not in _engine._SIZES:
-    from wasmpy._ffi import ffi
-    _libwasmtime = ctypes.CDLL(wasmpy.__path__[0] + "/_libwasmtime.so")
-    _set_growth = _libwasmtime.wasmtime_config_memory_reservation_for_growth_set
-    _set_growth.argtypes = [ctypes.c_void_p, ctypes.c_uint64]
-    _engine._SIZES["memory_reservation_for_growth"] = (
-        lambda config, size: _set_growth(int(ffi.cast("uintptr_t", config)), size))
 
 WAT = '''(module
   (import "host" "call" (func $call))

@@ -15,7 +15,7 @@ import pytest
 import wasmpy
 from childproc import assert_clean_exit, child_json, describe, run_python
 from wasmpy import Engine, Instance, Module, Store
-from wasmpy._engine import _MAX_WASM_STACK, _NEEDS
+from wasmpy._engine import _DEFAULT_ASYNC_STACK, _NEEDS
 
 ADD_WAT = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
 
@@ -69,8 +69,8 @@ def test_every_python_verdict_matches_wasmtime():
 
 @pytest.mark.parametrize("options, reason", [
     ({"reference_types": False}, "reference-types"),
-    ({"max_wasm_stack": (2 << 20) + 1}, "async_stack_size"),
-    ({"max_wasm_stack": 2**62}, "async_stack_size"),
+    ({"max_wasm_stack": (4 << 20), "async_stack_size": 2 << 20}, "async_stack_size"),
+    ({"async_stack_size": 4096}, "async_stack_size"),
     ({"simd": False, "relaxed_simd": True}, "simd"),
 ])
 def test_refused_configuration_says_why(options, reason):
@@ -98,8 +98,12 @@ ENGINE_RULES = [
                  id="reference_types on"),
     pytest.param({"max_wasm_stack": 0}, {"max_wasm_stack": 1}, "max_wasm_stack size cannot be zero",
                  id="max_wasm_stack positive"),
-    pytest.param({"max_wasm_stack": _MAX_WASM_STACK + 1}, {"max_wasm_stack": _MAX_WASM_STACK},
-                 "max_wasm_stack size cannot exceed the async_stack_size", id="max_wasm_stack at most 2 MiB"),
+    # (without async_stack_size, wasmpy raises it to max_wasm_stack: tests/test_stacks.py)
+    pytest.param({"max_wasm_stack": 2 * _DEFAULT_ASYNC_STACK, "async_stack_size": _DEFAULT_ASYNC_STACK},
+                 {"max_wasm_stack": 2 * _DEFAULT_ASYNC_STACK, "async_stack_size": 2 * _DEFAULT_ASYNC_STACK},
+                 "max_wasm_stack size cannot exceed the async_stack_size", id="max_wasm_stack at most async_stack_size"),
+    pytest.param({"async_stack_size": 4096}, {"async_stack_size": 512 * 1024},
+                 "max_wasm_stack size cannot exceed the async_stack_size", id="async_stack_size at least max_wasm_stack"),
 ]
 
 ENGINE_VERDICTS = """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -64,11 +65,19 @@ def _fuel(text: str) -> int:
     return value
 
 
+# Units --max-wasm-stack takes after its number: 8M, 16MiB, 512k...
+_BYTE_UNITS = {"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20, "g": 1 << 30, "gib": 1 << 30}
+
+
 def _stack_bytes(text: str) -> int:
+    number = text.strip().lower()
+    digits = number.rstrip("kmgib")
+    unit = _BYTE_UNITS.get(number[len(digits):]) if not digits.lower().startswith("0x") else None
     try:
-        value = int(text, 0)
+        value = int(number, 0) if unit is None else int(digits, 0) * unit
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of bytes, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of bytes (like 16777216, 0x1000000 or 16M), "
+                                         f"got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of bytes, got {text!r}")
     return value
@@ -117,7 +126,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="stop the program after SECONDS of wall-clock time")
     run.add_argument("--max-wasm-stack", type=_stack_bytes, metavar="BYTES",
-                     help="the most stack the program's wasm may use (Engine's max_wasm_stack)")
+                     help="the most stack the program's wasm may use (Engine's max_wasm_stack; K, M and G "
+                          "suffixes: 16M); the main thread's stack limit is raised to fit it if need be")
     run.add_argument("--no-interrupt", action="store_true",
                      help="compile without epoch checks: faster, but neither Ctrl-C nor --timeout can stop "
                           "the program (Engine's epoch_interruption=False)")
@@ -158,6 +168,20 @@ def _engine(options: argparse.Namespace) -> Engine:
         return Engine(**config)
     except ValueError as error:
         raise UsageError(str(error)) from None
+
+
+def _fit_main_stack(engine: Engine) -> None:
+    """Raises this process's RLIMIT_STACK (its soft limit, within the hard one) to fit ``engine``'s
+    calls into wasm, which ``wasmpy run`` makes from the main thread: that thread's stack grows on
+    demand up to the limit (8 MiB by default), and wasmpy's stack guard refuses a call that the
+    stack might not hold. When the hard limit is too low, the call's RecursionError says so."""
+    needed = engine._stack_needed + (1 << 20)  # and the command line's own frames above the call
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return
+    resource.setrlimit(resource.RLIMIT_STACK, (needed, hard))
 
 
 def _check_file(path: str) -> None:
@@ -224,6 +248,7 @@ def _run(options: argparse.Namespace) -> int:
     if options.no_interrupt and options.timeout is not None:
         raise UsageError("--timeout needs epoch checks, which --no-interrupt turns off")
     engine = _engine(options)
+    _fit_main_stack(engine)
     module = _load_cached(options.file, engine)
     name = program_name(options.file)
     call_args: List[Any] = []
@@ -317,7 +342,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except CommandError as error:
         _report(error)
         return error.status
-    except (WasmError, OSError) as error:
+    except (WasmError, OSError, RecursionError) as error:  # RecursionError: not enough native stack
         _report(error)
         return 1
     except KeyboardInterrupt:

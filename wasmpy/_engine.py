@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
+import tempfile
 import threading
 import types
 import weakref
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from ._errors import WasmError
+from ._errors import WasmError, take_error
 from ._ffi import ffi, lib
 from . import _native
 from ._ownership import Immutable, init_once
@@ -25,6 +27,7 @@ _FLAGS = {
     "nan_canonicalization": lib.wasmtime_config_cranelift_nan_canonicalization_set,
     "native_unwind_info": lib.wasmtime_config_native_unwind_info_set,
     "memory_may_move": lib.wasmtime_config_memory_may_move_set,  # False by default: see _memory.py
+    "memory_init_cow": lib.wasmtime_config_memory_init_cow_set,
     # wasm features
     "threads": lib.wasmtime_config_wasm_threads_set,
     "shared_memory": lib.wasmtime_config_shared_memory_set,
@@ -45,6 +48,22 @@ _FLAGS = {
 }
 _SIZES = {
     "max_wasm_stack": lib.wasmtime_config_max_wasm_stack_set,
+    "async_stack_size": lib.wasmtime_config_async_stack_size_set,
+    "memory_reservation": lib.wasmtime_config_memory_reservation_set,
+    "memory_guard_size": lib.wasmtime_config_memory_guard_size_set,
+    "memory_reservation_for_growth": lib.wasmtime_config_memory_reservation_for_growth_set,
+}
+# The sizes each option of _SIZES takes, in bytes (inclusive). No thread has a stack of more than
+# 1 GiB (wasmtime puts the stack's limit max_wasm_stack below where the first call into wasm
+# starts), and no x86-64 Linux process has more than 128 TiB of address space to reserve.
+_STACK_LIMIT = 1 << 30
+_ADDRESS_SPACE = 1 << 47
+_SIZE_RANGES = {
+    "max_wasm_stack": (1, _STACK_LIMIT),
+    "async_stack_size": (1, _STACK_LIMIT),
+    "memory_reservation": (0, _ADDRESS_SPACE),
+    "memory_guard_size": (0, _ADDRESS_SPACE),
+    "memory_reservation_for_growth": (0, _ADDRESS_SPACE),
 }
 # Turning a feature off turns off what needs it, unless that was asked for explicitly. wasmtime
 # aborts on each of these pairs but one: it takes gc without function_references, and validates
@@ -60,7 +79,12 @@ _OPT_LEVELS = {
     "speed": lib.WASMTIME_OPT_LEVEL_SPEED,
     "speed_and_size": lib.WASMTIME_OPT_LEVEL_SPEED_AND_SIZE,
 }
-OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level", "instance_pool"])
+_PROFILERS = {
+    "none": lib.WASMTIME_PROFILING_STRATEGY_NONE,
+    "perfmap": lib.WASMTIME_PROFILING_STRATEGY_PERFMAP,
+    "jitdump": lib.WASMTIME_PROFILING_STRATEGY_JITDUMP,
+}
+OPTIONS = sorted([*_FLAGS, *_SIZES, "cranelift_opt_level", "instance_pool", "cache", "profiler", "cranelift_flags"])
 # Pool sizes that instance_pool=N sets to N: every kind of slot an instance may take. The pool of
 # async stacks is set to none instead: wasmpy runs wasm on the calling thread's stack, never on
 # wasmtime's fibers, and each such stack would cost 2 MiB of address space and two memory
@@ -74,8 +98,9 @@ _POOL_TOTALS = (
     lib.wasmtime_pooling_allocation_config_max_tables_per_module_set,
 )
 _DEFAULT_WASM_STACK = 512 * 1024  # wasmtime's default max_wasm_stack
-# wasmtime refuses a max_wasm_stack above its async_stack_size (2 MiB by default), even without async.
-_MAX_WASM_STACK = 2 * 1024 * 1024
+# wasmtime refuses a max_wasm_stack above its async_stack_size, even without async; wasmpy never
+# runs wasm on async stacks (fibers), so it raises async_stack_size to match (see _resolve).
+_DEFAULT_ASYNC_STACK = 2 * 1024 * 1024
 _HOST_STACK_MARGIN = 256 * 1024  # for wasmtime's and Python's frames around the wasm ones
 # The native stack compiling, validating or loading a module may need on the calling thread (the
 # checks in csrc/stack.h refuse it without): a few times what the worst modules measured needed.
@@ -90,8 +115,96 @@ _MEMORY_RESERVATION = 4 << 30  # Config::memory_reservation's default
 _MEMORY_GUARD = 32 << 20  # Config::memory_guard_size's default
 _POOL_MAX_MEMORY_SIZE = 4 << 30  # PoolingAllocationConfig::max_memory_size's default
 _POOL_TABLE_SLOT = -(-20_000 * 8 // 4096) * 4096  # PoolingAllocationConfig::table_elements's default
-_MEMORY_SLOT = max(_MEMORY_RESERVATION, _POOL_MAX_MEMORY_SIZE) + _MEMORY_GUARD
 _SIZE_MAX = 2**64 - 1
+# Cranelift settings (cranelift_flags) that wasmpy passes on, with the values each may take: the
+# ones that change how code is checked, optimised or hardened, never what it means. wasmtime
+# aborts on a name it does not know or a value it cannot parse, and others would break wasmtime's
+# traps and backtraces (unwind_info, preserve_frame_pointers) or emit instructions this CPU may
+# lack (a has_* feature turned on: wasmtime does not check). Turning a CPU feature off is safe:
+# the code is then made for an older CPU.
+_BOOLEAN_VALUES = (True, False)
+_CRANELIFT_FLAGS: Dict[str, Tuple[Any, ...]] = {
+    "enable_verifier": _BOOLEAN_VALUES,
+    "enable_alias_analysis": _BOOLEAN_VALUES,
+    "enable_heap_access_spectre_mitigation": _BOOLEAN_VALUES,
+    "enable_table_access_spectre_mitigation": _BOOLEAN_VALUES,
+    "regalloc_checker": _BOOLEAN_VALUES,
+    "regalloc_algorithm": ("backtracking", "single_pass"),
+    **{f"has_{feature}": (False,) for feature in (
+        "sse3", "ssse3", "cmpxchg16b", "sse41", "sse42", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2",
+        "lzcnt", "avx512bitalg", "avx512dq", "avx512vl", "avx512vbmi", "avx512f")},
+}
+
+
+class _CraneliftFlags(Mapping[str, Any]):
+    """The read-only mapping ``Engine.config["cranelift_flags"]`` holds, in name order: its repr is
+    a dict's, and it pickles (with the engine: Engine.__reduce__)."""
+
+    __slots__ = ("_flags",)
+
+    def __init__(self, flags: Mapping[str, Any]) -> None:
+        object.__setattr__(self, "_flags", dict(sorted(flags.items())))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("cranelift_flags cannot change")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._flags[name]
+
+    def __iter__(self) -> Any:
+        return iter(self._flags)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def __repr__(self) -> str:
+        return repr(self._flags)
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Dict[str, Any]]]:
+        return (_CraneliftFlags, (self._flags,))
+
+
+def _normalized(config: Dict[str, Any]) -> Dict[str, Any]:
+    """``config`` with the options whose values could change after the engine is made, or mean
+    different things later, fixed: cache as an absolute path, cranelift_flags as a read-only
+    mapping in name order (so that ``Engine.config``, and the import hook's key made of it, are
+    the same for the same flags)."""
+    normalized = dict(config)
+    if "cache" in normalized:
+        normalized["cache"] = _cache_directory(normalized["cache"])
+    if "cranelift_flags" in normalized:
+        flags = _checked_cranelift_flags(normalized["cranelift_flags"])
+        normalized["cranelift_flags"] = _CraneliftFlags(flags)
+    return normalized
+
+
+def native_stack_shortage(needed: int) -> RecursionError:
+    """The error for a call into wasm refused because less than ``needed`` bytes of this thread's
+    native stack were left (csrc/stack.h): how much there is, and how to get enough.
+
+    wasmpy runs wasm on the calling thread's own stack, which cannot grow once the thread runs
+    (the main thread's, up to its RLIMIT_STACK), so the remedy is a thread made with a big enough
+    stack, or a higher limit for the main thread.
+    """
+    size, left = ffi.new("size_t *"), ffi.new("size_t *")
+    # Enough for the call, and 1 MiB more for the thread's own Python frames, in whole MiB.
+    suggested = -(-(needed + (1 << 20)) >> 20) << 20
+    message = (f"not enough native stack left to call into wasm safely: this engine's calls need "
+               f"{_describe_bytes(needed)} left (its max_wasm_stack, and {_describe_bytes(_HOST_STACK_MARGIN)} "
+               f"for the host's frames)")
+    if lib.wasmpy_stack_room(size, left) == 0:
+        message += f", and {_describe_bytes(left[0])} of this thread's {_describe_bytes(size[0])} stack is left"
+        if size[0] > needed:
+            message += " (deep recursion between Python and wasm used the rest)"
+    if threading.current_thread() is threading.main_thread():
+        message += (f". The main thread's stack grows up to its limit, RLIMIT_STACK: raise it to at least "
+                    f"{_describe_bytes(suggested)} (`ulimit -s {suggested >> 10}` before starting Python, or "
+                    f"resource.setrlimit(resource.RLIMIT_STACK, ...) before the call), or call from a "
+                    f"threading.Thread started after threading.stack_size({suggested})")
+    else:
+        message += (f". A thread's stack is sized when it starts: start this one after "
+                    f"threading.stack_size({suggested}) (at least), or call from a thread with a bigger stack")
+    return RecursionError(message)
 
 
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
@@ -105,6 +218,9 @@ def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
         if resolved.get(feature) is True:
             raise ValueError(f"Engine option {feature}=True needs {' and '.join(f'{n}=True' for n in missing)}")
         resolved[feature] = False
+    stack = resolved.get("max_wasm_stack")
+    if isinstance(stack, int) and stack > _DEFAULT_ASYNC_STACK and "async_stack_size" not in resolved:
+        resolved["async_stack_size"] = stack
     return resolved
 
 
@@ -112,7 +228,7 @@ def _settings(config: Dict[str, Any]) -> Dict[str, Any]:
     """What ``Engine(**config)`` is made with in this process."""
     if _parallel_compilation_lost:
         config = {"parallel_compilation": False, **config}
-    return _resolve(config)
+    return _resolve(_normalized(config))
 
 
 def _checked_config(config: Dict[str, Any]):
@@ -121,6 +237,8 @@ def _checked_config(config: Dict[str, Any]):
     try:
         for name, value in config.items():
             _apply(c_config, name, value)
+        # After the loop: the pool's memory slots follow memory_reservation, checked by then.
+        _apply_instance_pool(c_config, config.get("instance_pool"), config.get("memory_reservation"))
     except BaseException:
         lib.wasm_config_delete(c_config)
         raise
@@ -139,9 +257,11 @@ def _refusal(config: Dict[str, Any]) -> Optional[str]:
     if config.get("reference_types") is False:
         # The C API's build has the component model's async support on, which needs reference types.
         return "the component-model-async feature requires the wasm reference-types proposal"
-    if config.get("max_wasm_stack", _DEFAULT_WASM_STACK) > _MAX_WASM_STACK:
-        return (f"max_wasm_stack size cannot exceed the async_stack_size "
-                f"(max_wasm_stack can be at most {_MAX_WASM_STACK} bytes)")
+    stack = config.get("max_wasm_stack", _DEFAULT_WASM_STACK)
+    async_stack = config.get("async_stack_size", _DEFAULT_ASYNC_STACK)
+    if stack > async_stack:
+        return (f"max_wasm_stack size cannot exceed the async_stack_size (max_wasm_stack={stack}, "
+                f"async_stack_size={async_stack}; without async_stack_size, wasmpy sets it to max_wasm_stack)")
     return None
 
 
@@ -151,20 +271,35 @@ def _new_engine(config: Dict[str, Any]):
     return lib.wasm_engine_new_with_config(_checked_config(config))  # takes the config
 
 
-def pool_address_space(count: int) -> Tuple[int, int]:
+def _memory_slot(memory_reservation: Optional[int], memory_guard_size: int) -> int:
+    """The bytes of a linear memory slot of an instance pool: wasmpy sets the pool's maximum memory
+    size to the memory reservation when one is given (_apply_instance_pool)."""
+    if memory_reservation is None:
+        return max(_MEMORY_RESERVATION, _POOL_MAX_MEMORY_SIZE) + memory_guard_size
+    return memory_reservation + memory_guard_size
+
+
+def pool_address_space(count: int, memory_reservation: Optional[int] = None,
+                       memory_guard_size: int = _MEMORY_GUARD) -> Tuple[int, int]:
     """The address space, in bytes, an instance pool of ``count`` instances maps when its engine
-    is made: (inaccessible, read-write). Errs on the large side by one memory slot, for what
-    the process maps between the check and the engine."""
-    return (count + 1) * _MEMORY_SLOT + _MEMORY_GUARD, count * _POOL_TABLE_SLOT
+    is made with these memory options (None: wasmtime's default reservation): (inaccessible,
+    read-write). Errs on the large side by one memory slot, for what the process maps between
+    the check and the engine."""
+    slot = _memory_slot(memory_reservation, memory_guard_size)
+    return (count + 1) * slot + memory_guard_size, count * _POOL_TABLE_SLOT
 
 
-def _reserve_pool(count: int) -> None:
-    """Raises WasmError unless the address space an instance pool of ``count`` needs is free.
+def _reserve_pool(config: Dict[str, Any]) -> None:
+    """Raises WasmError unless the address space the instance pool of the resolved options
+    ``config`` needs is free.
 
     wasmtime aborts the process when it cannot map the pool, so the same
     mappings are tried first, and let go again for wasmtime to make.
     """
-    inaccessible, accessible = pool_address_space(count)
+    count = config["instance_pool"]
+    reservation, guard = config.get("memory_reservation"), config.get("memory_guard_size", _MEMORY_GUARD)
+    slot = _memory_slot(reservation, guard)
+    inaccessible, accessible = pool_address_space(count, reservation, guard)
     if inaccessible > _SIZE_MAX or accessible > _SIZE_MAX:
         failure = "that is more than a 64-bit address space holds"
     else:
@@ -173,9 +308,9 @@ def _reserve_pool(count: int) -> None:
             return
         failure = f"mmap failed: {os.strerror(errno)}"
     raise WasmError(f"not enough address space for an instance pool of {count} instances: it maps about "
-                    f"{(inaccessible + accessible) / 2**40:.1f} TiB ({_MEMORY_SLOT / 2**30:.2f} GiB per "
-                    f"instance, virtual memory, not RAM), and {failure}; use a smaller instance_pool, or "
-                    f"let other engines with instance pools go first")
+                    f"{(inaccessible + accessible) / 2**40:.1f} TiB ({slot / 2**30:.2f} GiB per "
+                    f"instance, virtual memory, not RAM), and {failure}; use a smaller instance_pool or "
+                    f"memory_reservation, or let other engines with instance pools go first")
 
 
 def _apply(config, name: str, value: Any) -> None:
@@ -186,8 +321,10 @@ def _apply(config, name: str, value: Any) -> None:
     elif name in _SIZES:
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"Engine option {name} takes a size in bytes (an int), not {value!r}")
-        if not 0 < value < 2**63:
-            raise ValueError(f"Engine option {name} must be a positive number of bytes, not {value}")
+        low, high = _SIZE_RANGES[name]
+        if not low <= value <= high:
+            raise ValueError(f"Engine option {name} must be from {low} to {high} bytes "
+                             f"({_describe_bytes(high)}), not {value}")
         _SIZES[name](config, value)
     elif name == "cranelift_opt_level":
         if value not in _OPT_LEVELS:
@@ -195,12 +332,96 @@ def _apply(config, name: str, value: Any) -> None:
                              f"not {value!r}")
         lib.wasmtime_config_cranelift_opt_level_set(config, _OPT_LEVELS[value])
     elif name == "instance_pool":
-        _apply_instance_pool(config, value)
+        pass  # by _checked_config, which knows the memory options by then
+    elif name == "profiler":
+        if value is None:
+            value = "none"
+        if not isinstance(value, str):
+            raise TypeError(f"Engine option profiler takes a str or None, not {type(value).__name__}")
+        if value not in _PROFILERS:
+            raise ValueError(f"Engine option profiler must be one of {', '.join(map(repr, _PROFILERS))} or None, "
+                             f"not {value!r}")
+        lib.wasmtime_config_profiler_set(config, _PROFILERS[value])
+    elif name == "cranelift_flags":
+        for flag, setting in _checked_cranelift_flags(value).items():
+            text = str(setting).lower() if isinstance(setting, bool) else setting
+            lib.wasmtime_config_cranelift_flag_set(config, flag.encode(), text.encode())
+    elif name == "cache":
+        _apply_cache(config, value)
     else:
         raise TypeError(f"unknown Engine option {name!r}; the options are: {', '.join(OPTIONS)}")
 
 
-def _apply_instance_pool(config, count: Any) -> None:
+def _describe_bytes(count: int) -> str:
+    """``count`` bytes for people, in the largest unit it holds: exact if that divides it, else to 0.1."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if count >= 1 << shift:
+            exact = count % (1 << shift) == 0
+            return f"{count >> shift} {unit}" if exact else f"{count / (1 << shift):.1f} {unit}"
+    return f"{count} bytes"
+
+
+def _checked_cranelift_flags(flags: Any) -> Dict[str, Any]:
+    """``flags`` (cranelift_flags: a mapping of Cranelift setting names to values), checked
+    against :data:`_CRANELIFT_FLAGS`; TypeError/ValueError otherwise."""
+    if not isinstance(flags, Mapping):
+        raise TypeError(f"Engine option cranelift_flags takes a dict of Cranelift setting names to values, "
+                        f"not {type(flags).__name__}")
+    checked = {}
+    for flag, setting in flags.items():
+        if not isinstance(flag, str):
+            raise TypeError(f"cranelift_flags: setting names are strings, not {flag!r}")
+        allowed = _CRANELIFT_FLAGS.get(flag)
+        if allowed is None:
+            raise ValueError(f"cranelift_flags: unknown or unsupported Cranelift setting {flag!r}; wasmpy passes "
+                             f"on these: {', '.join(sorted(_CRANELIFT_FLAGS))}")
+        # bool before ==: True == 1, and "true" is not the same as True here
+        if not any(type(setting) is type(value) and setting == value for value in allowed):
+            raise ValueError(f"cranelift_flags: {flag} takes {' or '.join(map(repr, allowed))}, not {setting!r}"
+                             + (" (wasmpy compiles for the CPU features this machine has, and only lets one be "
+                                "turned off)" if flag.startswith("has_") else ""))
+        checked[flag] = setting
+    return checked
+
+
+def _cache_directory(directory: Any) -> Optional[str]:
+    """The absolute directory that cache=``directory`` names (None: no cache); TypeError/ValueError."""
+    if directory is None:
+        return None
+    if not isinstance(directory, (str, os.PathLike)) or not isinstance(os.fspath(directory), str):
+        raise TypeError(f"Engine option cache takes a directory (a str or os.PathLike[str] path) or None, "
+                        f"not {type(directory).__name__}")
+    path = os.path.abspath(os.fspath(directory))  # what it means now, whatever the cwd later
+    if "\0" in path:
+        raise ValueError("Engine option cache: the directory's path contains a NUL character")
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"Engine option cache: wasmtime takes UTF-8 paths only, not {path!r}") from None
+    return path
+
+
+def _apply_cache(config, directory: Any) -> None:
+    """Turns wasmtime's own compilation cache on, in ``directory``: through the TOML settings file
+    ``wasmtime_config_cache_config_load`` reads, written for it to a temporary file."""
+    path = _cache_directory(directory)
+    if path is None:
+        return
+    # A TOML basic string: JSON's escapes of quotes, backslashes and control characters are TOML's too.
+    quoted = json.dumps(path, ensure_ascii=False).replace("\x7f", "\\u007f")  # TOML escapes DEL too
+    settings = f"[cache]\ndirectory = {quoted}\n"
+    descriptor, settings_path = tempfile.mkstemp(prefix="wasmpy-cache-", suffix=".toml")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(settings)
+        error = lib.wasmtime_config_cache_config_load(config, os.fsencode(settings_path))
+    finally:
+        os.unlink(settings_path)
+    if error != ffi.NULL:
+        raise ValueError(f"Engine option cache={path!r}: {take_error(error)}")
+
+
+def _apply_instance_pool(config, count: Any, memory_reservation: Optional[int]) -> None:
     if count is None:
         return
     if not isinstance(count, int) or isinstance(count, bool):
@@ -212,6 +433,10 @@ def _apply_instance_pool(config, count: Any) -> None:
         for set_total in _POOL_TOTALS:
             set_total(pooling, count)
         lib.wasmtime_pooling_allocation_config_total_stacks_set(pooling, 0)
+        if memory_reservation is not None:
+            # wasmtime refuses a pool whose memories may grow past the reservation (4 GiB by default);
+            # with memories that do not move they cannot anyway, so slots shrink with it.
+            lib.wasmtime_pooling_allocation_config_max_memory_size_set(pooling, memory_reservation)
         lib.wasmtime_pooling_allocation_strategy_set(config, pooling)  # copies the pooling settings
     finally:
         lib.wasmtime_pooling_allocation_config_delete(pooling)
@@ -278,12 +503,54 @@ class Engine(Immutable):
 
     Options (all optional; wasmtime's defaults otherwise): ``consume_fuel``,
     ``epoch_interruption`` (on by default: it lets deadlines and Ctrl-C stop
-    running wasm, for a few percent of speed), ``max_wasm_stack`` (bytes, at most 2 MiB),
-    ``cranelift_opt_level`` ('none', 'speed', 'speed_and_size'), ``parallel_compilation``,
-    ``nan_canonicalization``, ``debug_info``, and the wasm features ``simd``,
-    ``relaxed_simd``, ``threads``, ``gc``, ``function_references``, ``tail_call``,
-    ``exceptions``, ``memory64``, ``multi_memory``, ``bulk_memory``,
-    ``reference_types``, ``multi_value``, ``wide_arithmetic``, ``custom_page_sizes``, ``shared_memory``...
+    running wasm, for a few percent of speed), ``cranelift_opt_level`` ('none',
+    'speed', 'speed_and_size'), ``parallel_compilation``,
+    ``nan_canonicalization``, ``debug_info``, ``native_unwind_info``, the wasm
+    features ``simd``, ``relaxed_simd``, ``threads``, ``gc``,
+    ``function_references``, ``tail_call``, ``exceptions``, ``memory64``,
+    ``multi_memory``, ``bulk_memory``, ``reference_types``, ``multi_value``,
+    ``wide_arithmetic``, ``custom_page_sizes``, ``shared_memory``..., and:
+
+    - ``max_wasm_stack``: the most native stack, in bytes, that wasm may use
+      (512 KiB by default, at most 1 GiB); deeper recursion traps with
+      STACK_OVERFLOW. wasm runs on the calling thread's own stack, so a call
+      needs that much left on it, and 256 KiB more for the host's frames, or it
+      raises RecursionError saying how big a stack to get: a
+      ``threading.Thread`` started after ``threading.stack_size(n)``, or a
+      main thread whose stack limit (RLIMIT_STACK, ``ulimit -s``: often 8 MiB)
+      is raised. ``Engine(max_wasm_stack=16 << 20)`` runs wasm that recurses
+      8 MiB deep, in a thread started after ``threading.stack_size(18 << 20)``.
+    - ``async_stack_size``: wasmtime's stack size for async calls, which wasmpy
+      never makes; wasmtime wants it at least ``max_wasm_stack``, and wasmpy
+      sets it so (2 MiB otherwise) unless it is given.
+    - ``memory_reservation``, ``memory_guard_size``,
+      ``memory_reservation_for_growth`` (bytes, 0 to 128 TiB): the address
+      space each linear memory reserves (4 GiB by default: 32-bit memories
+      then need no bounds checks), the inaccessible guard regions before and
+      after it (32 MiB each), and the room reserved beyond the initial size
+      of a memory that starts bigger than the reservation (2 GiB). Unless
+      ``memory_may_move`` is True, a memory never grows past what it
+      reserved (it never moves). With an
+      ``instance_pool``, ``memory_reservation`` is also the most each memory
+      of the pool holds, and both sizes set the pool's address space.
+    - ``memory_init_cow``: whether memories start as copy-on-write mappings of
+      the module's data segments (on by default: fast instantiation).
+    - ``cache``: a directory for wasmtime's own cache of compiled code (None,
+      the default: none), shared by every process and engine of the same
+      settings that uses it: compiling a module found there loads it instead.
+      Like the import hook's cache, it holds native code that runs unchecked:
+      use a directory only you can write to.
+    - ``profiler``: 'perfmap' (writes /tmp/perf-PID.map, for ``perf``),
+      'jitdump' (writes jit-PID.dump in the current directory, for ``perf
+      inject``), or None/'none' (the default).
+    - ``cranelift_flags``: a dict of Cranelift settings, among those wasmpy
+      knows to be safe (see ``_CRANELIFT_FLAGS``): ``enable_verifier``,
+      ``enable_alias_analysis``, the Spectre mitigations
+      ``enable_heap_access_spectre_mitigation`` and
+      ``enable_table_access_spectre_mitigation``, ``regalloc_checker`` (True or
+      False), ``regalloc_algorithm`` ('backtracking', 'single_pass'), and CPU
+      features turned off (``{"has_avx2": False}``...). Any other name or value
+      raises ValueError.
 
     Turning a feature off also turns off the features that need it (e.g.
     ``simd=False`` turns off ``relaxed_simd``) unless they are asked for
@@ -302,7 +569,7 @@ class Engine(Immutable):
     WasmError. None (the default) allocates each instance on demand.
 
     Linear memories never move when they grow, so that ``memoryview(memory)``
-    stays valid; growth past the engine's reservation fails instead.
+    stays valid; growth past the engine's ``memory_reservation`` fails instead.
     ``memory_may_move=True`` (wasmtime's default; needed for the code of engines
     made with it) lets them move, and then a buffer view of one that may move
     holds its store's memories at their size until it is released (see Memory).
@@ -327,7 +594,7 @@ class Engine(Immutable):
         if refusal is not None:
             raise ValueError(f"wasmtime rejects this Engine configuration: {refusal}")
         if resolved.get("instance_pool") is not None:
-            _reserve_pool(resolved["instance_pool"])
+            _reserve_pool(resolved)
         engine = _new_engine(resolved)
         self._ptr = _ticker.add(engine) if resolved["epoch_interruption"] else ffi.gc(engine, lib.wasm_engine_delete)
         self.config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
@@ -408,10 +675,15 @@ class Engine(Immutable):
 _shared_engines: "weakref.WeakValueDictionary[str, Engine]" = weakref.WeakValueDictionary()
 
 
+# Settings that change how an engine compiles or runs, not the code it makes.
+_NOT_IN_CODE = frozenset({"cache", "profiler", "parallel_compilation"})
+
+
 def compiled_code_key(engine: Engine) -> str:
-    """Names what compiled code is valid for: wasmtime's version, the engine's settings, the
-    machine and its CPU features (the import hook's cache tag, and pickled modules' key)."""
-    settings = repr(sorted(engine.config.items()))
+    """Names what compiled code is valid for: wasmtime's version, the engine's settings that shape
+    code, the machine and its CPU features (the import hook's cache tag, and pickled modules' key)."""
+    settings = repr(sorted((name, value) for name, value in engine.config.items()
+                           if name not in _NOT_IN_CODE and value is not None))
     key = _code_keys.get(settings)
     if key is None:
         from . import WASMTIME_VERSION

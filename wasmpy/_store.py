@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from ._checks import require_instance, require_int
-from ._engine import Engine
+from ._engine import Engine, native_stack_shortage
 from ._errors import Trap, TrapCode, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
 from ._native import StoreHandle, after_fork_in_child, epoch_check_address, release_dropped
@@ -177,6 +177,8 @@ class Store(Owner):
     def _call_failure(self, pending: Optional[BaseException], status: int, trap: Any, error: Any) -> BaseException:
         """:func:`call_failure` for a call into this store: an exception wasm threw and did not
         catch becomes a :class:`WasmException`."""
+        if status == _STACK_EXHAUSTED:
+            return native_stack_shortage(self.engine._stack_needed)
         failure = call_failure(pending, status, trap, error)
         if isinstance(failure, Trap) and failure is not pending:
             with self._lock:
