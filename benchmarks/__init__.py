@@ -3,7 +3,9 @@
 Run them all from the repository root with ``python -m benchmarks`` (``--quick``
 for a smoke test, ``--only GROUP``, ``--skip-import-cache``, ``--json PATH``,
 ``--refresh``); ``python -m benchmarks.import_cache`` runs the import-cache
-benchmark alone. See benchmarks/README.md.
+benchmark alone, ``python -m benchmarks.load`` loads 55 MB of machine code and
+``python -m benchmarks.epoch_cost`` measures what epoch checks cost a real
+program. See benchmarks/README.md.
 """
 
 from pathlib import Path

@@ -92,7 +92,7 @@ SMALL_IMPORT_WAT = f"""(module
 
 _WAT = {"calls": CALLS_WAT, "values": VALUES_WAT, "fib": FIB_WAT, "memory": MEMORY_WAT, "small": SMALL_WAT,
         "small_import": SMALL_IMPORT_WAT}
-_KERNELS = {"nbody": "nbody.wasm", "hash": "hash.wasm"}
+_KERNELS = {"nbody": "nbody.wasm", "hash": "hash.wasm", "lz4": "lz4.wasm"}
 
 
 @lru_cache(maxsize=None)

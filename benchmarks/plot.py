@@ -25,6 +25,7 @@ SHOWN = [
     ("compute", "fib30", "fib(30)"),
     ("compute", "nbody", "n-body (C)"),
     ("compute", "fnv1a_1mib", "FNV-1a 1 MiB × 8 (C)"),
+    ("compute", "lz4_hc", "LZ4 HC, 512 KiB (C)"),
     ("instantiate", "new_store", "instantiate, new store"),
     ("instantiate", "with_import", "instantiate with a Python import"),
 ]

@@ -153,7 +153,10 @@ def targets(groups: Dict[str, Group], import_cache: Optional[Dict[str, Any]]) ->
     if "compute" in groups:
         # "Same engine": the default engines differ in one setting, epoch checks (on in wasmpy's, for
         # deadlines and Ctrl-C), so the binding is compared on either setting, and the defaults are shown.
-        for key, what in (("fib30", "fib(30)"), ("nbody", "nbody"), ("fnv1a_1mib", "FNV-1a 1 MiB")):
+        for key, what in (("fib30", "fib(30)"), ("nbody", "nbody"), ("fnv1a_1mib", "FNV-1a 1 MiB"),
+                          ("lz4_fast", "LZ4 fast"), ("lz4_hc", "LZ4 HC")):
+            add("compute", f"{key}_epoch_cost", f"{what}: wasmpy / wasmpy without epoch checks (their cost, info)",
+                _ratio(m("compute", key), m("compute", key, NOEPOCH)), None, True)
             add("compute", f"{key}_vs_wasmtime_epoch", f"{what}: wasmpy / wasmtime package, both checking epochs",
                 _ratio(m("compute", key), m("compute", key, WASMTIME_EPOCH)), 1.05, True)
             add("compute", f"{key}_noepoch_vs_wasmtime", f"{what}: wasmpy / wasmtime package, neither checking",

@@ -92,6 +92,7 @@ class Runtime:
     # At most this many instantiations per round (None: no bound), for a runtime that never frees them.
     instantiate_max_ops: Optional[int] = None
     reference_types = True      # whether it loads the values module (externref, funcref, v128)
+    compiles = True             # whether it compiles wasm to machine code (not an interpreter)
 
     def __init__(self) -> None:
         self.available = False
@@ -411,6 +412,7 @@ class Pywasm3(Runtime):
     # stack and its linear memory, so instantiation rounds are kept short.
     instantiate_max_ops = 64
     reference_types = False     # nor SIMD, nor an API for globals and tables
+    compiles = False            # an interpreter
 
     def _load(self) -> None:
         self.wasm3 = importlib.import_module("wasm3")

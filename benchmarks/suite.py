@@ -26,6 +26,9 @@ NBODY_STEPS = 200_000
 HASH_ROUNDS = 8
 FIB_N = 30
 FIB_RESULT = 832040
+LZ4_BYTES = 512 * 1024      # of generated text, compressed and decompressed by the LZ4 kernel
+LZ4_SEED = 20241
+LZ4_HC_LEVEL = 9
 NBODY_ENERGY_1000 = -0.169087605234606   # after nbody_init(); nbody_advance(1000, 0.01)
 
 MEMCPY = "memcpy"  # the baseline column of the memory group: the same statement on a plain bytearray
@@ -315,17 +318,57 @@ def compute(ctx: Context) -> Group:
     rows.append(_row("fnv1a_1mib", f"FNV-1a 64, 1 MiB x {HASH_ROUNDS}  (C -> wasm)", "ms", results, errors,
                      bytes_per_op=MIB * HASH_ROUNDS))
 
+    # LZ4, a real program (the LZ4 library, C -> wasm32-wasi): the fast compressor, and LZ4 HC
+    lz4_bytes = LZ4_BYTES // 8 if ctx.quick else LZ4_BYTES
+    compiled = [rt for rt in runtimes if rt.compiles]
+    for rt in runtimes:
+        if not rt.compiles:
+            ctx.log(f"  no {rt.name} column for LZ4: an interpreter takes seconds per run")
+    instances = ctx.instances("lz4", runtimes=compiled)
+    for name, inst in instances.items():
+        if isinstance(inst, str):
+            continue
+        try:
+            inst.call("_initialize")  # a WASI reactor: its constructors first
+            _expect(inst.call("lz4bench_setup", lz4_bytes, LZ4_SEED), 0, "lz4bench_setup")
+        except Exception as error:
+            instances[name] = f"{type(error).__name__}: {error}"
+    lz4_results: Dict[str, Dict[str, int]] = {}
+    for key, level, label in (("lz4_fast", 0, "LZ4 fast compress + decompress"),
+                              ("lz4_hc", LZ4_HC_LEVEL, f"LZ4 fast, then HC level {LZ4_HC_LEVEL}, + decompress")):
+        def lz4_check(inst: Instance, level=level) -> None:
+            if inst.call("lz4bench_run", level) < 0:
+                raise AssertionError(f"lz4bench_run({level}) failed: the data did not come back")
+
+        cases, errors = _checked_cases(
+            instances, lz4_check, lambda inst, level=level: lambda: inst.call_stmt("lz4bench_run", str(level)),
+            unroll=1)
+        ctx.log(f"  {label}, {lz4_bytes // 1024} KiB")
+        rows.append(_row(key, f"{label}, {lz4_bytes // 1024} KiB  (C -> wasm)", "ms", measure(cases, settings),
+                         errors, bytes_per_op=lz4_bytes))
+        lz4_results[key] = {name: instances[name].call("lz4bench_run", level) for name in cases}
+        if len(set(lz4_results[key].values())) > 1:
+            ctx.log(f"  warning: the runtimes disagree on {key}: {lz4_results[key]}")
+
     group = Group("compute", "Computation (ms per run)", rows)
     group.notes.append(f"the default engines differ: wasmpy's checks an epoch deadline in every function and "
                        f"loop (for deadlines and Ctrl-C), the wasmtime package's does not. Same settings: "
                        f"wasmpy/{WasmtimeEpoch.name} (both check) and {WasmpyNoEpoch.name}/wasmtime (neither "
                        f"does); see the targets")
     group.extra["checks"] = {"nbody_energy": energies, "fnv1a64": {k: hex(v) for k, v in hashes.items()},
-                             "nbody_steps": steps, "hash_rounds": HASH_ROUNDS}
-    group.notes.append("kernels: benchmarks/kernels/*.c, clang --target=wasm32 -O2 -nostdlib "
-                       "(build.sh); each runtime ran the same bytes and agreed on the results"
-                       if len(set(energies.values())) <= 1 and len(set(hashes.values())) <= 1
-                       else "WARNING: the runtimes disagreed on a result (see the JSON)")
+                             "nbody_steps": steps, "hash_rounds": HASH_ROUNDS, "lz4": lz4_results,
+                             "lz4_bytes": lz4_bytes}
+    agreed = (len(set(energies.values())) <= 1 and len(set(hashes.values())) <= 1
+              and all(len(set(results.values())) <= 1 for results in lz4_results.values()))
+    group.notes.append("kernels: benchmarks/kernels/*.c, clang --target=wasm32 -O2 -nostdlib; lz4: the LZ4 "
+                       "library and a driver (kernels/lz4/), clang --target=wasm32-wasi -O2 (build.sh); each "
+                       "runtime ran the same bytes and agreed on the results"
+                       if agreed else "WARNING: the runtimes disagreed on a result (see the JSON)")
+    epoch_cost = {row.key: row.medians["wasmpy"] / row.medians[WasmpyNoEpoch.name] - 1 for row in rows
+                  if row.medians.get("wasmpy") and row.medians.get(WasmpyNoEpoch.name)}
+    if epoch_cost:
+        group.notes.append("epoch checks cost wasmpy (time with / without - 1): " + ", ".join(
+            f"{key} {cost:+.0%}" for key, cost in epoch_cost.items()))
     return group
 
 

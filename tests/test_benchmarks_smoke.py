@@ -29,7 +29,7 @@ EXPECTED = {
               "host_overhead"],
     "values": ["externref", "anyref", "funcref", "v128", "val_args", "call_vals", "host_ref", "global_get",
                "global_set", "table_get", "table_set"],
-    "compute": ["fib30", "nbody", "fnv1a_1mib"],
+    "compute": ["fib30", "nbody", "fnv1a_1mib", "lz4_fast", "lz4_hc"],
     "memory": ["read_1mib", "write_1mib", "read16", "write16", "slice16", "new_view"],
     "instantiate": ["new_store", "new_store_call", "same_store", "with_import"],
 }
