@@ -623,3 +623,81 @@ def test_option_in_an_option_needs_some():
     assert echo(Some(5)) == Some(5)
     with pytest.raises(TypeError, match="needs the Some wrapper"):
         echo(5)
+
+
+# --- Python code inside a call: the store, reentry, deadlines --------------------------------
+
+CHILD_HOST = """
+class Host:
+    def __getattr__(self, name):
+        if not name.startswith(("echo_", "get_")):
+            raise AttributeError(name)
+        return lambda *args: args[0] if args else "x"
+"""
+
+def test_a_python_import_cannot_close_the_store_under_wasm(rich):
+    result = run_python(CHILD_HOST + f"""
+import wasmpy
+from wasmpy import Component, Instance
+store = wasmpy.Store()
+def log(message):
+    store.close()
+exports = Instance(Component.from_file({str(RICH)!r}), {{"log": log, "test:rich/host": Host()}}, store).exports
+try:
+    exports.call_log("x")
+except wasmpy.WasmError as error:
+    print("refused:", error)
+print("closed after:", store.closed)
+""", timeout=120)
+    assert_clean_exit(result)
+    assert "refused: cannot close the store while its wasm code is running" in result.stdout
+    assert "closed after: False" in result.stdout
+
+
+def test_a_python_import_calling_back_into_its_instance(rich):
+    result = run_python(CHILD_HOST + f"""
+import wasmpy
+from wasmpy import Component, Instance
+exports = None
+def log(message):
+    print("inner", exports.add(1, 2))
+exports = Instance(Component.from_file({str(RICH)!r}), {{"log": log, "test:rich/host": Host()}}).exports
+try:
+    exports.call_log("x")
+except wasmpy.Trap as error:
+    print("trap:", error.message)
+""", timeout=120)
+    assert_clean_exit(result)
+    assert "trap:" in result.stdout or "inner 3" in result.stdout
+
+
+LOOP_WAT = """
+(component
+  (core module $m (func (export "spin") (loop br 0)))
+  (core instance $i (instantiate $m))
+  (func (export "spin") (canon lift (core func $i "spin"))))
+"""
+
+
+def test_a_deadline_interrupts_a_component():
+    store = wasmpy.Store()
+    spin = Instance(Component(LOOP_WAT), store=store).exports.spin
+    with store.deadline(0.05), pytest.raises(wasmpy.Trap) as raised:
+        spin()
+    assert raised.value.code == wasmpy.TrapCode.INTERRUPT
+
+
+def test_no_reference_cycle_keeps_a_store_alive(rich, host, log):
+    """Dropping the last reference to an instance frees its store at once, not at the next GC."""
+    import gc
+    import weakref
+    gc.disable()
+    try:
+        instance = Instance(rich, {"log": log.append, "test:rich/host": host})
+        instance.exports.api.roundtrip_u32(1)
+        instance.exports.greet("x")
+        store = weakref.ref(instance.store)
+        del instance
+        assert store() is None
+    finally:
+        gc.enable()

@@ -60,6 +60,11 @@ int wasmpy_component_call(const wasmtime_component_func_t *func, wasmtime_contex
 
 void wasmpy_component_vals_delete(wasmtime_component_val_t *values, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         wasmtime_component_val_delete(&values[i]);
+        /* wasmtime assigns a call's results over what the buffer holds, dropping it first: a reused
+         * buffer must hold a value that owns nothing, never the freed one (a double free). */
+        values[i].kind = WASMTIME_COMPONENT_BOOL;
+        values[i].of.boolean = false;
+    }
 }

@@ -16,5 +16,6 @@ int wasmpy_component_instantiate(const wasmtime_component_linker_t *linker, wasm
 int wasmpy_component_call(const wasmtime_component_func_t *func, wasmtime_context_t *context,
                           const wasmtime_component_val_t *args, size_t nargs, wasmtime_component_val_t *results,
                           size_t nresults, size_t stack_needed, wasmtime_error_t **error);
-/* Frees what each of `count` values owns: the results of a call. */
+/* Frees what each of `count` values owns, and leaves each a bool (which owns nothing), so that the
+ * buffer can hold the results of another call. */
 void wasmpy_component_vals_delete(wasmtime_component_val_t *values, size_t count);

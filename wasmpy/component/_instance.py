@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import types
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 from .._checks import require_instance
 from .._errors import LinkError, Trap, WasmError, take_call_failure
@@ -65,10 +65,13 @@ def _refuse_unsupported(functype: FuncType, where: str) -> None:
 class _HostFunction:
     """A Python function imported by a component: what the C callback needs to call it."""
 
-    __slots__ = ("fn", "where", "params", "result", "top_level_result", "ok_is_plain")
+    __slots__ = ("fn", "where", "params", "result", "top_level_result", "ok_is_plain", "lock")
 
-    def __init__(self, fn: Callable[..., Any], functype: FuncType, codecs: Codecs, where: str) -> None:
+    def __init__(self, fn: Callable[..., Any], functype: FuncType, codecs: Codecs, where: str, lock: Any) -> None:
         self.fn = fn
+        # The store's lock (its handle, not the Store: no cycle through the store's list of host
+        # functions), held again while Python runs, so that the store refuses to close under wasm.
+        self.lock = lock
         self.where = where
         self.params = [codecs.codec(typ) for _, typ in functype.params]
         self.result = None if functype.result is None else codecs.codec(functype.result)
@@ -77,6 +80,10 @@ class _HostFunction:
         self.ok_is_plain = self.top_level_result and not isinstance(functype.result.ok, ResultType)  # type: ignore[union-attr]
 
     def invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
+        with self.lock:
+            self._invoke(args, nargs, results, nresults)
+
+    def _invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
         values = [codec.read(args + index) for index, codec in enumerate(self.params[:nargs])]
         if self.top_level_result:  # returning is ok; raising wasmpy.Err(value) is err
             try:
@@ -207,7 +214,7 @@ class _Linker:
             raise LinkError(f"import {where}: expected a Python function for WIT {functype}, "
                             f"got {type(fn).__name__}")
         _refuse_unsupported(functype, f"the import {where}")
-        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}"))
+        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle))
         self.handles.append(handle)
         encoded = name.encode()
         self._check(lib.wasmtime_component_linker_instance_add_func(
@@ -256,7 +263,9 @@ class ComponentInstance(Instance):
             if status:
                 raise _call_failure(store, status, error[0], "instantiating the component")
         self._instance = instance
-        self.exports = ComponentExports(self, component, codecs)
+        # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
+        # so that dropping the last reference frees the store at once (as for modules).
+        self.exports = ComponentExports(_Live(store, instance), component, codecs)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
@@ -290,9 +299,8 @@ class ComponentFunc(Owner):
     later call (the component model's rule), with a Trap that says so.
     """
 
-    def __init__(self, instance: ComponentInstance, func: Any, functype: FuncType, codecs: Codecs) -> None:
-        self._instance = instance  # keeps the store, and so the function, alive
-        self._store = instance.store
+    def __init__(self, live: "_Live", func: Any, functype: FuncType, codecs: Codecs) -> None:
+        self._store = live.store  # keeps the store, and so the function, alive
         self._func = func
         self.type = functype
         self.__name__ = snake_case(functype.name)
@@ -301,6 +309,12 @@ class ComponentFunc(Owner):
         self._names = [snake_case(name) for name, _ in functype.params]
         self._result = None if functype.result is None else codecs.codec(functype.result)
         self._top_level_result = isinstance(functype.result, ResultType)
+        self._result_count = 0 if self._result is None else 1
+        # Reused by every call: calls into a store are serialised by its lock, and a nested call (from
+        # a Python import) is done with both before the outer call's wasmtime_component_func_call
+        # returns and writes them. Arguments are not: an outer call's are freed after the nested one.
+        self._results = ffi.NULL if self._result is None else ffi.new("wasmtime_component_val_t *")
+        self._error = ffi.new("wasmtime_error_t **")
 
     def __call__(self, *args: Any, **keywords: Any) -> Any:
         params = self._params
@@ -311,26 +325,30 @@ class ComponentFunc(Owner):
                             f"({self.type.signature()}), got {len(args)}")
         prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
         store = self._store
+        handle = store._handle
         count = len(prepared)
-        with store._lock:
-            context = store._context()
-            c_args = ffi.new("wasmtime_component_val_t[]", count) if count else ffi.NULL
-            results = ffi.new("wasmtime_component_val_t *") if self._result is not None else ffi.NULL
-            error = ffi.new("wasmtime_error_t **")
-            try:
-                for index, ((_, codec), value) in enumerate(zip(params, prepared)):
-                    codec.write(value, c_args + index)
-                status = lib.wasmpy_component_call(self._func, context, c_args, count, results,
-                                                   0 if self._result is None else 1, store._handle.stack_needed,
-                                                   error)
-            finally:
-                if count:
+        results, error = self._results, self._error
+        with handle:
+            if handle.closed:
+                raise WasmError("the store is closed")
+            if count:
+                c_args = ffi.new("wasmtime_component_val_t[]", count)
+                try:
+                    for index, ((_, codec), value) in enumerate(zip(params, prepared)):
+                        codec.write(value, c_args + index)
+                    status = lib.wasmpy_component_call(self._func, store._ctx, c_args, count, results,
+                                                       self._result_count, handle.stack_needed, error)
+                finally:
                     lib.wasmpy_component_vals_delete(c_args, count)
+            else:
+                status = lib.wasmpy_component_call(self._func, store._ctx, ffi.NULL, 0, results, self._result_count,
+                                                   handle.stack_needed, error)
             if store._wasi_ready:
-                store._handle.flush_output()
+                handle.flush_output()
             if status:
                 raise _call_failure(store, status, error[0], f"calling {self.type.name}")
-            _pending.exception = None  # raised by an import and handled by wasm: not this call's failure
+            if _pending.exception is not None:  # raised by an import and handled by wasm: not a failure
+                _pending.exception = None
             if self._result is None:
                 return None
             try:
@@ -358,23 +376,30 @@ class ComponentFunc(Owner):
         return f"<wasmpy component function {self.type}>"
 
 
-def _export_func(instance: ComponentInstance, parent_index: Any, name: str, functype: FuncType,
+class _Live(NamedTuple):
+    """A component instance as its exports need it: its store, and its wasmtime instance."""
+
+    store: Store
+    instance: Any  # wasmtime_component_instance_t *
+
+
+def _export_func(live: _Live, parent_index: Any, name: str, functype: FuncType,
                  codecs: Codecs, where: str) -> ComponentFunc:
     _refuse_unsupported(functype, f"the export {where}")
-    store = instance.store
+    store = live.store
     encoded = name.encode()
     with store._lock:
-        index = lib.wasmtime_component_instance_get_export_index(instance._instance, store._context(), parent_index,
+        index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), parent_index,
                                                                  encoded, len(encoded))
         if index == ffi.NULL:
             raise KeyError(where)
         try:
             func = ffi.new("wasmtime_component_func_t *")
-            if not lib.wasmtime_component_instance_get_func(instance._instance, store._context(), index, func):
+            if not lib.wasmtime_component_instance_get_func(live.instance, store._context(), index, func):
                 raise KeyError(where)
         finally:
             lib.wasmtime_component_export_index_delete(index)
-    return ComponentFunc(instance, func, functype, codecs)
+    return ComponentFunc(live, func, functype, codecs)
 
 
 class InterfaceExports(types.ModuleType):
@@ -382,12 +407,12 @@ class InterfaceExports(types.ModuleType):
     and items (WIT names), and its generated types (``Point``, ``Shape_Circle``, ``Color``).
     ``help()`` shows them with their WIT signatures."""
 
-    def __init__(self, instance: ComponentInstance, interface: InterfaceType, codecs: Codecs) -> None:
+    def __init__(self, live: _Live, interface: InterfaceType, codecs: Codecs) -> None:
         super().__init__(interface.name, f"WIT {interface}")
-        store = instance.store
+        store = live.store
         encoded = interface.name.encode()
         with store._lock:
-            index = lib.wasmtime_component_instance_get_export_index(instance._instance, store._context(), ffi.NULL,
+            index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), ffi.NULL,
                                                                      encoded, len(encoded))
         if index == ffi.NULL:
             raise KeyError(interface.name)
@@ -395,7 +420,7 @@ class InterfaceExports(types.ModuleType):
         functions: Dict[str, ComponentFunc] = {}
         for name, functype in interface.functions.items():
             try:
-                functions[name] = _export_func(instance, parent, name, functype, codecs, f"{interface.name}#{name}")
+                functions[name] = _export_func(live, parent, name, functype, codecs, f"{interface.name}#{name}")
             except NotImplementedError as refusal:
                 functions[name] = _Refused(str(refusal), functype)  # type: ignore[assignment]
         object.__setattr__(self, "_functions", functions)
@@ -443,9 +468,9 @@ class ComponentExports(Mapping):
     snake_case (attributes); exported interfaces under their full name (``test:rich/api@0.1.0``),
     without the version, and as their last segment in snake_case (``exports.api``)."""
 
-    def __init__(self, instance: ComponentInstance, component: Component, codecs: Codecs) -> None:
+    def __init__(self, live: _Live, component: Component, codecs: Codecs) -> None:
         items = component.exports
-        self._instance = instance
+        self._live = live
         self._codecs = codecs
         self._types = items
         self._aliases: Dict[str, str] = {}
@@ -466,11 +491,11 @@ class ComponentExports(Mapping):
         items = self._types
         if name in items.functions:
             try:
-                made = _export_func(self._instance, ffi.NULL, name, items.functions[name], self._codecs, name)
+                made = _export_func(self._live, ffi.NULL, name, items.functions[name], self._codecs, name)
             except NotImplementedError as refusal:
                 raise NotImplementedError(str(refusal)) from None
         elif name in items.interfaces:
-            made = InterfaceExports(self._instance, items.interfaces[name], self._codecs)
+            made = InterfaceExports(self._live, items.interfaces[name], self._codecs)
         else:
             raise KeyError(name)
         self._made[name] = made
