@@ -85,6 +85,33 @@ def test_compiles_from_bytes_file_and_text(rich):
     assert str(text.exports.functions["f"]) == "f: func()"
 
 
+def test_is_component_reads_the_layer_field():
+    from wasmpy.component import is_component
+    assert is_component(RICH.read_bytes()) and is_component(memoryview(RICH.read_bytes()))
+    assert not is_component(wasmpy.wat2wasm("(module)"))
+    assert is_component(";; a comment\n  (; block ;) (component)") and not is_component("(module)")
+
+
+RESOURCE_WAT = """
+(component
+  (type $r (resource (rep i32)))
+  (core func $new (canon resource.new $r))
+  (core module $m
+    (import "" "new" (func $new (param i32) (result i32)))
+    (func (export "make") (result i32) (call $new (i32.const 7))))
+  (core instance $i (instantiate $m (with "" (instance (export "new" (func $new))))))
+  (export $r-export "thing" (type $r))
+  (func (export "make") (result (own $r-export)) (canon lift (core func $i "make"))))
+"""
+
+
+def test_resources_are_refused_for_now_naming_the_type():
+    component = Component(RESOURCE_WAT)
+    assert str(component.exports.functions["make"]) == "make: func() -> thing"
+    with pytest.raises(NotImplementedError, match="WIT type thing: wasmpy does not support resource values yet"):
+        Instance(component).exports.make
+
+
 def test_a_core_module_or_garbage_is_a_compile_error():
     with pytest.raises(wasmpy.CompileError, match="core WebAssembly module, not a component"):
         Component(wasmpy.wat2wasm("(module)"))
@@ -701,3 +728,74 @@ def test_no_reference_cycle_keeps_a_store_alive(rich, host, log):
         assert store() is None
     finally:
         gc.enable()
+
+
+def test_unbounded_recursion_through_an_import_ends_in_an_exception(rich):
+    """Python -> wasm -> Python -> ...: wasm's stack limit (a Trap), Python's (RecursionError) or
+    wasmpy's native stack check (RecursionError) ends it, whichever comes first; never a crash."""
+    result = run_python(CHILD_HOST + f"""
+import wasmpy
+from wasmpy import Component, Instance
+exports = None
+def log(message):
+    exports.call_log(message)
+exports = Instance(Component.from_file({str(RICH)!r}), {{"log": log, "test:rich/host": Host()}}).exports
+try:
+    exports.call_log("again")
+except (RecursionError, wasmpy.Trap) as error:
+    print("ended:", type(error).__name__, str(error).splitlines()[0])
+""", timeout=300)
+    assert_clean_exit(result)
+    assert "ended: RecursionError" in result.stdout or "ended: Trap call stack exhausted" in result.stdout
+
+
+def test_compiled_code_of_a_module_and_a_component_do_not_mix(rich):
+    result = run_python(f"""
+import wasmpy
+component = wasmpy.Component.from_file({str(RICH)!r})
+module = wasmpy.Module("(module)")
+for load, data in ((wasmpy.Module.deserialize, component.serialize()),
+                   (wasmpy.Component.deserialize, module.serialize())):
+    try:
+        load(data)
+    except wasmpy.WasmError as error:
+        print("refused")
+""", timeout=120)
+    assert_clean_exit(result)
+    assert result.stdout.split() == ["refused", "refused"]
+
+
+def test_an_instance_is_made_once(rich, host, log):
+    instance = Instance(rich, {"log": log.append, "test:rich/host": host})
+    with pytest.raises(TypeError, match="cannot run again"):
+        instance.__init__(rich, {"log": log.append, "test:rich/host": host})
+
+
+def test_calls_from_threads_are_serialised_by_the_store(rich, host, log):
+    import threading
+    api = Instance(rich, {"log": log.append, "test:rich/host": Echo()}).exports.api
+    failures = []
+
+    def work(offset):
+        try:
+            for index in range(300):
+                assert api.roundtrip_list_string([str(offset), str(index)]) == [str(offset), str(index)]
+        except BaseException as error:  # noqa: B902
+            failures.append(error)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+
+
+def test_from_file_reads_component_text(tmp_path):
+    path = tmp_path / "spin.wat"
+    path.write_text(LOOP_WAT)
+    assert list(Component.from_file(path).exports.functions) == ["spin"]
+    broken = tmp_path / "broken.wat"
+    broken.write_text("(component (func))")
+    with pytest.raises(wasmpy.CompileError, match="broken.wat"):
+        Component.from_file(broken)

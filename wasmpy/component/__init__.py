@@ -1,7 +1,25 @@
 """The component model: components, their WIT types, and WIT values in Python.
 
 ``wasmpy.Component`` compiles a component; ``wasmpy.Instance(component, imports)``
-instantiates it. See ``_values`` for how WIT values look in Python (componentize-py's shapes).
+instantiates it (a :class:`ComponentInstance`, a subclass of ``wasmpy.Instance``); its
+``exports`` hold world-level functions and exported interfaces (namespaces with their
+functions and generated types). WIT values take componentize-py's Python shapes (see
+``_values``).
+
+How it is built, for whoever extends it:
+
+- ``csrc/component/*.h``: the C declarations (wasmtime 50.0.1's layouts; tests/test_abi.py
+  checks structs, constants and signatures against the ``wasmtime`` package's bindings), and
+  ``component.c``, wasmpy's stack-checked entry points (``wasmpy_component_call``...).
+- ``_types``: WIT types read once from wasmtime's reflection, names recovered by comparing
+  with the type exports of their instance; ``str()`` is WIT.
+- ``_values``: a :class:`~wasmpy.component._values.Codec` per type (``prepare`` checks in
+  Python, ``write`` builds wasmtime-owned C values and cannot fail, ``read`` converts back).
+  A C fast path would compile a per-function plan from the same ``FuncType``; resources
+  (``HandleType``, refused for now like future/stream) get a codec of their own.
+- ``_instance``: the linker (Python imports as ``extern "Python"`` host functions), the
+  instance, its exports, and the calls.
+- ``_component``: compiling, (de)serializing, ``is_component`` (for the import hook).
 """
 
 from ._component import Component, is_component

@@ -154,8 +154,9 @@ class HandleType(WitType):
 
 @dataclass(frozen=True, eq=True)
 class UnsupportedType(WitType):
-    """future, stream, error-context, map: types wasmpy cannot convert yet. A function that
-    takes or returns one is refused (NotImplementedError) when it is looked up or called."""
+    """future, stream, error-context, and kinds wasmpy does not declare (map): types wasmpy
+    cannot convert yet. A function that takes or returns one (or a resource handle) is refused
+    (NotImplementedError naming the type) when it is looked up or imported."""
 
     spelling: str
     kind: str  # "future", "stream", "error-context", "map"
@@ -227,9 +228,12 @@ class ComponentItems:
 
 
 def find_unsupported(typ: WitType) -> Optional[UnsupportedType]:
-    """The first future/stream/error-context/map type in ``typ`` (None if there is none)."""
+    """The first type in ``typ`` that wasmpy cannot convert yet (None if there is none):
+    future, stream, error-context, or a resource handle (own or borrow)."""
     if isinstance(typ, UnsupportedType):
         return typ
+    if isinstance(typ, HandleType):
+        return UnsupportedType(str(typ), "resource")
     children: Tuple[Optional[WitType], ...] = ()
     if isinstance(typ, ListType):
         children = (typ.element,)
