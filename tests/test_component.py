@@ -799,3 +799,17 @@ def test_from_file_reads_component_text(tmp_path):
     broken.write_text("(component (func))")
     with pytest.raises(wasmpy.CompileError, match="broken.wat"):
         Component.from_file(broken)
+
+
+def test_build_sh_rebuilds_the_committed_components(tmp_path):
+    """The committed .wasm files are what their sources make (wasm-tools from the test extra)."""
+    import shutil
+    import subprocess
+    import sys
+    for name in ("rich.wit", "gen_rich_wat.py", "build.sh"):
+        shutil.copy2(COMPONENTS / name, tmp_path / name)
+    tools = os.path.dirname(shutil.which("wasm-tools") or sys.executable)
+    environment = {**os.environ, "PYTHON": sys.executable, "PATH": f"{tools}:{os.environ.get('PATH', '')}"}
+    subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=environment, capture_output=True)
+    for name in ("rich.wat", "rich.wasm", "dummy.wasm"):
+        assert (tmp_path / name).read_bytes() == (COMPONENTS / name).read_bytes(), name

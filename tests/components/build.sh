@@ -4,7 +4,7 @@
 #   dummy.wasm  rich.wit's world with exports that trap (wasm-tools component embed --dummy)
 set -eu
 cd "$(dirname "$0")"
-python3 gen_rich_wat.py
+"${PYTHON:-python3}" gen_rich_wat.py
 wasm-tools component embed rich.wit rich.wat -o rich.core.wasm
 wasm-tools component new rich.core.wasm -o rich.wasm
 wasm-tools component embed --dummy rich.wit -o dummy.core.wasm
