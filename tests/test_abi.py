@@ -25,6 +25,7 @@ bindings = pytest.importorskip("wasmtime._bindings")
 
 import wasmpy  # noqa: E402
 from wasmpy._ffi import ffi as wasmpy_ffi  # noqa: E402
+from wasmpy._ffi import lib as wasmpy_lib  # noqa: E402
 
 BINDINGS_VERSION = importlib.metadata.version("wasmtime")
 if BINDINGS_VERSION != wasmpy.WASMTIME_VERSION:
@@ -234,14 +235,12 @@ def test_component_kind_constants_match_wasmtime():
     """The value kinds and the type kinds are numbered differently: each constant wasmpy declares
     has the value the ``wasmtime`` package gives it (its _ffi module spells them out)."""
     theirs_module = pytest.importorskip("wasmtime._ffi")
-    from wasmpy._ffi import lib
-
-    ours = {name: getattr(lib, name) for name in dir(lib) if name.startswith("WASMTIME_COMPONENT_")}
+    ours = {name: getattr(wasmpy_lib, name) for name in dir(wasmpy_lib) if name.startswith("WASMTIME_COMPONENT_")}
     theirs = {name: getattr(theirs_module, name).value for name in dir(theirs_module)
               if name.startswith("WASMTIME_COMPONENT_")}
     assert ours and set(ours) <= set(theirs), f"unknown to wasmtime: {sorted(set(ours) - set(theirs))}"
     assert {name: value for name, value in ours.items() if theirs[name] != value} == {}
-    assert (lib.WASMTIME_COMPONENT_U8, lib.WASMTIME_COMPONENT_VALTYPE_U8) == (2, 5)
+    assert (wasmpy_lib.WASMTIME_COMPONENT_U8, wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_U8) == (2, 5)
 
 
 def signature_mismatches(ours, theirs, path):
@@ -270,26 +269,24 @@ def signature_mismatches(ours, theirs, path):
                                            and wasmpy_ffi.sizeof(mine) == ctypes.sizeof(real)):
             problems.append(f"{path} {where}: {our_kind} ({mine.cname}) in wasmpy, {their_kind} in wasmtime")
         elif our_kind == "pointer" and issubclass(real, ctypes._Pointer) and mine.item.kind in ("struct", "union"):
-            their_item = real._type_
-            if their_item is not None and tag(mine.item) not in (their_item.__name__, their_item.__name__ + "_t") \
-                    and counterpart([tag(mine.item)]) is not their_item:
-                problems.append(f"{path} {where}: points to {tag(mine.item)} in wasmpy, {their_item.__name__} in wasmtime")
+            if counterpart([tag(mine.item)]) is not real._type_:
+                problems.append(f"{path} {where}: points to {tag(mine.item)} in wasmpy, "
+                                f"{real._type_.__name__} in wasmtime")
         elif our_kind != "pointer" and wasmpy_ffi.sizeof(mine) != ctypes.sizeof(real):
-            problems.append(f"{path} {where}: {wasmpy_ffi.sizeof(mine)} bytes in wasmpy, {ctypes.sizeof(real)} in wasmtime")
+            problems.append(f"{path} {where}: {wasmpy_ffi.sizeof(mine)} bytes in wasmpy, "
+                            f"{ctypes.sizeof(real)} in wasmtime")
     return problems
 
 
-COMPONENT_FUNCTIONS = sorted(name for name in dir(__import__("wasmpy._ffi", fromlist=["lib"]).lib)
-                             if name.startswith("wasmtime_component_") or name == "wasmtime_config_concurrency_support_set")
+COMPONENT_FUNCTIONS = sorted(name for name in dir(wasmpy_lib) if name.startswith("wasmtime_component_")
+                             or name == "wasmtime_config_concurrency_support_set")
 
 
 @pytest.mark.parametrize("name", COMPONENT_FUNCTIONS)
 def test_component_function_signature_matches_wasmtime(name):
-    from wasmpy._ffi import lib
-
     prototype = getattr(bindings, "_" + name, None)
     assert prototype is not None, f"{name} is not in wasmtime {BINDINGS_VERSION}'s C API"
-    problems = signature_mismatches(wasmpy_ffi.typeof(getattr(lib, name)),
+    problems = signature_mismatches(wasmpy_ffi.typeof(getattr(wasmpy_lib, name)),
                                     (prototype.argtypes, prototype.restype), name)
     assert not problems, "wasmpy's declaration differs from wasmtime's:\n" + "\n".join(problems)
 
@@ -297,10 +294,11 @@ def test_component_function_signature_matches_wasmtime(name):
 def test_signature_slips_are_caught():
     """The signature comparison catches a wasmtime 49 declaration of the 50 callback."""
     scratch = cffi.FFI()
-    scratch.cdef("typedef struct wasmtime_context wasmtime_context_t; typedef struct wasmtime_error wasmtime_error_t;"
+    scratch.cdef("typedef struct wasmtime_context wasmtime_context_t;"
+                 "typedef struct wasmtime_error wasmtime_error_t;"
                  "typedef struct wasmtime_component_val wasmtime_component_val_t;"
-                 "typedef wasmtime_error_t *(*callback_t)(void *, wasmtime_context_t *, const wasmtime_component_val_t *,"
-                 " size_t, wasmtime_component_val_t *, size_t);")
+                 "typedef wasmtime_error_t *(*callback_t)(void *, wasmtime_context_t *,"
+                 " const wasmtime_component_val_t *, size_t, wasmtime_component_val_t *, size_t);")
     prototype = bindings._wasmtime_component_linker_instance_add_func.argtypes[3]
     assert signature_mismatches(scratch.typeof("callback_t"), (prototype._argtypes_, prototype._restype_),
                                 "callback") == ["callback: 6 parameters in wasmpy, 7 in wasmtime"]

@@ -87,7 +87,8 @@ def main() -> None:
     out.append('  (func (export "cm32p2_initialize"))')
     for export, (params, results) in sorted(exports.items()):
         if export.endswith("_post"):
-            out.append(f'  (func (export "{export}"){signature(params, results)} (global.set $heap (i32.const {HEAP_START})))')
+            reset = f"(global.set $heap (i32.const {HEAP_START}))"
+            out.append(f'  (func (export "{export}"){signature(params, results)} {reset})')
             continue
         if export in ("cm32p2_realloc", "cm32p2_initialize"):
             continue

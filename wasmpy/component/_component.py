@@ -79,7 +79,7 @@ class Component(Immutable):
             return binary
         try:
             return wat2wasm(source)
-        except CompileError as error:
+        except CompileError:
             if _looks_like_path(source):
                 raise CompileError(f"{source!r} is not WAT text: to compile the file, use "
                                    f"Component.from_file({source.strip()!r})") from None

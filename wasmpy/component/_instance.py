@@ -158,7 +158,8 @@ class _Linker:
         self.component = component
         self.store = store
         self.codecs = codecs
-        self.ptr = ffi.gc(lib.wasmtime_component_linker_new(component.engine._ptr), lib.wasmtime_component_linker_delete)
+        self.ptr = ffi.gc(lib.wasmtime_component_linker_new(component.engine._ptr),
+                          lib.wasmtime_component_linker_delete)
         self.handles: List[Any] = []  # the host functions' data, which must outlive every instance of the store
 
     def define(self, imports: Any) -> None:

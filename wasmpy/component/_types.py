@@ -12,6 +12,7 @@ happens per call.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -438,8 +439,7 @@ def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names]) -> 
         elif kind == lib.WASMTIME_COMPONENT_ITEM_COMPONENT_INSTANCE:
             instance = item.of.component_instance
             nested = _Entries(lib.wasmtime_component_instance_type_export_count(instance, engine_ptr),
-                              lambda i, n, l, e, _t=instance: lib.wasmtime_component_instance_type_export_nth(
-                                  _t, engine_ptr, i, n, l, e))
+                              functools.partial(lib.wasmtime_component_instance_type_export_nth, instance, engine_ptr))
             nested_functions, nested_interfaces, nested_types = _read_items(nested, engine_ptr, names)
             interfaces[name] = InterfaceType(name, nested_functions, nested_types, nested_interfaces)
         elif kind == lib.WASMTIME_COMPONENT_ITEM_TYPE:
@@ -457,8 +457,7 @@ def component_items(component_ptr: Any, engine_ptr: Any) -> Tuple[ComponentItems
     described = []
     for count, nth in ((lib.wasmtime_component_type_import_count, lib.wasmtime_component_type_import_nth),
                        (lib.wasmtime_component_type_export_count, lib.wasmtime_component_type_export_nth)):
-        entries = _Entries(count(component_type, engine_ptr),
-                           lambda i, n, l, e, _nth=nth: _nth(component_type, engine_ptr, i, n, l, e))
+        entries = _Entries(count(component_type, engine_ptr), functools.partial(nth, component_type, engine_ptr))
         functions, interfaces, types = _read_items(entries, engine_ptr, None)
         described.append(ComponentItems(functions, interfaces, types))
     return described[0], described[1]

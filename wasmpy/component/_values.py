@@ -24,7 +24,7 @@ import dataclasses
 import enum
 import keyword
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
 from ._types import (EnumType, FlagsType, HandleType, ListType, OptionType, Primitive, RecordType, ResultType,
