@@ -813,3 +813,19 @@ def test_build_sh_rebuilds_the_committed_components(tmp_path):
     subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=environment, capture_output=True)
     for name in ("rich.wat", "rich.wasm", "dummy.wasm"):
         assert (tmp_path / name).read_bytes() == (COMPONENTS / name).read_bytes(), name
+
+
+START_TRAPS_WAT = """
+(component
+  (core module $m (func $start unreachable) (start $start))
+  (core instance $i (instantiate $m)))
+"""
+
+
+def test_instantiation_failures():
+    limited = wasmpy.Store(limits=wasmpy.StoreLimits(instances=0))
+    with pytest.raises(wasmpy.WasmError, match="resource limit exceeded") as raised:
+        Instance(Component(LOOP_WAT), store=limited)
+    assert not isinstance(raised.value, wasmpy.Trap)
+    with pytest.raises(wasmpy.Trap, match="unreachable"):  # a core module's start function trapping
+        Instance(Component(START_TRAPS_WAT))

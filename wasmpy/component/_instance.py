@@ -262,7 +262,7 @@ class ComponentInstance(Instance):
             status = lib.wasmpy_component_instantiate(linker.ptr, store._context(), component._ptr, instance,
                                                       store._handle.stack_needed, error)
             if status:
-                raise _call_failure(store, status, error[0], "instantiating the component")
+                raise _call_failure(store, status, error[0], "instantiating the component", instantiating=True)
         self._instance = instance
         # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
         # so that dropping the last reference frees the store at once (as for modules).
@@ -272,9 +272,10 @@ class ComponentInstance(Instance):
         return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
 
 
-def _call_failure(store: Store, status: int, error: Any, doing: str) -> BaseException:
+def _call_failure(store: Store, status: int, error: Any, doing: str, instantiating: bool = False) -> BaseException:
     """The exception for a failed call or instantiation: a Python import's own exception if one
-    caused it, a clear Trap when wasmtime refuses an instance that trapped before."""
+    caused it, a clear Trap when wasmtime refuses an instance that trapped before; instantiating,
+    a failure without wasm frames is a LinkError (imports) or a WasmError (resource limits...)."""
     pending = _take_pending()
     raised_by_signal = store._handle.take_pending()
     if status == _STACK_EXHAUSTED:
@@ -286,8 +287,10 @@ def _call_failure(store: Store, status: int, error: Any, doing: str) -> BaseExce
             return Trap(f"{failure.message}: this component instance trapped (or a Python import raised) "
                         "in an earlier call, and the component model forbids entering it again; make a new "
                         "Instance of the component", failure.code, failure.frames)
-        if failure.message.startswith(("import", "component imports")) or "matching implementation" in failure.message:
-            return LinkError(f"{doing}: {failure.message}")
+        if instantiating and type(failure) is Trap and not failure.frames:  # an error, not wasm trapping
+            if "import" in failure.message or "incompatible" in failure.message:
+                return LinkError(f"{doing}: {failure.message}")
+            return WasmError(f"{doing}: {failure.message}")
     return failure
 
 
