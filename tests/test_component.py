@@ -25,6 +25,7 @@ from childproc import assert_clean_exit, run_python
 
 COMPONENTS = Path(__file__).resolve().parent / "components"
 RICH = COMPONENTS / "rich.wasm"
+RESOURCES = COMPONENTS / "resources.wasm"
 DUMMY = COMPONENTS / "dummy.wasm"
 
 
@@ -105,11 +106,17 @@ RESOURCE_WAT = """
 """
 
 
-def test_resources_are_refused_for_now_naming_the_type():
+def test_a_world_level_resource_without_constructor():
     component = Component(RESOURCE_WAT)
     assert str(component.exports.functions["make"]) == "make: func() -> thing"
-    with pytest.raises(NotImplementedError, match="WIT type thing: wasmpy does not support resource values yet"):
-        Instance(component).exports.make
+    exports = Instance(component).exports
+    thing = exports.make()
+    assert type(thing) is exports.Thing and not thing.closed
+    with pytest.raises(TypeError, match="has no constructor"):
+        exports.Thing()
+    thing.close()
+    assert thing.closed
+    thing.close()  # again: nothing
 
 
 def test_a_core_module_or_garbage_is_a_compile_error():
@@ -624,7 +631,8 @@ print("configured", wasmpy.Instance(component, store=store).exports.argument_cou
 
 
 def test_component_files_are_committed_with_their_sources():
-    for name in ("rich.wit", "rich.wat", "gen_rich_wat.py", "build.sh", "rich.wasm", "dummy.wasm"):
+    for name in ("rich.wit", "rich.wat", "gen_rich_wat.py", "build.sh", "rich.wasm", "dummy.wasm",
+                 "resources.wit", "resources.wat", "resources.wasm"):
         assert (COMPONENTS / name).is_file(), name
     assert os.access(COMPONENTS / "build.sh", os.X_OK)
     assert RICH.read_bytes()[:8] == b"\0asm\x0d\x00\x01\x00"
@@ -806,12 +814,12 @@ def test_build_sh_rebuilds_the_committed_components(tmp_path):
     import shutil
     import subprocess
     import sys
-    for name in ("rich.wit", "gen_rich_wat.py", "build.sh"):
+    for name in ("rich.wit", "gen_rich_wat.py", "build.sh", "resources.wit", "resources.wat"):
         shutil.copy2(COMPONENTS / name, tmp_path / name)
     tools = os.path.dirname(shutil.which("wasm-tools") or sys.executable)
     environment = {**os.environ, "PYTHON": sys.executable, "PATH": f"{tools}:{os.environ.get('PATH', '')}"}
     subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=environment, capture_output=True)
-    for name in ("rich.wat", "rich.wasm", "dummy.wasm"):
+    for name in ("rich.wat", "rich.wasm", "dummy.wasm", "resources.wasm"):
         assert (tmp_path / name).read_bytes() == (COMPONENTS / name).read_bytes(), name
 
 
@@ -829,3 +837,81 @@ def test_instantiation_failures():
     assert not isinstance(raised.value, wasmpy.Trap)
     with pytest.raises(wasmpy.Trap, match="unreachable"):  # a core module's start function trapping
         Instance(Component(START_TRAPS_WAT))
+
+
+# --- Resources the component exports ----------------------------------------------------------
+
+@pytest.fixture
+def counters():
+    return Instance(Component.from_file(RESOURCES)).exports
+
+
+def test_resource_types_read_like_wit():
+    api = Component.from_file(RESOURCES).exports.interfaces["test:resources/api@0.1.0"]
+    assert str(api.functions["[static]counter.merge"]) == (
+        "[static]counter.merge: func(a: borrow<counter>, b: counter) -> counter")
+    assert "  resource counter;" in str(api)
+
+
+def test_a_resource_class_with_constructor_methods_and_statics(counters):
+    api = counters.api
+    Counter = api.Counter
+    assert issubclass(Counter, wasmpy.component.Resource) and Counter.__module__ == "test:resources/api@0.1.0"
+    counter = Counter(5)
+    assert counter.get() == 5
+    counter.add(3)
+    assert counter.get() == 8 and api.total(counter) == 8  # a borrow: still usable after
+    other = Counter(start=10)
+    merged = Counter.merge(counter, other)  # `other` is owned: it moves into wasm
+    assert merged.get() == 18 and type(merged) is Counter
+    assert other.closed and not counter.closed
+    assert counters.drops() == 1  # the guest dropped `other`
+    with pytest.raises(wasmpy.WasmError, match="the Counter is closed"):
+        other.get()
+    assert "[method]counter.get" in api and not hasattr(api, "[method]counter.get")
+    assert Counter.get.__doc__ == "WIT [method]counter.get: func(self: borrow<counter>) -> u32"
+
+
+def test_closing_a_resource_runs_the_guests_destructor(counters):
+    Counter = counters.api.Counter
+    with Counter(1) as counter:
+        assert counter.get() == 1
+    assert counter.closed and counters.drops() == 1
+    second = Counter(2)
+    second.close()
+    second.close()
+    assert counters.drops() == 2
+    third = Counter(3)
+    del third  # garbage collection frees the handle only: wasm code never runs from a collection
+    assert counters.drops() == 2
+
+
+def test_resources_are_checked_before_the_call(counters):
+    api = counters.api
+    with pytest.raises(TypeError, match="expected a Counter"):
+        api.total(5)
+    other = Instance(Component.from_file(RESOURCES)).exports.api.Counter(1)
+    with pytest.raises(TypeError, match="expected a Counter"):  # another instance's counter
+        api.total(other)
+    with pytest.raises(TypeError, match="cannot run again"):
+        counter = api.Counter(1)
+        counter.__init__(2)
+    with pytest.raises(TypeError):
+        copy.copy(api.Counter(1))
+
+
+def test_resources_after_their_store_is_closed(counters):
+    counter = counters.api.Counter(1)
+    counters.api.Counter._store.close()
+    counter.close()  # the store took it with it: nothing to drop
+    assert counter.closed
+
+
+def test_resources_a_python_host_defines_are_refused_for_now():
+    wat = """
+(component
+  (import "test:host/things" (instance $things (export "thing" (type (sub resource)))))
+)
+"""
+    with pytest.raises(NotImplementedError, match="resources defined by Python"):
+        Instance(Component(wat), {"test:host/things": {}})

@@ -58,6 +58,14 @@ int wasmpy_component_call(const wasmtime_component_func_t *func, wasmtime_contex
     return wasmpy_module_status(wasmtime_component_func_call(func, context, args, nargs, results, nresults), error);
 }
 
+int wasmpy_component_resource_drop(wasmtime_context_t *context, const wasmtime_component_resource_any_t *resource,
+                                   size_t stack_needed, wasmtime_error_t **error)
+{
+    if (!wasmpy_stack_allows(stack_needed))
+        return 3;
+    return wasmpy_module_status(wasmtime_component_resource_any_drop(context, resource), error);
+}
+
 void wasmpy_component_vals_delete(wasmtime_component_val_t *values, size_t count)
 {
     for (size_t i = 0; i < count; i++) {

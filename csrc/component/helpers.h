@@ -19,3 +19,6 @@ int wasmpy_component_call(const wasmtime_component_func_t *func, wasmtime_contex
 /* Frees what each of `count` values owns, and leaves each a bool (which owns nothing), so that the
  * buffer can hold the results of another call. */
 void wasmpy_component_vals_delete(wasmtime_component_val_t *values, size_t count);
+/* Drops the owned resource `resource` (its destructor runs): wasmtime_component_resource_any_drop. */
+int wasmpy_component_resource_drop(wasmtime_context_t *context, const wasmtime_component_resource_any_t *resource,
+                                   size_t stack_needed, wasmtime_error_t **error);

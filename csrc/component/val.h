@@ -25,7 +25,14 @@ typedef uint8_t wasmtime_component_valkind_t;
 #define WASMTIME_COMPONENT_FLAGS 20
 #define WASMTIME_COMPONENT_RESOURCE 21
 
+/* A handle to a resource (own or borrow), as values hold it: deleting it frees the handle, not the
+ * resource; wasmtime_component_resource_any_drop drops an owned resource (its destructor runs). */
 typedef struct wasmtime_component_resource_any wasmtime_component_resource_any_t;
+wasmtime_component_resource_any_t *wasmtime_component_resource_any_clone(
+    const wasmtime_component_resource_any_t *resource);
+bool wasmtime_component_resource_any_owned(const wasmtime_component_resource_any_t *resource);
+wasmtime_error_t *wasmtime_component_resource_any_drop(wasmtime_context_t *ctx,
+                                                       const wasmtime_component_resource_any_t *resource);
 void wasmtime_component_resource_any_delete(wasmtime_component_resource_any_t *resource);
 
 struct wasmtime_component_val;

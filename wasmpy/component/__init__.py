@@ -15,8 +15,9 @@ How it is built, for whoever extends it:
   with the type exports of their instance; ``str()`` is WIT.
 - ``_values``: a :class:`~wasmpy.component._values.Codec` per type (``prepare`` checks in
   Python, ``write`` builds wasmtime-owned C values and cannot fail, ``read`` converts back).
-  A C fast path would compile a per-function plan from the same ``FuncType``; resources
-  (``HandleType``, refused for now like future/stream) get a codec of their own.
+  A C fast path would compile a per-function plan from the same ``FuncType``.
+- ``_resources``: resources the component exports, as a class per instance (``Resource``);
+  resources a Python host defines (``wasmtime_component_linker_instance_add_resource``) are next.
 - ``_instance``: the linker (Python imports as ``extern "Python"`` host functions), the
   instance, its exports, and the calls.
 - ``_component``: compiling, (de)serializing, ``is_component`` (for the import hook).
@@ -24,12 +25,13 @@ How it is built, for whoever extends it:
 
 from ._component import Component, is_component
 from ._instance import ComponentExports, ComponentFunc, ComponentInstance, InterfaceExports
+from ._resources import Resource
 from ._types import (ComponentItems, EnumType, FlagsType, FuncType, HandleType, InterfaceType, ListType,
                      OptionType, Primitive, RecordType, ResourceType, ResultType, TupleType, UnsupportedType,
                      VariantType, WitType)
 from ._values import Err, Ok, Some
 
 __all__ = ["Component", "is_component", "ComponentInstance", "ComponentFunc", "ComponentExports",
-           "InterfaceExports", "Ok", "Err", "Some", "WitType", "Primitive", "ListType", "TupleType", "RecordType",
-           "VariantType", "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType",
+           "InterfaceExports", "Resource", "Ok", "Err", "Some", "WitType", "Primitive", "ListType", "TupleType",
+           "RecordType", "VariantType", "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType",
            "UnsupportedType", "FuncType", "InterfaceType", "ComponentItems"]

@@ -21,8 +21,9 @@ from .._ownership import Owner
 from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
-from ._types import FuncType, InterfaceType, ResultType
-from ._values import GENERATED_MODULE, Codecs, Err, Ok, snake_case
+from ._resources import Resource, reading_for
+from ._types import FuncType, HandleType, InterfaceType, ResourceType, ResultType
+from ._values import GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
 
@@ -173,6 +174,11 @@ class _Linker:
             # WASI context: the store's own (its WasiConfig, or the safe default) is set first.
             self.store._ensure_wasi()
             self._check(lib.wasmtime_component_linker_add_wasip2(self.ptr), "cannot provide WASI")
+        for name, interface in items.interfaces.items():
+            resources = [typ for typ in interface.types.values() if isinstance(typ, ResourceType)]
+            if resources and not name.startswith(_WASI_PREFIX):
+                raise NotImplementedError(f"the import {name} has resource types ({', '.join(map(str, resources))}): "
+                                          "wasmpy does not support resources defined by Python yet")
         root = lib.wasmtime_component_linker_root(self.ptr)
         try:
             for name, functype in items.functions.items():
@@ -266,7 +272,7 @@ class ComponentInstance(Instance):
         self._instance = instance
         # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
         # so that dropping the last reference frees the store at once (as for modules).
-        self.exports = ComponentExports(_Live(store, instance), component, codecs)
+        self.exports = ComponentExports(_Live(store, instance, {}), component, codecs)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
@@ -313,6 +319,11 @@ class ComponentFunc(Owner):
         self._names = [snake_case(name) for name, _ in functype.params]
         self._result = None if functype.result is None else codecs.codec(functype.result)
         self._top_level_result = isinstance(functype.result, ResultType)
+        self._classes = live.classes
+        # Resources passed where WIT takes ownership move into wasm: closed once the call is made.
+        self._moves = [index for index, (_, typ) in enumerate(functype.params)
+                       if isinstance(typ, HandleType) and typ.owned]
+        self._borrows = any(isinstance(typ, HandleType) and not typ.owned for _, typ in functype.params)
         self._result_count = 0 if self._result is None else 1
         # Reused by every call: calls into a store are serialised by its lock, and a nested call (from
         # a Python import) is done with both before the outer call's wasmtime_component_func_call
@@ -327,7 +338,11 @@ class ComponentFunc(Owner):
         if len(args) != len(params):
             raise TypeError(f"{self.type.name}() takes {len(params)} argument{'s' * (len(params) != 1)} "
                             f"({self.type.signature()}), got {len(args)}")
-        prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
+        if self._moves or self._borrows:  # resources are checked against this instance's classes
+            with reading_for(self._classes):
+                prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
+        else:
+            prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
         store = self._store
         handle = store._handle
         count = len(prepared)
@@ -347,6 +362,9 @@ class ComponentFunc(Owner):
             else:
                 status = lib.wasmpy_component_call(self._func, store._ctx, ffi.NULL, 0, results, self._result_count,
                                                    handle.stack_needed, error)
+            if self._moves and status != _STACK_EXHAUSTED:
+                for index in self._moves:
+                    prepared[index]._forget()
             if store._wasi_ready:
                 handle.flush_output()
             if status:
@@ -356,7 +374,8 @@ class ComponentFunc(Owner):
             if self._result is None:
                 return None
             try:
-                value = self._result.read(results)
+                with reading_for(self._classes):
+                    value = self._result.read(results)
             finally:
                 lib.wasmpy_component_vals_delete(results, 1)
         if self._top_level_result:
@@ -381,10 +400,12 @@ class ComponentFunc(Owner):
 
 
 class _Live(NamedTuple):
-    """A component instance as its exports need it: its store, and its wasmtime instance."""
+    """A component instance as its exports need it: its store, its wasmtime instance, and the
+    classes of the resources it exports (by ResourceType; filled by ComponentExports)."""
 
     store: Store
     instance: Any  # wasmtime_component_instance_t *
+    classes: Dict[ResourceType, type]
 
 
 def _export_func(live: _Live, parent_index: Any, name: str, functype: FuncType,
@@ -404,6 +425,59 @@ def _export_func(live: _Live, parent_index: Any, name: str, functype: FuncType,
         finally:
             lib.wasmtime_component_export_index_delete(index)
     return ComponentFunc(live, func, functype, codecs)
+
+
+def _interface_function(live: _Live, interface: InterfaceType, name: str, codecs: Codecs) -> ComponentFunc:
+    """The export ``name`` of the exported interface ``interface``."""
+    store = live.store
+    encoded = interface.name.encode()
+    with store._lock:
+        index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), ffi.NULL,
+                                                                 encoded, len(encoded))
+    if index == ffi.NULL:
+        raise KeyError(interface.name)
+    parent = ffi.gc(index, lib.wasmtime_component_export_index_delete)
+    return _export_func(live, parent, name, interface.functions[name], codecs, f"{interface.name}#{name}")
+
+
+def _resource_class(live: _Live, resource: ResourceType, functions: Mapping[str, FuncType],
+                    lookup: Callable[[str], ComponentFunc], module: str) -> type:
+    """The class of an exported resource for one instance: its constructor, methods and static
+    functions (among ``functions``, found with ``lookup`` on first use)."""
+    name = resource.name or "resource"
+    resolved: Dict[str, ComponentFunc] = {}
+
+    def function(wit_name: str) -> ComponentFunc:
+        found = resolved.get(wit_name)
+        if found is None:
+            found = resolved[wit_name] = lookup(wit_name)
+        return found
+
+    namespace: Dict[str, Any] = {"__doc__": f"WIT resource {name} (of {module})", "__module__": module,
+                                 "_resource_type": resource, "_store": live.store}
+    for wit_name, functype in functions.items():
+        if wit_name == f"[constructor]{name}":
+            def __init__(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> None:
+                self._take_handle_of(function(_wit)(*args, **keywords))
+            __init__.__doc__ = f"WIT {functype}"
+            namespace["__init__"] = __init__
+        elif wit_name.startswith(f"[method]{name}."):
+            def method(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> Any:
+                return function(_wit)(self, *args, **keywords)
+            method.__name__ = snake_case(wit_name.partition(".")[2])
+            method.__doc__ = f"WIT {functype}"
+            namespace[method.__name__] = method
+        elif wit_name.startswith(f"[static]{name}."):
+            def static(*args: Any, _wit: str = wit_name, **keywords: Any) -> Any:
+                return function(_wit)(*args, **keywords)
+            static.__name__ = snake_case(wit_name.partition(".")[2])
+            static.__doc__ = f"WIT {functype}"
+            namespace[static.__name__] = staticmethod(static)
+    if "__init__" not in namespace:
+        def no_constructor(self: Resource, *args: Any, **keywords: Any) -> None:
+            raise TypeError(f"WIT resource {name} has no constructor: its objects come from the component")
+        namespace["__init__"] = no_constructor
+    return type(camel_case(name), (Resource,), namespace)
 
 
 class InterfaceExports(types.ModuleType):
@@ -429,7 +503,11 @@ class InterfaceExports(types.ModuleType):
                 functions[name] = _Refused(str(refusal), functype)  # type: ignore[assignment]
         object.__setattr__(self, "_functions", functions)
         for name, func in functions.items():
-            setattr(self, snake_case(name), func)
+            if not name.startswith("["):  # [constructor]r, [method]r.m, [static]r.f: on the resource's class
+                setattr(self, snake_case(name), func)
+        for typ in interface.types.values():
+            if isinstance(typ, ResourceType) and typ in live.classes:
+                setattr(self, camel_case(typ.name or "resource"), live.classes[typ])
         for typ in interface.types.values():
             for class_name, cls in codecs.python_types(typ).items():
                 if isinstance(cls, type) and cls.__module__ == GENERATED_MODULE:
@@ -484,12 +562,26 @@ class ComponentExports(Mapping):
             self._aliases[_without_version(name)] = name
             self._aliases[snake_case(_without_version(name).rpartition("/")[2].rpartition(":")[2])] = name
         self._made: Dict[str, Any] = {}
+        # Resource classes first: any function's results may hold handles of any of them.
+        for typ in items.types.values():
+            if isinstance(typ, ResourceType):
+                live.classes[typ] = _resource_class(
+                    live, typ, items.functions,
+                    lambda name: _export_func(live, ffi.NULL, name, items.functions[name], codecs, name),
+                    "wasmpy.component")
+        for interface in items.interfaces.values():
+            for typ in interface.types.values():
+                if isinstance(typ, ResourceType):
+                    live.classes[typ] = _resource_class(
+                        live, typ, interface.functions,
+                        lambda wit_name, _i=interface: _interface_function(live, _i, wit_name, codecs),  # type: ignore[misc]
+                        interface.name)
         for typ in items.types.values():
             for class_name, cls in codecs.python_types(typ).items():
                 self._made.setdefault(class_name, cls)
 
     def _load(self, name: str) -> Any:
-        made = self._made.get(name)
+        made = self._made.get(name) or self._resource(name)
         if made is not None:
             return made
         items = self._types
@@ -519,6 +611,12 @@ class ComponentExports(Mapping):
 
     def __iter__(self) -> Iterator[str]:
         return iter([*self._types.functions, *self._types.interfaces])
+
+    def _resource(self, name: str) -> Optional[type]:
+        for typ, cls in self._live.classes.items():
+            if typ.interface is None and cls.__name__ == name:
+                return cls
+        return None
 
     def __len__(self) -> int:
         return len(self._types.functions) + len(self._types.interfaces)

@@ -131,9 +131,11 @@ class ResultType(WitType):
 
 @dataclass(frozen=True, eq=True)
 class ResourceType(WitType):
-    """A resource type, as a component's instance type exports it."""
+    """A resource type, as a component's instance type exports it: its name, and the interface
+    (instance) that exports it (two interfaces may each have a resource of the same name)."""
 
     name: Optional[str]
+    interface: Optional[str] = None
 
     def __str__(self) -> str:
         return self.name or "<resource>"
@@ -228,13 +230,14 @@ class ComponentItems:
         return "\n".join(parts)
 
 
-def find_unsupported(typ: WitType) -> Optional[UnsupportedType]:
+def find_unsupported(typ: WitType, top: bool = True) -> Optional[UnsupportedType]:
     """The first type in ``typ`` that wasmpy cannot convert yet (None if there is none):
-    future, stream, error-context, or a resource handle (own or borrow)."""
+    future, stream, error-context, or a resource handle inside another type (``top``: ``typ``
+    is a parameter or result itself, where handles are converted)."""
     if isinstance(typ, UnsupportedType):
         return typ
     if isinstance(typ, HandleType):
-        return UnsupportedType(str(typ), "resource")
+        return None if top else UnsupportedType(str(typ), "resource inside another type")
     children: Tuple[Optional[WitType], ...] = ()
     if isinstance(typ, ListType):
         children = (typ.element,)
@@ -249,7 +252,7 @@ def find_unsupported(typ: WitType) -> Optional[UnsupportedType]:
     elif isinstance(typ, ResultType):
         children = (typ.ok, typ.err)
     for child in children:
-        found = None if child is None else find_unsupported(child)
+        found = None if child is None else find_unsupported(child, False)
         if found is not None:
             return found
     return None
@@ -282,8 +285,9 @@ class _Names:
     A resource is named by comparing resource types (``wasmtime_component_resource_type_equal``);
     the others by comparing value types."""
 
-    def __init__(self, parent: Optional["_Names"] = None) -> None:
+    def __init__(self, parent: Optional["_Names"] = None, interface: Optional[str] = None) -> None:
         self.parent = parent
+        self.interface = interface
         self.valtypes: List[Tuple[Any, str]] = []
         self.resources: List[Tuple[Any, str]] = []
 
@@ -296,14 +300,15 @@ class _Names:
             scope = scope.parent
         return None
 
-    def resource_name(self, resource: Any) -> Optional[str]:
+    def resource(self, resource: Any) -> ResourceType:
+        """The ResourceType of a ``wasmtime_component_resource_type_t *`` in scope."""
         scope: Optional[_Names] = self
         while scope is not None:
             for known, name in scope.resources:
                 if lib.wasmtime_component_resource_type_equal(known, resource):
-                    return name
+                    return ResourceType(name, scope.interface)
             scope = scope.parent
-        return None
+        return ResourceType(None)
 
 
 def _owned_valtype() -> Any:
@@ -373,7 +378,7 @@ def valtype_from_c(valtype: Any, names: _Names) -> WitType:
     if kind in _HANDLES:
         owned = kind == lib.WASMTIME_COMPONENT_VALTYPE_OWN
         resource = of.own if owned else of.borrow
-        return HandleType(ResourceType(names.resource_name(resource)), owned)
+        return HandleType(names.resource(resource), owned)
     if kind == lib.WASMTIME_COMPONENT_VALTYPE_FUTURE:
         inner = _owned_valtype()
         has_inner = lib.wasmtime_component_future_type_ty(of.future, inner)
@@ -420,10 +425,11 @@ class _Entries:
             self.items.append((name, item))
 
 
-def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names]) -> Tuple[
+def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names], interface: Optional[str]) -> Tuple[
         Dict[str, FuncType], Dict[str, InterfaceType], Dict[str, WitType]]:
-    """Functions, interfaces and named types of a list of items, named in one scope."""
-    names = _Names(outer)
+    """Functions, interfaces and named types of a list of items (of ``interface``, None at the top),
+    named in one scope."""
+    names = _Names(outer, interface)
     for name, item in entries.items:  # the named types first: functions refer to them
         if item.kind == lib.WASMTIME_COMPONENT_ITEM_TYPE:
             names.valtypes.append((ffi.addressof(item.of, "type"), name))
@@ -440,13 +446,13 @@ def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names]) -> 
             instance = item.of.component_instance
             nested = _Entries(lib.wasmtime_component_instance_type_export_count(instance, engine_ptr),
                               functools.partial(lib.wasmtime_component_instance_type_export_nth, instance, engine_ptr))
-            nested_functions, nested_interfaces, nested_types = _read_items(nested, engine_ptr, names)
+            nested_functions, nested_interfaces, nested_types = _read_items(nested, engine_ptr, names, name)
             interfaces[name] = InterfaceType(name, nested_functions, nested_types, nested_interfaces)
         elif kind == lib.WASMTIME_COMPONENT_ITEM_TYPE:
             typ = valtype_from_c(ffi.addressof(item.of, "type"), names)
             types[name] = typ
         elif kind == lib.WASMTIME_COMPONENT_ITEM_RESOURCE:
-            types[name] = ResourceType(name)
+            types[name] = ResourceType(name, interface)
         # core modules, core functions and nested component types are not Python-callable: left out
     return functions, interfaces, types
 
@@ -458,6 +464,6 @@ def component_items(component_ptr: Any, engine_ptr: Any) -> Tuple[ComponentItems
     for count, nth in ((lib.wasmtime_component_type_import_count, lib.wasmtime_component_type_import_nth),
                        (lib.wasmtime_component_type_export_count, lib.wasmtime_component_type_export_nth)):
         entries = _Entries(count(component_type, engine_ptr), functools.partial(nth, component_type, engine_ptr))
-        functions, interfaces, types = _read_items(entries, engine_ptr, None)
+        functions, interfaces, types = _read_items(entries, engine_ptr, None, None)
         described.append(ComponentItems(functions, interfaces, types))
     return described[0], described[1]

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
+from ._resources import Resource, resource_class
 from ._types import (EnumType, FlagsType, HandleType, ListType, OptionType, Primitive, RecordType, ResultType,
                      TupleType, UnsupportedType, VariantType, WitType)
 
@@ -278,14 +279,14 @@ class Codecs:
             return {"bool": _bool_codec, "char": _char_codec, "string": _string_codec}[typ.name](typ)
         maker = {ListType: self._list, TupleType: self._tuple, RecordType: self._record,
                  VariantType: self._variant, EnumType: self._enum, FlagsType: self._flags,
-                 OptionType: self._option, ResultType: self._result}.get(type(typ))
+                 OptionType: self._option, ResultType: self._result, HandleType: self._handle}.get(type(typ))
         if maker is None:
             return self._unsupported(typ)
         return maker(typ)  # type: ignore[operator]
 
     @staticmethod
     def _unsupported(typ: WitType) -> Codec:
-        what = typ.kind if isinstance(typ, UnsupportedType) else "resource" if isinstance(typ, HandleType) else str(typ)
+        what = typ.kind if isinstance(typ, UnsupportedType) else str(typ)
 
         def refuse(*args: Any) -> Any:
             raise NotImplementedError(f"wasmpy cannot convert WIT {what} values yet ({typ})")
@@ -574,6 +575,35 @@ class Codecs:
             codec = ok if result.is_ok else err
             value = None if codec is None or result.val == ffi.NULL else codec.read(result.val)
             return Ok(value) if result.is_ok else Err(value)
+
+        return Codec(typ, prepare, write, read)
+
+
+    @staticmethod
+    def _handle(typ: HandleType) -> Codec:
+        """own<R> and borrow<R> of a resource the component exports: objects of its Resource class
+        (see _resources). Handles inside other types are refused before a codec is asked for."""
+        resource = typ.resource
+        expected = camel_case(resource.name or "resource")
+
+        def prepare(value: Any, where: str) -> Any:
+            if not isinstance(value, Resource) or value._resource_type != resource:
+                raise TypeError(f"{where}: expected a {expected} (WIT {typ}), got {_describe(value)}")
+            if type(value) is not resource_class(resource):
+                raise TypeError(f"{where}: expected a {expected} of this component instance, got one of another")
+            value._require_open(where)
+            return value
+
+        def write(value: Any, out: Any) -> None:
+            out.kind = lib.WASMTIME_COMPONENT_RESOURCE
+            out.of.resource = lib.wasmtime_component_resource_any_clone(value._handle)
+
+        def read(val: Any) -> Any:
+            cls = resource_class(resource)
+            if cls is None:
+                raise NotImplementedError(f"wasmpy cannot convert WIT {typ} values here yet (a resource handle "
+                                          "given to a Python import)")
+            return cls._adopt(lib.wasmtime_component_resource_any_clone(val.of.resource))
 
         return Codec(typ, prepare, write, read)
 
