@@ -31,7 +31,9 @@ from ._types import (ComponentItems, EnumType, FlagsType, FuncType, HandleType, 
                      VariantType, WitType)
 from ._values import Err, Ok, Some
 
-__all__ = ["Component", "is_component", "ComponentInstance", "ComponentFunc", "ComponentExports",
-           "InterfaceExports", "Resource", "Ok", "Err", "Some", "WitType", "Primitive", "ListType", "TupleType",
-           "RecordType", "VariantType", "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType",
-           "UnsupportedType", "FuncType", "InterfaceType", "ComponentItems"]
+__all__ = [
+    "Component", "is_component", "ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports",
+    "Resource", "Ok", "Err", "Some", "WitType", "Primitive", "ListType", "TupleType", "RecordType", "VariantType",
+    "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType", "UnsupportedType", "FuncType",
+    "InterfaceType", "ComponentItems",
+]
