@@ -15,7 +15,10 @@ from cffi import FFI
 CSRC = Path(__file__).resolve().parent / "csrc"
 # In dependency order: each header uses only types declared before it.
 HEADERS = ["types.h", "engine.h", "error.h", "store.h", "module.h", "func.h", "memory.h",
-           "global.h", "table.h", "instance.h", "wasi.h", "wat.h", "wasmpy.h"]
+           "global.h", "table.h", "instance.h", "wasi.h", "wat.h", "wasmpy.h",
+           # The component model (wasmpy.component); callbacks.h is cdef-only (extern "Python").
+           "component/types.h", "component/component.h", "component/val.h", "component/func.h",
+           "component/linker.h", "component/helpers.h", "component/callbacks.h"]
 
 
 def wasmtime_library():
@@ -44,7 +47,8 @@ BUILD_OPTIONS = dict(
 
 ffibuilder = FFI()
 ffibuilder.cdef("\n".join((CSRC / name).read_text() for name in HEADERS))
-ffibuilder.set_source("wasmpy._ffi", '#include "api.h"\n#include "wasmpy.c"\n', **BUILD_OPTIONS)
+ffibuilder.set_source("wasmpy._ffi", '#include "api.h"\n#include "wasmpy.c"\n#include "component/component.c"\n',
+                      **BUILD_OPTIONS)
 
 if __name__ == "__main__":
     ffibuilder.compile(verbose=True)

@@ -22,4 +22,9 @@
 #include "instance.h"
 #include "wasi.h"
 #include "wat.h"
+#include "component/types.h"
+#include "component/component.h"
+#include "component/val.h"
+#include "component/func.h"
+#include "component/linker.h"
 #endif

@@ -25,6 +25,7 @@ bindings = pytest.importorskip("wasmtime._bindings")
 
 import wasmpy  # noqa: E402
 from wasmpy._ffi import ffi as wasmpy_ffi  # noqa: E402
+from wasmpy._ffi import lib as wasmpy_lib  # noqa: E402
 
 BINDINGS_VERSION = importlib.metadata.version("wasmtime")
 if BINDINGS_VERSION != wasmpy.WASMTIME_VERSION:
@@ -213,3 +214,91 @@ def test_type_unknown_to_wasmtime_fails():
     """A declared struct that wasmtime does not have is an error, not something to skip."""
     with pytest.raises(pytest.fail.Exception, match="wasmtime_made_up has no counterpart"):
         counterpart(["wasmtime_made_up", "wasmtime_made_up_t"])
+
+
+# The component model (csrc/component/): its structs are among those checked above, and what
+# no struct comparison covers is checked here: the kind constants, and every function's
+# signature, which changed between releases (wasmtime 50's host function callback gained a
+# function type argument; its wasmtime_component_func_t grew from 24 to 32 bytes).
+COMPONENT_STRUCTS = ["wasmtime_component_func", "wasmtime_component_instance", "wasmtime_component_val",
+                     "wasmtime_component_valtype_t", "wasmtime_component_item_t", "wasmtime_component_valrecord_entry",
+                     "wasmtime_component_valvariant", "wasmtime_component_valresult", "wasmtime_component_vallist"]
+
+
+def test_component_structs_are_checked():
+    checked = {tag(ctype) for ctype in DECLARED}
+    assert not [name for name in COMPONENT_STRUCTS if name not in checked]
+    assert wasmpy_ffi.sizeof("wasmtime_component_func_t") == 32  # 24 in wasmtime 49
+
+
+def test_component_kind_constants_match_wasmtime():
+    """The value kinds and the type kinds are numbered differently: each constant wasmpy declares
+    has the value the ``wasmtime`` package gives it (its _ffi module spells them out)."""
+    theirs_module = pytest.importorskip("wasmtime._ffi")
+    ours = {name: getattr(wasmpy_lib, name) for name in dir(wasmpy_lib) if name.startswith("WASMTIME_COMPONENT_")}
+    theirs = {name: getattr(theirs_module, name).value for name in dir(theirs_module)
+              if name.startswith("WASMTIME_COMPONENT_")}
+    assert ours and set(ours) <= set(theirs), f"unknown to wasmtime: {sorted(set(ours) - set(theirs))}"
+    assert {name: value for name, value in ours.items() if theirs[name] != value} == {}
+    assert (wasmpy_lib.WASMTIME_COMPONENT_U8, wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_U8) == (2, 5)
+
+
+def signature_mismatches(ours, theirs, path):
+    """How the cffi function type `ours` differs from the ctypes prototype (argtypes, restype) `theirs`."""
+    their_args, their_result = theirs
+    if len(ours.args) != len(their_args):
+        return [f"{path}: {len(ours.args)} parameters in wasmpy, {len(their_args)} in wasmtime"]
+    problems = []
+    pairs = [("result", ours.result, their_result)] + [
+        (f"parameter {index}", mine, real) for index, (mine, real) in enumerate(zip(ours.args, their_args))]
+    for where, mine, real in pairs:
+        if real is None:  # void
+            if mine.kind != "void":
+                problems.append(f"{path} {where}: {mine.cname} in wasmpy, void in wasmtime")
+            continue
+        our_kind = "void" if mine.kind == "void" else cffi_kind(wasmpy_ffi, mine)
+        their_kind = ctypes_kind(real)
+        if mine.kind == "function":  # a function pointer, to a callback: compare its signature too
+            if not issubclass(real, ctypes._CFuncPtr):
+                problems.append(f"{path} {where}: a function pointer in wasmpy, {their_kind} in wasmtime")
+            else:
+                problems += signature_mismatches(mine, (real._argtypes_, real._restype_), f"{path} {where}")
+            continue
+        # The generator gives a callback returning a pointer a size_t result: equal as long as the sizes are.
+        if our_kind != their_kind and not (where == "result" and {our_kind, their_kind} == {"pointer", "unsigned int"}
+                                           and wasmpy_ffi.sizeof(mine) == ctypes.sizeof(real)):
+            problems.append(f"{path} {where}: {our_kind} ({mine.cname}) in wasmpy, {their_kind} in wasmtime")
+        elif our_kind == "pointer" and issubclass(real, ctypes._Pointer) and mine.item.kind in ("struct", "union"):
+            if counterpart([tag(mine.item)]) is not real._type_:
+                problems.append(f"{path} {where}: points to {tag(mine.item)} in wasmpy, "
+                                f"{real._type_.__name__} in wasmtime")
+        elif our_kind != "pointer" and wasmpy_ffi.sizeof(mine) != ctypes.sizeof(real):
+            problems.append(f"{path} {where}: {wasmpy_ffi.sizeof(mine)} bytes in wasmpy, "
+                            f"{ctypes.sizeof(real)} in wasmtime")
+    return problems
+
+
+COMPONENT_FUNCTIONS = sorted(name for name in dir(wasmpy_lib) if name.startswith("wasmtime_component_")
+                             or name == "wasmtime_config_concurrency_support_set")
+
+
+@pytest.mark.parametrize("name", COMPONENT_FUNCTIONS)
+def test_component_function_signature_matches_wasmtime(name):
+    prototype = getattr(bindings, "_" + name, None)
+    assert prototype is not None, f"{name} is not in wasmtime {BINDINGS_VERSION}'s C API"
+    problems = signature_mismatches(wasmpy_ffi.typeof(getattr(wasmpy_lib, name)),
+                                    (prototype.argtypes, prototype.restype), name)
+    assert not problems, "wasmpy's declaration differs from wasmtime's:\n" + "\n".join(problems)
+
+
+def test_signature_slips_are_caught():
+    """The signature comparison catches a wasmtime 49 declaration of the 50 callback."""
+    scratch = cffi.FFI()
+    scratch.cdef("typedef struct wasmtime_context wasmtime_context_t;"
+                 "typedef struct wasmtime_error wasmtime_error_t;"
+                 "typedef struct wasmtime_component_val wasmtime_component_val_t;"
+                 "typedef wasmtime_error_t *(*callback_t)(void *, wasmtime_context_t *,"
+                 " const wasmtime_component_val_t *, size_t, wasmtime_component_val_t *, size_t);")
+    prototype = bindings._wasmtime_component_linker_instance_add_func.argtypes[3]
+    assert signature_mismatches(scratch.typeof("callback_t"), (prototype._argtypes_, prototype._restype_),
+                                "callback") == ["callback: 6 parameters in wasmpy, 7 in wasmtime"]

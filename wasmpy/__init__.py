@@ -38,6 +38,7 @@ from ._tag import Tag
 from ._types import ExportType, FuncType, GlobalType, ImportType, MemoryType, TableType, TagType, ValType
 from ._values import Val
 from ._wasi import WasiConfig
+from .component import Component, Err, Ok
 
 WASMTIME_VERSION = "50.0.1"
 
@@ -54,6 +55,7 @@ __all__ = [
     "ImportType", "ExportType", "WasiConfig", "run", "ExitTrap", "wat2wasm", "install_import_hook",
     "configure_import_hook", "uninstall_import_hook", "hook_store", "WasmImportError", "WasmError",
     "CompileError", "LinkError", "Trap", "WasmException", "TrapCode", "Frame", "WASMTIME_VERSION",
+    "Component", "Ok", "Err",
 ]
 
 

@@ -226,6 +226,9 @@ def _plan(module: Module) -> _Plan:
 class Instance(Owner):
     """An instantiated module: ``Instance(module, imports, store).exports.gcd(27, 6)``.
 
+    Given a :class:`wasmpy.Component`, it instantiates the component instead (see
+    ``wasmpy.component.ComponentInstance`` for its imports and exports).
+
     ``imports`` is a mapping from module name to a namespace (a mapping, or any
     object with attributes: a Python module, another instance's ``exports``...),
     or a sequence of values in the module's import order. Values are
@@ -251,6 +254,17 @@ class Instance(Owner):
     A sequence of imports holds the values of the non-WASI imports only,
     which all come from the store's WASI.
     """
+
+    def __new__(cls, module: Any = None, *args: Any, **keywords: Any) -> "Instance":
+        # One way to instantiate: a wasmpy.Component makes a component instance (a subclass).
+        if cls is Instance and not isinstance(module, Module):
+            from .component._component import Component
+
+            if isinstance(module, Component):
+                from .component._instance import ComponentInstance
+
+                return object.__new__(ComponentInstance)
+        return object.__new__(cls)
 
     def __init__(self, module: Module, imports: Any = None, store: Optional[Store] = None) -> None:
         init_once(self, "_instance")

@@ -1,0 +1,633 @@
+"""Instances of components: imports from Python, exports as Python callables and namespaces.
+
+``wasmpy.Instance(component, imports, store)`` makes a :class:`ComponentInstance` (a subclass
+of :class:`wasmpy.Instance`). Imports go through a wasmtime component linker: each Python
+function becomes a host function whose C callback (``wasmpy_component_host_call``, an
+``extern "Python"`` of cffi) converts the arguments, calls it and converts its result back.
+"""
+
+from __future__ import annotations
+
+import threading
+import types
+from collections.abc import Mapping
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from .._checks import require_instance
+from .._errors import LinkError, Trap, WasmError, take_call_failure
+from .._ffi import ffi, lib
+from .._instance import Instance
+from .._ownership import Owner
+from .._signals import keep_trap_handlers_first
+from .._store import Store
+from ._component import Component
+from ._resources import Resource, reading_for
+from ._types import FuncType, HandleType, InterfaceType, ResourceType, ResultType
+from ._values import GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
+
+__all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
+
+_STACK_EXHAUSTED = 3
+# Whose interfaces wasmtime's WASI 0.2 implementation provides (wasmtime_component_linker_add_wasip2).
+_WASI_PREFIX = "wasi:"
+
+
+class _Pending(threading.local):
+    """The exception a Python import raised, on the thread whose call into wasm it ends: the
+    call that fails next on this thread raises it unchanged."""
+
+    exception: Optional[BaseException] = None
+
+
+_pending = _Pending()
+
+
+def _take_pending() -> Optional[BaseException]:
+    exception, _pending.exception = _pending.exception, None
+    return exception
+
+
+def _codecs(component: Component) -> Codecs:
+    """The codecs and generated classes of a component's types, shared by all its instances
+    (so that ``Point`` is one class however many times the component is instantiated)."""
+    codecs = component.__dict__.get("_codecs")
+    if codecs is None:
+        codecs = component.__dict__.setdefault("_codecs", Codecs())
+    return codecs
+
+
+def _refuse_unsupported(functype: FuncType, where: str) -> None:
+    unsupported = functype.unsupported()
+    if unsupported is not None:
+        raise NotImplementedError(f"{where} uses the WIT type {unsupported}: wasmpy does not support "
+                                  f"{unsupported.kind} values yet")
+
+
+class _HostFunction:
+    """A Python function imported by a component: what the C callback needs to call it."""
+
+    __slots__ = ("fn", "where", "params", "result", "top_level_result", "ok_is_plain", "lock")
+
+    def __init__(self, fn: Callable[..., Any], functype: FuncType, codecs: Codecs, where: str, lock: Any) -> None:
+        self.fn = fn
+        # The store's lock (its handle, not the Store: no cycle through the store's list of host
+        # functions), held again while Python runs, so that the store refuses to close under wasm.
+        self.lock = lock
+        self.where = where
+        self.params = [codecs.codec(typ) for _, typ in functype.params]
+        self.result = None if functype.result is None else codecs.codec(functype.result)
+        self.top_level_result = isinstance(functype.result, ResultType)
+        # Whether a returned Ok(...) or Err(...) can only be the result itself, not its ok value.
+        self.ok_is_plain = self.top_level_result and not isinstance(functype.result.ok, ResultType)  # type: ignore[union-attr]
+
+    def invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
+        with self.lock:
+            self._invoke(args, nargs, results, nresults)
+
+    def _invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
+        values = [codec.read(args + index) for index, codec in enumerate(self.params[:nargs])]
+        if self.top_level_result:  # returning is ok; raising wasmpy.Err(value) is err
+            try:
+                value: Any = self.fn(*values)
+            except Err as error:
+                value = error
+            else:
+                if not (isinstance(value, (Ok, Err)) and self.ok_is_plain):  # Ok(...)/Err(...) returned as such
+                    value = Ok(value)
+        else:
+            value = self.fn(*values)
+        if self.result is None:
+            if value is not None:
+                raise TypeError(f"{self.where} returns nothing in WIT, but the Python function returned "
+                                f"{type(value).__name__}")
+            return
+        prepared = self.result.prepare(value, f"the result of {self.where}")
+        if nresults:
+            self.result.write(prepared, results)
+
+
+_HOST_ERROR = b"wasmpy: a Python import raised an exception"
+
+
+def _host_call_failed(exception_type: Any, exception: Any, traceback: Any) -> Any:
+    """cffi's handler for an exception that escaped the callback itself: it must still trap."""
+    _pending.exception = exception
+    return lib.wasmtime_error_new(_HOST_ERROR)
+
+
+@ffi.def_extern(onerror=_host_call_failed)
+def wasmpy_component_host_call(data: Any, context: Any, functype: Any, args: Any, nargs: int, results: Any,
+                               nresults: int) -> Any:
+    try:
+        ffi.from_handle(data).invoke(args, nargs, results, nresults)
+    except BaseException as exception:  # noqa: B902 - every exception reaches the caller, KeyboardInterrupt too
+        _pending.exception = exception
+        return lib.wasmtime_error_new(_HOST_ERROR)
+    return ffi.NULL
+
+
+def _member(namespace: Any, wit_name: str) -> Any:
+    """``namespace``'s member for the WIT name ``wit_name`` (``get-name``), or its snake_case
+    (``get_name``), as a mapping key or an attribute; None if it has neither."""
+    for name in dict.fromkeys((wit_name, snake_case(wit_name))):
+        if isinstance(namespace, Mapping):
+            if name in namespace:
+                return namespace[name]
+        elif hasattr(namespace, name):
+            return getattr(namespace, name)
+    return None
+
+
+def _without_version(name: str) -> str:
+    return name.partition("@")[0]
+
+
+def _find_interface(imports: Any, name: str) -> Any:
+    """The namespace ``imports`` gives the interface ``name`` (with or without its @version)."""
+    if not isinstance(imports, Mapping):
+        return None
+    for key in dict.fromkeys((name, _without_version(name))):
+        if key in imports:
+            return imports[key]
+    return None
+
+
+class _Linker:
+    """A wasmtime component linker being filled with a component's imports."""
+
+    def __init__(self, component: Component, store: Store, codecs: Codecs) -> None:
+        self.component = component
+        self.store = store
+        self.codecs = codecs
+        self.ptr = ffi.gc(lib.wasmtime_component_linker_new(component.engine._ptr),
+                          lib.wasmtime_component_linker_delete)
+        self.handles: List[Any] = []  # the host functions' data, which must outlive every instance of the store
+
+    def define(self, imports: Any) -> None:
+        items = self.component.imports
+        if imports is not None and not isinstance(imports, Mapping):
+            raise TypeError("a component's imports are a mapping of WIT names (interfaces such as "
+                            f"'test:rich/host', world-level functions) to namespaces and functions, "
+                            f"not {type(imports).__name__}")
+        if any(name.startswith(_WASI_PREFIX) for name in items.interfaces):
+            # wasmtime aborts the process when a component's WASI imports run in a store without a
+            # WASI context: the store's own (its WasiConfig, or the safe default) is set first.
+            self.store._ensure_wasi()
+            self._check(lib.wasmtime_component_linker_add_wasip2(self.ptr), "cannot provide WASI")
+        for name, interface in items.interfaces.items():
+            resources = [typ for typ in interface.types.values() if isinstance(typ, ResourceType)]
+            if resources and not name.startswith(_WASI_PREFIX):
+                raise NotImplementedError(f"the import {name} has resource types ({', '.join(map(str, resources))}): "
+                                          "wasmpy does not support resources defined by Python yet")
+        root = lib.wasmtime_component_linker_root(self.ptr)
+        try:
+            for name, functype in items.functions.items():
+                fn = _member(imports or {}, name)
+                if fn is None:
+                    raise LinkError(f"missing import {name}: expected a Python function for WIT {functype}")
+                self._add_function(root, name, fn, functype, name)
+            for name, interface in items.interfaces.items():
+                if name.startswith(_WASI_PREFIX):
+                    continue
+                namespace = _find_interface(imports, name)
+                if namespace is None:
+                    raise LinkError(f"missing import {name}: expected a namespace (a dict, module or object) "
+                                    f"with its functions ({', '.join(interface.functions) or 'none'}) under "
+                                    f"{_without_version(name)!r}")
+                self._add_interface(root, name, interface, namespace)
+        finally:
+            lib.wasmtime_component_linker_instance_delete(root)
+
+    def _add_interface(self, parent: Any, name: str, interface: InterfaceType, namespace: Any) -> None:
+        encoded = name.encode()
+        out = ffi.new("wasmtime_component_linker_instance_t **")
+        self._check(lib.wasmtime_component_linker_instance_add_instance(parent, encoded, len(encoded), out),
+                    f"cannot define the import {name}")
+        try:
+            for function_name, functype in interface.functions.items():
+                fn = _member(namespace, function_name)
+                where = f"{name}#{function_name}"
+                if fn is None:
+                    raise LinkError(f"missing import {where}: the namespace given for {name} has no "
+                                    f"{function_name!r} or {snake_case(function_name)!r} (WIT {functype})")
+                self._add_function(out[0], function_name, fn, functype, where)
+            for nested_name, nested in interface.interfaces.items():
+                self._add_interface(out[0], nested_name, nested, _member(namespace, nested_name))
+        finally:
+            lib.wasmtime_component_linker_instance_delete(out[0])
+
+    def _add_function(self, linker_instance: Any, name: str, fn: Any, functype: FuncType, where: str) -> None:
+        if not callable(fn):
+            raise LinkError(f"import {where}: expected a Python function for WIT {functype}, "
+                            f"got {type(fn).__name__}")
+        _refuse_unsupported(functype, f"the import {where}")
+        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle))
+        self.handles.append(handle)
+        encoded = name.encode()
+        self._check(lib.wasmtime_component_linker_instance_add_func(
+            linker_instance, encoded, len(encoded), lib.wasmpy_component_host_call, handle, ffi.NULL),
+            f"cannot define the import {where}")
+
+    @staticmethod
+    def _check(error: Any, doing: str) -> None:
+        if error != ffi.NULL:
+            failure = take_call_failure(2, None, ffi.new("wasmtime_error_t **", error))
+            raise LinkError(f"{doing}: {failure.message if isinstance(failure, Trap) else failure}")
+
+
+class ComponentInstance(Instance):
+    """An instantiated component: ``Instance(component, imports, store)``.
+
+    ``imports`` maps WIT interface names (``"test:rich/host"``, with or without ``@version``) to
+    namespaces (a dict, module or any object) whose members are named in WIT (``get-name``) or
+    in snake_case (``get_name``); world-level function imports are given by name at the top of
+    the mapping. An exception a Python import raises reaches the Python caller unchanged.
+    ``store`` defaults to a new Store on the component's engine. WASI interfaces (``wasi:*``)
+    come from the store's WASI configuration (its safe default when it has none).
+    """
+
+    def __init__(self, component: Component, imports: Any = None, store: Optional[Store] = None) -> None:
+        if "_instance" in self.__dict__:
+            raise TypeError("Instance.__init__() cannot run again on an object that is already made: "
+                            "make a new Instance instead")
+        require_instance(component, Component, "component")
+        store = Store(component.engine) if store is None else require_instance(store, Store, "store")
+        if store.engine is not component.engine:
+            raise WasmError("the component and the store belong to different engines")
+        self.component = component
+        self.store = store
+        codecs = _codecs(component)
+        keep_trap_handlers_first()
+        instance = ffi.new("wasmtime_component_instance_t *")
+        with store._lock:
+            linker = _Linker(component, store, codecs)
+            linker.define(imports)
+            # Host functions' data lives as long as the store, which may still call them.
+            store.__dict__.setdefault("_component_host_functions", []).extend(linker.handles)
+            error = ffi.new("wasmtime_error_t **")
+            status = lib.wasmpy_component_instantiate(linker.ptr, store._context(), component._ptr, instance,
+                                                      store._handle.stack_needed, error)
+            if status:
+                raise _call_failure(store, status, error[0], "instantiating the component", instantiating=True)
+        self._instance = instance
+        # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
+        # so that dropping the last reference frees the store at once (as for modules).
+        self.exports = ComponentExports(_Live(store, instance, {}), component, codecs)
+
+    def __repr__(self) -> str:
+        return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
+
+
+def _call_failure(store: Store, status: int, error: Any, doing: str, instantiating: bool = False) -> BaseException:
+    """The exception for a failed call or instantiation: a Python import's own exception if one
+    caused it, a clear Trap when wasmtime refuses an instance that trapped before; instantiating,
+    a failure without wasm frames is a LinkError (imports) or a WasmError (resource limits...)."""
+    pending = _take_pending()
+    raised_by_signal = store._handle.take_pending()
+    if status == _STACK_EXHAUSTED:
+        return RecursionError("not enough native stack left to call into wasm safely (deep recursion "
+                              "between Python and wasm, or a thread with a small stack)")
+    failure = store._call_failure(pending or raised_by_signal, 2, ffi.NULL, error)
+    if isinstance(failure, Trap) and failure is not pending and failure is not raised_by_signal:
+        if "cannot enter component instance" in failure.message:
+            return Trap(f"{failure.message}: this component instance trapped (or a Python import raised) "
+                        "in an earlier call, and the component model forbids entering it again; make a new "
+                        "Instance of the component", failure.code, failure.frames)
+        if instantiating and type(failure) is Trap and not failure.frames:  # an error, not wasm trapping
+            if "import" in failure.message or "incompatible" in failure.message:
+                return LinkError(f"{doing}: {failure.message}")
+            return WasmError(f"{doing}: {failure.message}")
+    return failure
+
+
+class ComponentFunc(Owner):
+    """An exported function of a component instance: call it with Python values.
+
+    Its WIT type is :attr:`type` (``str()`` reads like WIT). A function returning a
+    ``result<T, E>`` returns the ``T``, or raises :class:`wasmpy.Err` whose ``.value`` is the
+    ``E``. A trap raises :class:`wasmpy.Trap`; after one the component instance refuses every
+    later call (the component model's rule), with a Trap that says so.
+    """
+
+    def __init__(self, live: "_Live", func: Any, functype: FuncType, codecs: Codecs) -> None:
+        self._store = live.store  # keeps the store, and so the function, alive
+        self._func = func
+        self.type = functype
+        self.__name__ = snake_case(functype.name)
+        self.__doc__ = f"WIT {functype}"
+        self._params = [(f"argument {name!r} of {functype.name}", codecs.codec(typ)) for name, typ in functype.params]
+        self._names = [snake_case(name) for name, _ in functype.params]
+        self._result = None if functype.result is None else codecs.codec(functype.result)
+        self._top_level_result = isinstance(functype.result, ResultType)
+        self._classes = live.classes
+        # Resources passed where WIT takes ownership move into wasm: closed once the call is made.
+        self._moves = [index for index, (_, typ) in enumerate(functype.params)
+                       if isinstance(typ, HandleType) and typ.owned]
+        self._borrows = any(isinstance(typ, HandleType) and not typ.owned for _, typ in functype.params)
+        self._result_count = 0 if self._result is None else 1
+        # Reused by every call: calls into a store are serialised by its lock, and a nested call (from
+        # a Python import) is done with both before the outer call's wasmtime_component_func_call
+        # returns and writes them. Arguments are not: an outer call's are freed after the nested one.
+        self._results = ffi.NULL if self._result is None else ffi.new("wasmtime_component_val_t *")
+        self._error = ffi.new("wasmtime_error_t **")
+
+    def __call__(self, *args: Any, **keywords: Any) -> Any:
+        params = self._params
+        if keywords:
+            args = self._bind(args, keywords)
+        if len(args) != len(params):
+            raise TypeError(f"{self.type.name}() takes {len(params)} argument{'s' * (len(params) != 1)} "
+                            f"({self.type.signature()}), got {len(args)}")
+        if self._moves or self._borrows:  # resources are checked against this instance's classes
+            with reading_for(self._classes):
+                prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
+        else:
+            prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
+        store = self._store
+        handle = store._handle
+        count = len(prepared)
+        results, error = self._results, self._error
+        with handle:
+            if handle.closed:
+                raise WasmError("the store is closed")
+            if count:
+                c_args = ffi.new("wasmtime_component_val_t[]", count)
+                try:
+                    for index, ((_, codec), value) in enumerate(zip(params, prepared)):
+                        codec.write(value, c_args + index)
+                    status = lib.wasmpy_component_call(self._func, store._ctx, c_args, count, results,
+                                                       self._result_count, handle.stack_needed, error)
+                finally:
+                    lib.wasmpy_component_vals_delete(c_args, count)
+            else:
+                status = lib.wasmpy_component_call(self._func, store._ctx, ffi.NULL, 0, results, self._result_count,
+                                                   handle.stack_needed, error)
+            if self._moves and status != _STACK_EXHAUSTED:
+                for index in self._moves:
+                    prepared[index]._forget()
+            if store._wasi_ready:
+                handle.flush_output()
+            if status:
+                raise _call_failure(store, status, error[0], f"calling {self.type.name}")
+            if _pending.exception is not None:  # raised by an import and handled by wasm: not a failure
+                _pending.exception = None
+            if self._result is None:
+                return None
+            try:
+                with reading_for(self._classes):
+                    value = self._result.read(results)
+            finally:
+                lib.wasmpy_component_vals_delete(results, 1)
+        if self._top_level_result:
+            if isinstance(value, Err):
+                raise value
+            return value.value
+        return value
+
+    def _bind(self, args: Tuple[Any, ...], keywords: Dict[str, Any]) -> Tuple[Any, ...]:
+        bound = list(args)
+        for name in self._names[len(args):]:
+            if name not in keywords:
+                raise TypeError(f"{self.type.name}() missing argument {name!r} ({self.type.signature()})")
+            bound.append(keywords.pop(name))
+        if keywords:
+            raise TypeError(f"{self.type.name}() got unexpected keyword argument {next(iter(keywords))!r} "
+                            f"({self.type.signature()})")
+        return tuple(bound)
+
+    def __repr__(self) -> str:
+        return f"<wasmpy component function {self.type}>"
+
+
+class _Live(NamedTuple):
+    """A component instance as its exports need it: its store, its wasmtime instance, and the
+    classes of the resources it exports (by ResourceType; filled by ComponentExports)."""
+
+    store: Store
+    instance: Any  # wasmtime_component_instance_t *
+    classes: Dict[ResourceType, type]
+
+
+def _export_func(live: _Live, parent_index: Any, name: str, functype: FuncType,
+                 codecs: Codecs, where: str) -> ComponentFunc:
+    _refuse_unsupported(functype, f"the export {where}")
+    store = live.store
+    encoded = name.encode()
+    with store._lock:
+        index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), parent_index,
+                                                                 encoded, len(encoded))
+        if index == ffi.NULL:
+            raise KeyError(where)
+        try:
+            func = ffi.new("wasmtime_component_func_t *")
+            if not lib.wasmtime_component_instance_get_func(live.instance, store._context(), index, func):
+                raise KeyError(where)
+        finally:
+            lib.wasmtime_component_export_index_delete(index)
+    return ComponentFunc(live, func, functype, codecs)
+
+
+def _interface_function(live: _Live, interface: InterfaceType, name: str, codecs: Codecs) -> ComponentFunc:
+    """The export ``name`` of the exported interface ``interface``."""
+    store = live.store
+    encoded = interface.name.encode()
+    with store._lock:
+        index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), ffi.NULL,
+                                                                 encoded, len(encoded))
+    if index == ffi.NULL:
+        raise KeyError(interface.name)
+    parent = ffi.gc(index, lib.wasmtime_component_export_index_delete)
+    return _export_func(live, parent, name, interface.functions[name], codecs, f"{interface.name}#{name}")
+
+
+def _resource_class(live: _Live, resource: ResourceType, functions: Mapping[str, FuncType],
+                    lookup: Callable[[str], ComponentFunc], module: str) -> type:
+    """The class of an exported resource for one instance: its constructor, methods and static
+    functions (among ``functions``, found with ``lookup`` on first use)."""
+    name = resource.name or "resource"
+    resolved: Dict[str, ComponentFunc] = {}
+
+    def function(wit_name: str) -> ComponentFunc:
+        found = resolved.get(wit_name)
+        if found is None:
+            found = resolved[wit_name] = lookup(wit_name)
+        return found
+
+    namespace: Dict[str, Any] = {"__doc__": f"WIT resource {name} (of {module})", "__module__": module,
+                                 "_resource_type": resource, "_store": live.store}
+    for wit_name, functype in functions.items():
+        if wit_name == f"[constructor]{name}":
+            def __init__(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> None:
+                self._take_handle_of(function(_wit)(*args, **keywords))
+            __init__.__doc__ = f"WIT {functype}"
+            namespace["__init__"] = __init__
+        elif wit_name.startswith(f"[method]{name}."):
+            def method(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> Any:
+                return function(_wit)(self, *args, **keywords)
+            method.__name__ = snake_case(wit_name.partition(".")[2])
+            method.__doc__ = f"WIT {functype}"
+            namespace[method.__name__] = method
+        elif wit_name.startswith(f"[static]{name}."):
+            def static(*args: Any, _wit: str = wit_name, **keywords: Any) -> Any:
+                return function(_wit)(*args, **keywords)
+            static.__name__ = snake_case(wit_name.partition(".")[2])
+            static.__doc__ = f"WIT {functype}"
+            namespace[static.__name__] = staticmethod(static)
+    if "__init__" not in namespace:
+        def no_constructor(self: Resource, *args: Any, **keywords: Any) -> None:
+            raise TypeError(f"WIT resource {name} has no constructor: its objects come from the component")
+        namespace["__init__"] = no_constructor
+    return type(camel_case(name), (Resource,), namespace)
+
+
+class InterfaceExports(types.ModuleType):
+    """An exported interface (``ns:pkg/name@version``): its functions as attributes (snake_case)
+    and items (WIT names), and its generated types (``Point``, ``Shape_Circle``, ``Color``).
+    ``help()`` shows them with their WIT signatures."""
+
+    def __init__(self, live: _Live, interface: InterfaceType, codecs: Codecs) -> None:
+        super().__init__(interface.name, f"WIT {interface}")
+        store = live.store
+        encoded = interface.name.encode()
+        with store._lock:
+            index = lib.wasmtime_component_instance_get_export_index(live.instance, store._context(), ffi.NULL,
+                                                                     encoded, len(encoded))
+        if index == ffi.NULL:
+            raise KeyError(interface.name)
+        parent = ffi.gc(index, lib.wasmtime_component_export_index_delete)
+        functions: Dict[str, ComponentFunc] = {}
+        for name, functype in interface.functions.items():
+            try:
+                functions[name] = _export_func(live, parent, name, functype, codecs, f"{interface.name}#{name}")
+            except NotImplementedError as refusal:
+                functions[name] = _Refused(str(refusal), functype)  # type: ignore[assignment]
+        object.__setattr__(self, "_functions", functions)
+        for name, func in functions.items():
+            if not name.startswith("["):  # [constructor]r, [method]r.m, [static]r.f: on the resource's class
+                setattr(self, snake_case(name), func)
+        for typ in interface.types.values():
+            if isinstance(typ, ResourceType) and typ in live.classes:
+                setattr(self, camel_case(typ.name or "resource"), live.classes[typ])
+        for typ in interface.types.values():
+            for class_name, cls in codecs.python_types(typ).items():
+                if isinstance(cls, type) and cls.__module__ == GENERATED_MODULE:
+                    cls.__module__ = interface.name  # where help() and reprs place it (and lists it)
+                setattr(self, class_name, cls)
+
+    def __getitem__(self, name: str) -> "ComponentFunc":
+        return self._functions[name]  # type: ignore[no-any-return]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._functions)
+
+    def __len__(self) -> int:
+        return len(self._functions)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._functions
+
+    def __repr__(self) -> str:
+        return f"<wasmpy interface {self.__name__}: {', '.join(self._functions) or '(no functions)'}>"
+
+
+class _Refused:
+    """An export wasmpy cannot call yet (it uses future, stream or error-context): calling it
+    raises NotImplementedError naming the type."""
+
+    def __init__(self, reason: str, functype: FuncType) -> None:
+        self.reason = reason
+        self.type = functype
+
+    def __call__(self, *args: Any, **keywords: Any) -> Any:
+        raise NotImplementedError(self.reason)
+
+    def __repr__(self) -> str:
+        return f"<wasmpy component function {self.type} (not supported: {self.reason})>"
+
+
+class ComponentExports(Mapping):
+    """A component instance's exports: world-level functions under their WIT names (items) and in
+    snake_case (attributes); exported interfaces under their full name (``test:rich/api@0.1.0``),
+    without the version, and as their last segment in snake_case (``exports.api``)."""
+
+    def __init__(self, live: _Live, component: Component, codecs: Codecs) -> None:
+        items = component.exports
+        self._live = live
+        self._codecs = codecs
+        self._types = items
+        self._aliases: Dict[str, str] = {}
+        for name in items.functions:
+            self._aliases[snake_case(name)] = name
+        for name in items.interfaces:
+            self._aliases[_without_version(name)] = name
+            self._aliases[snake_case(_without_version(name).rpartition("/")[2].rpartition(":")[2])] = name
+        self._made: Dict[str, Any] = {}
+        # Resource classes first: any function's results may hold handles of any of them.
+        for typ in items.types.values():
+            if isinstance(typ, ResourceType):
+                live.classes[typ] = _resource_class(
+                    live, typ, items.functions,
+                    lambda name: _export_func(live, ffi.NULL, name, items.functions[name], codecs, name),
+                    "wasmpy.component")
+        for interface in items.interfaces.values():
+            for typ in interface.types.values():
+                if isinstance(typ, ResourceType):
+                    live.classes[typ] = _resource_class(
+                        live, typ, interface.functions,
+                        lambda wit_name, _i=interface: _interface_function(live, _i, wit_name, codecs),  # type: ignore[misc]
+                        interface.name)
+        for typ in items.types.values():
+            for class_name, cls in codecs.python_types(typ).items():
+                self._made.setdefault(class_name, cls)
+
+    def _load(self, name: str) -> Any:
+        made = self._made.get(name) or self._resource(name)
+        if made is not None:
+            return made
+        items = self._types
+        if name in items.functions:
+            try:
+                made = _export_func(self._live, ffi.NULL, name, items.functions[name], self._codecs, name)
+            except NotImplementedError as refusal:
+                raise NotImplementedError(str(refusal)) from None
+        elif name in items.interfaces:
+            made = InterfaceExports(self._live, items.interfaces[name], self._codecs)
+        else:
+            raise KeyError(name)
+        self._made[name] = made
+        return made
+
+    def __getitem__(self, name: str) -> Any:
+        return self._load(self._aliases.get(name, name))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the component has no export named {name!r}; its exports are: "
+                                 f"{', '.join(self) or '(none)'}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._types.functions, *self._types.interfaces])
+
+    def _resource(self, name: str) -> Optional[type]:
+        for typ, cls in self._live.classes.items():
+            if typ.interface is None and cls.__name__ == name:
+                return cls
+        return None
+
+    def __len__(self) -> int:
+        return len(self._types.functions) + len(self._types.interfaces)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._types.functions or name in self._types.interfaces
+                                          or name in self._aliases)
+
+    def __dir__(self) -> List[str]:
+        return sorted(set(self._aliases) | set(dir(type(self))))
+
+    def __repr__(self) -> str:
+        return f"<wasmpy component exports: {', '.join(self)}>"
+
