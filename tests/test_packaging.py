@@ -180,8 +180,11 @@ def test_child_interpreters_import_the_wasmpy_under_test(how, run_isolated, tmp_
 def test_the_metadata_names_both_licenses():
     """The wheel bundles the wasmtime C library, whose licence (Apache-2.0 WITH LLVM-exception)
     must travel with it (tools/build_wheel.sh checks that both files are in the wheel and sdist)."""
-    from importlib.metadata import distribution
+    from importlib.metadata import PackageNotFoundError, distribution
 
-    metadata = distribution("wasmpy").metadata
+    try:
+        metadata = distribution("wasmpy").metadata
+    except PackageNotFoundError:
+        pytest.skip("wasmpy is imported from a checkout that is not installed: no metadata to read")
     assert metadata["License-Expression"] == "Apache-2.0 AND (Apache-2.0 WITH LLVM-exception)"
     assert sorted(metadata.get_all("License-File")) == ["LICENSE", "licenses/wasmtime-LICENSE"]
