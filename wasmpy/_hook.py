@@ -418,7 +418,10 @@ def _component_attributes(compiled: Component, instance: Any) -> Dict[str, Any]:
         attributes.setdefault(_interface_attribute(interface), exports[interface])
     codecs = _codecs(compiled)
     for typ in items.types.values():
-        names = [camel_case(typ.name or "resource")] if isinstance(typ, ResourceType) else list(codecs.python_types(typ))
+        if isinstance(typ, ResourceType):
+            names = [camel_case(typ.name or "resource")]
+        else:
+            names = list(codecs.python_types(typ))
         for class_name in names:
             attributes.setdefault(class_name, exports[class_name])
     return {name: value for name, value in attributes.items() if not _is_dunder(name)}
@@ -436,9 +439,11 @@ def _describe_component(path: str, name: str, compiled: Component, origins: Dict
     lines = [f"WebAssembly component {os.path.basename(path)}", "", "Exports (WIT), as attributes of this module:"]
     lines += [f"    {typ.definition() if hasattr(typ, 'definition') else typ};" for typ in exports.types.values()]
     for function, functype in exports.functions.items():
-        lines.append(f"    {functype};" + ("" if snake_case(function) == function else f"  // {name}.{snake_case(function)}"))
+        attribute = snake_case(function)
+        lines.append(f"    {functype};" + ("" if attribute == function else f"  // {name}.{attribute}"))
     for interface_name, interface in exports.interfaces.items():
-        lines.append(_indented(str(interface).replace("{", f"{{  // {name}.{_interface_attribute(interface_name)}", 1)))
+        attribute = _interface_attribute(interface_name)
+        lines.append(_indented(str(interface).replace("{", f"{{  // {name}.{attribute}", 1)))
     if len(lines) == 3:
         lines.append("    (none)")
     if imports.functions or imports.interfaces or imports.types:
