@@ -581,7 +581,8 @@ def _source_proof(status: os.stat_result, source: bytes) -> Dict[str, Any]:
 
 
 def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str]:
-    """Fills the import hook's cache for ``path`` (as ``wasmpy compile`` does); returns the cache file.
+    """Fills the import hook's cache for ``path``, a module's or a component's (whichever the
+    file holds; ``wasmpy compile`` does this for modules); returns the cache file.
 
     It writes where the hook looks (see :func:`cache_path`), even while the hook's
     cache is turned off, as ``py_compile`` writes a ``.pyc`` whatever
