@@ -56,16 +56,21 @@ def child_json(proc: subprocess.CompletedProcess) -> Any:
 
 
 def count_compiles() -> list:
-    """In a child: a list that gets an item for each module wasmpy compiles from now on (it
-    compiles only in ``Module.__init__``, which this wraps)."""
+    """In a child: a list that gets an item for each module or component wasmpy compiles from now
+    on (it compiles only in ``Module.__init__`` and ``Component.__init__``, which this wraps): the
+    item is the class's name."""
     compiled: list = []
-    compile_module = wasmpy.Module.__init__
 
-    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
-        compiled.append(1)
-        compile_module(self, *args, **kwargs)
+    def counting(cls: type) -> None:
+        compile_it = cls.__init__
 
-    wasmpy.Module.__init__ = counting  # type: ignore[method-assign]
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            compiled.append(cls.__name__)
+            compile_it(self, *args, **kwargs)
+        cls.__init__ = init  # type: ignore[method-assign]
+
+    counting(wasmpy.Module)
+    counting(wasmpy.Component)
     return compiled
 
 

@@ -6,6 +6,10 @@ path hook that knows one more kind of file, so search order, packages,
 Python's own files win: in one directory, ``name.py`` (or an extension
 module) is imported rather than ``name.wasm``, and ``name.wasm`` rather than
 ``name.wat``.
+
+A file may hold a core module or a component (told by the binary's layer field, or by WAT text
+that starts with ``(component``): see :class:`WasmLoader` for what each becomes, and
+:func:`configure_import_hook` for where their imports come from.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ import pkgutil
 import stat
 import sys
 import threading
+from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union
 
 from ._checks import require_instance
 from ._engine import Engine, compiled_code_key
@@ -37,9 +42,13 @@ from ._table import Table
 from ._tag import Tag
 from ._types import ImportType
 from ._wasi import WASI_MODULE, WasiConfig
+from .component._component import Component, is_component, text_is_component
+from .component._instance import _codecs, _member, _Refused, _without_version
+from .component._types import ResourceType
+from .component._values import camel_case, snake_case
 
 __all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "compile_to_cache",
-           "WasmImportError", "hook_store"]
+           "WasmImportError", "hook_store", "component_import_module", "WORLD_IMPORTS_MODULE"]
 
 WASM_SUFFIXES = [".wasm", ".wat"]
 # The cache's sidecar (``<artifact>.meta``): this magic line, then JSON saying what proves the
@@ -68,11 +77,19 @@ _store_lock = threading.Lock()
 _wasi: Optional[WasiConfig] = None
 _cache_enabled = True
 _cache_dir: Optional[str] = None
+_component_imports: Dict[str, Any] = {}
+
+# Where a component's world-level function imports (``import log: func(...)`` in its world) come
+# from, as core modules' imports of the namespace "env" do (see component_import_module).
+WORLD_IMPORTS_MODULE = "env"
+# The interfaces wasmtime's WASI 0.2 gives a component (from its store's WASI configuration).
+_WASI_INTERFACES = "wasi:"
 
 
 def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UNCHANGED,
                           cache: Union[bool, _Unchanged] = _UNCHANGED,
-                          cache_dir: Union[str, "os.PathLike[str]", None, _Unchanged] = _UNCHANGED) -> None:
+                          cache_dir: Union[str, "os.PathLike[str]", None, _Unchanged] = _UNCHANGED,
+                          component_imports: Union[Mapping, None, _Unchanged] = _UNCHANGED) -> None:
     """Sets how the import hook loads modules; each setting given changes, the others stay.
 
     ``wasi`` is what modules that import WASI (``wasi_snapshot_preview1``) get.
@@ -98,9 +115,20 @@ def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UN
     directories others can write to, use a ``cache_dir`` only you can write
     to, or ``cache=False``.
 
+    ``component_imports`` gives components what they import, instead of the Python modules the
+    hook would import for them: a mapping, as ``wasmpy.Instance(component, imports)`` takes,
+    of WIT interface names (``"test:rich/host"``, with or without ``@version``) to namespaces
+    (a dict, module or object whose members are named in WIT or snake_case), and of world-level
+    function names to functions. It applies to every component the hook loads; what it does not
+    name comes from Python modules: interface ``ns:pkg/iface@version`` from the module
+    ``ns_pkg.iface`` (see :func:`component_import_module`), world-level functions from the
+    module ``env`` (``WORLD_IMPORTS_MODULE``). WASI interfaces (``wasi:*``) always come from
+    the component's store, with the ``wasi`` setting above (or its safe default).
+    ``component_imports=None`` clears it. The mapping is copied.
+
     Call this before the import: modules already imported keep what they got.
     """
-    global _wasi, _cache_enabled, _cache_dir
+    global _wasi, _cache_enabled, _cache_dir, _component_imports
     # Every argument is checked before any setting changes.
     if wasi is not _UNCHANGED and wasi is not None:
         require_instance(wasi, WasiConfig, "wasi")
@@ -111,12 +139,21 @@ def configure_import_hook(*, wasi: Union[Optional[WasiConfig], _Unchanged] = _UN
             raise TypeError(f"cache_dir must be a str or os.PathLike[str] path, or None, "
                             f"not {type(cache_dir).__name__}")
         cache_dir = os.path.abspath(os.fspath(cache_dir))  # what it means now, whatever the cwd later
+    if component_imports is not _UNCHANGED and component_imports is not None:
+        if not isinstance(component_imports, Mapping):
+            raise TypeError(f"component_imports must be a mapping of WIT names to namespaces and functions, "
+                            f"or None, not {type(component_imports).__name__}")
+        for key in component_imports:
+            if not isinstance(key, str):
+                raise TypeError(f"component_imports' keys are WIT names (str), not {type(key).__name__}")
     if wasi is not _UNCHANGED:
         _wasi = wasi
     if cache is not _UNCHANGED:
         _cache_enabled = cache
     if cache_dir is not _UNCHANGED:
         _cache_dir = cache_dir
+    if component_imports is not _UNCHANGED:
+        _component_imports = dict(component_imports or {})
 
 
 def hook_store() -> Store:
@@ -147,13 +184,19 @@ def _is_dunder(name: str) -> bool:
 
 
 class WasmLoader(importlib.abc.FileLoader):
-    """Loads a WebAssembly module file as a Python module whose attributes are its exports.
+    """Loads a WebAssembly module or component file as a Python module whose attributes are its exports.
 
     The instance is ``module.__wasm_instance__``; each export is also a module
     attribute, except exports named like Python's special names (beginning and
     ending with ``__``, such as ``__name__``, ``__spec__`` or ``__getattr__``),
     which would break the module: those are reachable only as
     ``module.__wasm_instance__.exports["__name__"]``.
+
+    A component's attributes are its world-level functions (in snake_case, and under their
+    WIT name too where that is an identifier), its exported interfaces as namespaces under
+    their last segment in snake_case (``test:rich/api@0.1.0`` is ``module.api``; the full names
+    are keys of ``module.__wasm_instance__.exports``) and its world-level generated types.
+    The module's docstring (``help(module)``) lists its exports and imports in WIT.
     """
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Optional[ModuleType]:
@@ -161,7 +204,10 @@ class WasmLoader(importlib.abc.FileLoader):
 
     def exec_module(self, module: ModuleType) -> None:
         name = module.__name__
-        compiled = _compile(self.path, Engine.default(), name)
+        compiled = _compile(self.path, Engine.default(), name, kind=None)
+        if isinstance(compiled, Component):
+            self._exec_component(module, compiled)
+            return
         imports_wasi = any(i.module == WASI_MODULE for i in compiled.imports)
         wanted = [i for i in compiled.imports if i.module != WASI_MODULE]  # those Python gives
         namespaces = {i.module: _import_namespace(i.module, compiled, name) for i in wanted}
@@ -188,6 +234,23 @@ class WasmLoader(importlib.abc.FileLoader):
         for export, item in instance.exports.items():
             if not _is_dunder(export):
                 setattr(module, export, item)
+
+    def _exec_component(self, module: ModuleType, compiled: Component) -> None:
+        name = module.__name__
+        imports, origins = _component_imports_of(name, compiled)
+        if any(interface.startswith(_WASI_INTERFACES) for interface in compiled.imports.interfaces):
+            store = Store(compiled.engine, wasi=_wasi if _wasi is not None else WasiConfig(argv=[name]))
+        else:
+            store = Store(compiled.engine)
+        instance = Instance(compiled, imports, store)
+        module.__wasm_instance__ = instance
+        module.__cached__ = cache_path(self.path, compiled.engine, component=True) if _cache_enabled else None
+        if module.__spec__ is not None:
+            module.__spec__.cached = module.__cached__
+        attributes = _component_attributes(compiled, instance)
+        for attribute, value in attributes.items():
+            setattr(module, attribute, value)
+        module.__doc__ = _describe_component(self.path, name, compiled, origins)
 
     def get_source(self, fullname: str) -> Optional[str]:
         return None
@@ -261,6 +324,141 @@ def _store_for(name: str, wanted: List[ImportType], values: List[Any], imports_w
     return Store(Engine.default())
 
 
+def component_import_module(interface: str) -> str:
+    """The Python module the import hook imports a component's interface from, when
+    ``configure_import_hook(component_imports=...)`` does not give it: ``ns:pkg/iface`` (with or
+    without ``@version``) comes from ``ns_pkg.iface`` (a module ``iface`` in the package
+    ``ns_pkg``, its names in snake_case: ``my-org:http-tools/fetch-api`` is
+    ``my_org_http_tools.fetch_api``); an interface named without a package (``import foo:
+    interface {...}`` in a world) from the module ``foo``."""
+    package, slash, last = _without_version(interface).rpartition("/")
+    if not slash:
+        return snake_case(last)
+    return f"{snake_case(package.replace(':', '-'))}.{snake_case(last)}"
+
+
+def _given(name: str, snake: bool) -> Any:
+    """What ``configure_import_hook(component_imports=...)`` gives the import ``name``, if anything."""
+    for key in dict.fromkeys((name, _without_version(name), snake_case(name) if snake else name)):
+        if key in _component_imports:
+            return _component_imports[key]
+    return _MISSING
+
+
+_GIVEN_BY_CONFIGURATION = "configure_import_hook(component_imports=...)"
+
+
+def _component_imports_of(importer: str, compiled: Component) -> Tuple[Dict[str, Any], Dict[str, str]]:
+    """What component ``importer`` imports, as ``Instance`` takes it, and where each import came
+    from (for its docstring): configure_import_hook's ``component_imports``, else the Python
+    modules named by :func:`component_import_module` and ``WORLD_IMPORTS_MODULE``."""
+    items = compiled.imports
+    imports: Dict[str, Any] = {}
+    origins: Dict[str, str] = {}
+    world_module: Any = None
+    for function, functype in items.functions.items():
+        value = _given(function, snake=True)
+        if value is not _MISSING:
+            imports[function], origins[function] = value, _GIVEN_BY_CONFIGURATION
+            continue
+        if world_module is None:
+            wanted = ", ".join(f"{f} (WIT {t})" for f, t in items.functions.items()
+                               if _given(f, snake=True) is _MISSING)
+            world_module = _component_namespace(WORLD_IMPORTS_MODULE, importer, f"the functions {wanted}")
+        value = _member(world_module, function)
+        if value is None:
+            raise LinkError(f"missing import {function}: {importer} imports the function {function} (WIT {functype}), "
+                            f"but module {WORLD_IMPORTS_MODULE!r} has no attribute {snake_case(function)!r}")
+        imports[function], origins[function] = value, f"module {WORLD_IMPORTS_MODULE}"
+    for interface_name, interface in items.interfaces.items():
+        if interface_name.startswith(_WASI_INTERFACES):
+            origins[interface_name] = "the store's WASI"
+            continue
+        value = _given(interface_name, snake=False)
+        if value is not _MISSING:
+            imports[interface_name], origins[interface_name] = value, _GIVEN_BY_CONFIGURATION
+            continue
+        module_name = component_import_module(interface_name)
+        namespace = _component_namespace(module_name, importer, f"the interface {interface_name}")
+        for function, functype in interface.functions.items():
+            if _member(namespace, function) is None:
+                raise LinkError(f"missing import {interface_name}#{function}: {importer} imports it (WIT {functype}), "
+                                f"but module {module_name!r} has no attribute {snake_case(function)!r}")
+        imports[interface_name], origins[interface_name] = namespace, f"module {module_name}"
+    return imports, origins
+
+
+def _component_namespace(module_name: str, importer: str, wanted: str) -> Any:
+    """The Python module ``module_name``, imported for ``importer``'s imports ``wanted``."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is None or not (module_name == error.name or module_name.startswith(error.name + ".")):
+            raise  # something else is missing, inside a module that does exist
+        raise LinkError(f"{importer} imports {wanted}, but there is no Python module named {module_name!r} to "
+                        f"give it (the import hook's rule), and configure_import_hook(component_imports=...) "
+                        f"gives none") from None
+
+
+def _component_attributes(compiled: Component, instance: Any) -> Dict[str, Any]:
+    """A hook-loaded component's module attributes: world-level functions (snake_case, and the WIT
+    name where that is an identifier), interfaces under their last segment, generated types."""
+    items = compiled.exports
+    exports = instance.exports
+    attributes: Dict[str, Any] = {}
+    for function, functype in items.functions.items():
+        try:
+            value = exports[function]
+        except NotImplementedError as refusal:  # future, stream...: refused when called, as in interfaces
+            value = _Refused(str(refusal), functype)
+        for attribute in dict.fromkeys((snake_case(function), function)):
+            if attribute.isidentifier():
+                attributes.setdefault(attribute, value)
+    for interface in items.interfaces:
+        attributes.setdefault(_interface_attribute(interface), exports[interface])
+    codecs = _codecs(compiled)
+    for typ in items.types.values():
+        if isinstance(typ, ResourceType):
+            names = [camel_case(typ.name or "resource")]
+        else:
+            names = list(codecs.python_types(typ))
+        for class_name in names:
+            attributes.setdefault(class_name, exports[class_name])
+    return {name: value for name, value in attributes.items() if not _is_dunder(name)}
+
+
+def _interface_attribute(interface: str) -> str:
+    """An exported interface's attribute: its last segment in snake_case (``api``)."""
+    return snake_case(_without_version(interface).rpartition("/")[2].rpartition(":")[2])
+
+
+def _describe_component(path: str, name: str, compiled: Component, origins: Dict[str, str]) -> str:
+    """The docstring of a hook-loaded component: its exports and imports in WIT, with the Python
+    names of the exports and where each import came from (as ``// comments``)."""
+    exports, imports = compiled.exports, compiled.imports
+    lines = [f"WebAssembly component {os.path.basename(path)}", "", "Exports (WIT), as attributes of this module:"]
+    lines += [f"    {typ.definition() if hasattr(typ, 'definition') else typ};" for typ in exports.types.values()]
+    for function, functype in exports.functions.items():
+        attribute = snake_case(function)
+        lines.append(f"    {functype};" + ("" if attribute == function else f"  // {name}.{attribute}"))
+    for interface_name, interface in exports.interfaces.items():
+        attribute = _interface_attribute(interface_name)
+        lines.append(_indented(str(interface).replace("{", f"{{  // {name}.{attribute}", 1)))
+    if len(lines) == 3:
+        lines.append("    (none)")
+    if imports.functions or imports.interfaces or imports.types:
+        lines += ["", "Imports (WIT), and where they come from:"]
+        lines += [f"    {typ.definition() if hasattr(typ, 'definition') else typ};" for typ in imports.types.values()]
+        lines += [f"    {functype};  // from {origins[function]}" for function, functype in imports.functions.items()]
+        for interface_name, interface in imports.interfaces.items():
+            lines.append(_indented(str(interface).replace("{", f"{{  // from {origins[interface_name]}", 1)))
+    return "\n".join(lines)
+
+
+def _indented(text: str) -> str:
+    return "    " + text.replace("\n", "\n    ")
+
+
 def _describe(path: str, compiled: Module) -> str:
     lines = [f"WebAssembly module {os.path.basename(path)}", "", "Exports:"]
     lines += [f"    {export.name}: {export.type}" for export in compiled.exports] or ["    (none)"]
@@ -273,9 +471,10 @@ def _describe(path: str, compiled: Module) -> str:
 #
 # The cache holds native code that wasmtime runs without checking it further, so it is trusted as
 # a .pyc is: whoever can write it can run code in this process. Each entry is two files: the
-# artifact (Module.serialize's output, which wasmtime maps rather than wasmpy reading it) and a
-# sidecar (<artifact>.meta) recording the source's size, mtime and digest, the engine key, the
-# wasmtime version and the artifact's inode, size and mtime; these guard against accidents (a stale
+# artifact (Module.serialize's or Component.serialize's output, which wasmtime maps rather than
+# wasmpy reading it; a component's named <source>.<tag>.component.cwasm) and a sidecar
+# (<artifact>.meta) recording the source's size, mtime and digest, the engine key, the wasmtime
+# version, the kind of code and the artifact's inode, size and mtime; these guard against accidents (a stale
 # source, an artifact replaced, truncated or written into since), not attacks. The artifact is not
 # hashed on load, so damage that keeps its size and mtime (a failing disk) goes unnoticed, as for a
 # .pyc. Its files are opened as CPython opens .pyc files, so that nothing planted at a cache path
@@ -287,14 +486,22 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
-def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] = None) -> Module:
+Compiled = Union[Module, Component]
+# What the sidecar calls each kind of compiled code; a module's sidecar says nothing (as before
+# components), which means a module.
+_KINDS: Dict[type, str] = {Module: "module", Component: "component"}
+
+
+def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] = None,
+             kind: Optional[Type[Compiled]] = Module) -> Compiled:
     """Compiles ``path``, or loads it from the cache; writes the cache unless told not to.
 
     ``write_cache`` defaults to whether the cache is on and ``not sys.dont_write_bytecode``;
     with the cache off (``configure_import_hook(cache=False)``) nothing is read from it either.
+    ``kind`` is Module or Component, or None for what the file holds.
     """
     try:
-        return load_cached(path, engine, write_cache)
+        return _load_cached(path, engine, write_cache, kind)
     except CompileError as error:
         raise WasmImportError(f"cannot import {name}: {error}", name=name, path=path) from None
 
@@ -307,21 +514,30 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
     A warm load reads the sidecar (a few hundred bytes) and maps the artifact; the source is
     read and hashed only when its size or mtime differ from the sidecar's.
     """
+    compiled = _load_cached(path, engine, write_cache, Module)
+    assert isinstance(compiled, Module)
+    return compiled
+
+
+def _load_cached(path: str, engine: Engine, write_cache: Optional[bool], kind: Optional[Type[Compiled]]) -> Compiled:
+    """:func:`load_cached` for a module or a component (``kind``; None: what the file holds)."""
     if write_cache is None:
         write_cache = _cache_enabled and not sys.dont_write_bytecode
     with open(path, "rb") as file:
         status = os.fstat(file.fileno())
-        cache = cache_path(path, engine)
+        if kind is None:
+            kind = Component if _holds_component(file) else Module
+        cache = cache_path(path, engine, component=kind is Component)
         source: Optional[bytes] = None
         if _cache_enabled:
-            cached, source = _read_cache(cache, file, status, engine, write_cache)
+            cached, source = _read_cache(cache, file, status, engine, write_cache, kind)
             if cached is not None:
                 cached._wasm_source = SourceFile.of(path, status)
                 return cached
         if source is None:
             source = file.read()
     try:
-        compiled = Module(source, engine) if source.startswith(b"\0asm") else Module(
+        compiled = kind(source, engine) if source.startswith(b"\0asm") else kind(
             source.decode("utf-8", "replace"), engine)
     except CompileError as error:
         raise error_in_file(error, path) from None
@@ -329,6 +545,31 @@ def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -
         _write_cache(cache, _source_proof(status, source), compiled, status.st_mode)
     compiled._wasm_source = SourceFile.of(path, status)
     return compiled
+
+
+_SNIFF_SIZE = 4096
+
+
+def _holds_component(file: Any) -> bool:
+    """Whether the open file holds a component (else a core module), from its first bytes: a
+    binary's layer field, or the first token of WAT text after its comments (read on as far as
+    they go); the file is left at its start."""
+    head = b""
+    size = _SNIFF_SIZE
+    try:
+        while True:
+            chunk = file.read(size)
+            head += chunk
+            if head.startswith(b"\0asm") or len(head) < 4 and chunk and b"\0asm".startswith(head):
+                if len(head) >= 8 or not chunk:
+                    return is_component(head[:8])
+            else:
+                verdict = text_is_component(head.decode("utf-8", "replace"), complete=not chunk)
+                if verdict is not None:
+                    return verdict
+            size *= 2  # a long leading comment is read in O(its length)
+    finally:
+        file.seek(0)
 
 
 def _source_proof(status: os.stat_result, source: bytes) -> Dict[str, Any]:
@@ -340,7 +581,8 @@ def _source_proof(status: os.stat_result, source: bytes) -> Dict[str, Any]:
 
 
 def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str]:
-    """Fills the import hook's cache for ``path`` (as ``wasmpy compile`` does); returns the cache file.
+    """Fills the import hook's cache for ``path``, a module's or a component's (whichever the
+    file holds; ``wasmpy compile`` does this for modules); returns the cache file.
 
     It writes where the hook looks (see :func:`cache_path`), even while the hook's
     cache is turned off, as ``py_compile`` writes a ``.pyc`` whatever
@@ -348,19 +590,21 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
     (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
-    _compile(path, engine, os.path.splitext(os.path.basename(path))[0], write_cache=True)  # compiles if stale
-    cache = cache_path(path, engine)
+    name = os.path.splitext(os.path.basename(path))[0]
+    compiled = _compile(path, engine, name, write_cache=True, kind=None)  # compiles if stale
+    cache = cache_path(path, engine, component=isinstance(compiled, Component))
     return cache if os.path.exists(cache) else None
 
 
-def cache_path(source_path: str, engine: Engine) -> str:
-    """Where the compiled code of ``source_path`` is cached.
+def cache_path(source_path: str, engine: Engine, component: bool = False) -> str:
+    """Where the compiled code of ``source_path`` is cached (of the component it holds, if
+    ``component``: a module's and a component's code have names of their own, never mixed).
 
     Under ``configure_import_hook(cache_dir=...)``, else under ``sys.pycache_prefix``,
     the source's directory is mirrored; otherwise it is ``__pycache__`` beside the source.
     """
     head, tail = os.path.split(os.path.abspath(source_path))
-    filename = f"{tail}.{_cache_tag(engine)}.cwasm"
+    filename = f"{tail}.{_cache_tag(engine)}.{'component.' if component else ''}cwasm"
     prefix = _cache_dir or sys.pycache_prefix
     if prefix:
         return os.path.join(prefix, os.path.splitdrive(head)[1].lstrip(os.sep), filename)
@@ -422,16 +666,18 @@ def _artifact_identity(status: os.stat_result) -> Dict[str, int]:
             "artifact_mtime_ns": status.st_mtime_ns}
 
 
-def _read_cache(cache: str, file: Any, status: os.stat_result, engine: Engine,
-                refresh: bool) -> Tuple[Optional[Module], Optional[bytes]]:
-    """The cached module for the source open as ``file`` (of status ``status``), or None when the
-    cache is absent, stale, foreign or damaged; and the source if it had to be read (else None).
+def _read_cache(cache: str, file: Any, status: os.stat_result, engine: Engine, refresh: bool,
+                kind: Type[Compiled]) -> Tuple[Optional[Compiled], Optional[bytes]]:
+    """The cached module or component (``kind``) for the source open as ``file`` (of status
+    ``status``), or None when the cache is absent, stale, foreign, of the other kind or damaged;
+    and the source if it had to be read (else None).
     With ``refresh``, a sidecar whose source size or mtime were out of date but whose digest
     matched is rewritten, so that the next import does not read the source again."""
     from . import WASMTIME_VERSION
 
     record = _read_sidecar(cache + ".meta")
-    if record is None or record.get("engine") != _cache_tag(engine) or record.get("wasmtime") != WASMTIME_VERSION:
+    if (record is None or record.get("engine") != _cache_tag(engine) or record.get("wasmtime") != WASMTIME_VERSION
+            or record.get("kind", "module") != _KINDS[kind]):
         return None, None
     source = None
     if (record.get("source_size"), record.get("source_mtime_ns")) != (status.st_size, status.st_mtime_ns):
@@ -446,14 +692,14 @@ def _read_cache(cache: str, file: Any, status: os.stat_result, engine: Engine,
         if any(record.get(key) != value for key, value in _artifact_identity(artifact_status).items()):
             return None, source  # replaced or written to since: rebuild
         try:
-            module = Module._from_descriptor(fd, cache, engine)
+            compiled = kind._from_descriptor(fd, cache, engine)
         except WasmError:
             return None, source  # made by another wasmtime, or damaged in its layout: rebuild
     finally:
         os.close(fd)
     if source is not None and refresh:
-        _write_sidecar(cache, _source_proof(status, source), engine, artifact_status, status.st_mode)
-    return module, source
+        _write_sidecar(cache, _source_proof(status, source), engine, artifact_status, status.st_mode, kind)
+    return compiled, source
 
 
 def _write_atomically(path: str, data: bytes, mode: int) -> Optional[os.stat_result]:
@@ -484,7 +730,7 @@ def _write_atomically(path: str, data: bytes, mode: int) -> Optional[os.stat_res
         return None
 
 
-def _write_cache(cache: str, source_proof: Dict[str, Any], compiled: Module, source_mode: int) -> None:
+def _write_cache(cache: str, source_proof: Dict[str, Any], compiled: Compiled, source_mode: int) -> None:
     """Writes the artifact (what Module.serialize gives: wasmtime's own format, mapped when
     loaded), then its sidecar, each atomically; their mode is the source's, made writable by the
     owner, less the umask. A reader that finds the new artifact with the old sidecar (between the
@@ -495,16 +741,19 @@ def _write_cache(cache: str, source_proof: Dict[str, Any], compiled: Module, sou
         return
     artifact = _write_atomically(cache, compiled.serialize(), (source_mode | 0o200) & 0o666)
     if artifact is not None:
-        _write_sidecar(cache, source_proof, compiled.engine, artifact, source_mode)
+        _write_sidecar(cache, source_proof, compiled.engine, artifact, source_mode, type(compiled))
 
 
 def _write_sidecar(cache: str, source_proof: Dict[str, Any], engine: Engine, artifact: os.stat_result,
-                   source_mode: int) -> None:
-    """Writes what proves the artifact at ``cache`` (of status ``artifact``) current, atomically."""
+                   source_mode: int, kind: Type[Compiled]) -> None:
+    """Writes what proves the artifact at ``cache`` (of status ``artifact``, a ``kind``'s compiled
+    code) current, atomically."""
     from . import WASMTIME_VERSION
 
     record = {"engine": _cache_tag(engine), "wasmtime": WASMTIME_VERSION, **source_proof,
               **_artifact_identity(artifact)}
+    if kind is not Module:  # a module's sidecar says nothing of its kind, as before components
+        record["kind"] = _KINDS[kind]
     _write_atomically(cache + ".meta", _SIDECAR_MAGIC + json.dumps(record).encode(), (source_mode | 0o200) & 0o666)
 
 

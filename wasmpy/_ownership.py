@@ -38,7 +38,7 @@ class Owner:
 
     def __reduce_ex__(self, protocol: Any) -> NoReturn:
         raise TypeError(f"{type(self).__name__} objects cannot be pickled: they live in one process's "
-                        f"wasmtime store; send the Module (or the wasm bytes) and the arguments instead")
+                        f"wasmtime store; send the Module or Component (or the wasm bytes) and the arguments instead")
 
 
 class Immutable:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Any, Optional, Union
+import stat
+from typing import Any, Optional, Tuple, Union
 
-from .._engine import COMPILE_STACK_NEEDED, Engine
+from .._checks import require_instance
+from .._engine import COMPILE_STACK_NEEDED, Engine, compiled_code_key
 from .._errors import CompileError, WasmError, check
 from .._ffi import ffi, lib
-from .._module import (_TRAILER_MAGIC, _TRAILER_SIZE, _ELF_HEADER_SIZE, _as_bytes, _check_status, _engine,
-                       _looks_like_path, _split_serialized, error_in_file, wat2wasm)
+from .._module import (_TRAILER_MAGIC, _TRAILER_SIZE, _ELF_HEADER_SIZE, SourceFile, _as_bytes, _check_status,
+                       _engine, _looks_like_path, _split_serialized, error_in_file, wat2wasm)
 from .._ownership import Immutable, init_once
 from ._types import ComponentItems, component_items
 
@@ -24,23 +26,52 @@ def is_component(source: Union[bytes, bytearray, memoryview, str]) -> bool:
     """Whether ``source`` (wasm bytes, or WAT text) is a component rather than a core module:
     its binary header's layer field is 1, or its text starts with ``(component``."""
     if isinstance(source, str):
-        return _strip_wat_prefix(source).startswith("(component")
+        return bool(text_is_component(source, complete=True))
     return bytes(memoryview(source)[:8]) == _COMPONENT_PREAMBLE
 
 
-def _strip_wat_prefix(text: str) -> str:
-    """WAT text without its leading blanks and comments."""
+def text_is_component(text: str, complete: bool) -> Optional[bool]:
+    """Whether the WAT ``text`` is a component (its first token after blanks and comments is
+    ``(component``); None when ``text`` is the beginning of a file (not ``complete``) too short
+    to tell, so that the import hook can decide from a file's first bytes."""
+    at = 0
     while True:
-        text = text.lstrip()
-        if text.startswith(";;"):
-            text = text.partition("\n")[2]
-        elif text.startswith("(;"):
-            end = text.find(";)")
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        if text.startswith(";;", at):
+            end = text.find("\n", at)
             if end < 0:
-                return text
-            text = text[end + 2:]
+                return False if complete else None
+            at = end + 1
+        elif text.startswith("(;", at):
+            end = _block_comment_end(text, at)
+            if end < 0:
+                return False if complete else None
+            at = end
         else:
-            return text
+            rest = text[at:at + len("(component") + 1]
+            if not complete and len(rest) <= len("(component"):
+                return None if "(component".startswith(rest) else False
+            return rest.startswith("(component") and (len(rest) == len("(component") or not _is_idchar(rest[-1]))
+
+
+def _block_comment_end(text: str, start: int) -> int:
+    """Where the block comment at ``start`` ends (after its ``;)``): they nest; -1 if it does not."""
+    depth, at = 0, start
+    while at < len(text):
+        if text.startswith("(;", at):
+            depth, at = depth + 1, at + 2
+        elif text.startswith(";)", at):
+            depth, at = depth - 1, at + 2
+            if depth == 0:
+                return at
+        else:
+            at += 1
+    return -1
+
+
+def _is_idchar(char: str) -> bool:
+    return char.isalnum() or char in "!#$%&'*+-./:<=>?@\\^_`|~"
 
 
 class Component(Immutable):
@@ -50,6 +81,12 @@ class Component(Immutable):
     starting with ``(component``). :attr:`imports` and :attr:`exports` describe it in WIT
     terms. A malformed or invalid component raises :class:`wasmpy.CompileError`. Components
     never change once made: copies are the component itself.
+
+    Components pickle as :class:`wasmpy.Module` does: to their compiled code, the key it is
+    valid for (wasmtime version, engine settings, CPU) and the component's binary. Unpickling
+    loads the compiled code when the key matches this process's engine of those settings, and
+    compiles the binary otherwise; one made by :meth:`from_file` or the import hook reads its
+    file again when pickled (if unchanged). Unpickle only data you trust as you trust a program.
     """
 
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
@@ -68,6 +105,7 @@ class Component(Immutable):
                                    f"Component.from_file({os.fsdecode(binary).strip()!r})") from None
             raise
         self._set_ptr(out[0], engine)
+        self._wasm_source = binary
 
     @staticmethod
     def _binary(source: Any) -> bytes:
@@ -89,6 +127,7 @@ class Component(Immutable):
         self.engine = engine
         self._ptr = ffi.gc(ptr, lib.wasmtime_component_delete)
         self._items: Optional[tuple] = None
+        self._wasm_source: Union[bytes, SourceFile, None] = None  # for pickling: see the class docstring
 
     def _described(self) -> tuple:
         if self._items is None:
@@ -111,11 +150,14 @@ class Component(Immutable):
         """Compiles a component's ``.wasm`` (binary) or ``.wat`` (text) file; a CompileError's
         message begins with the file."""
         with open(path, "rb") as file:
+            status = os.fstat(file.fileno())
             data = file.read()
         try:
-            return cls(data if data.startswith(b"\0asm") else data.decode("utf-8", "surrogateescape"), engine)
+            component = cls(data if data.startswith(b"\0asm") else data.decode("utf-8", "surrogateescape"), engine)
         except CompileError as error:
             raise error_in_file(error, os.fspath(path)) from None
+        component._wasm_source = SourceFile.of(os.fspath(path), status)
+        return component
 
     def serialize(self) -> bytes:
         """The compiled machine code, for :meth:`deserialize` with an engine of the same settings:
@@ -147,9 +189,75 @@ class Component(Immutable):
                                                   out, error)
         _check_status(status, error, "load a serialized component", WasmError,
                       "cannot load the serialized component: ")
+        return cls._loaded(out[0], engine)
+
+    @classmethod
+    def deserialize_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Component":
+        """Loads a component's compiled code from a file by mapping it into memory, not reading it
+        (as :meth:`wasmpy.Module.deserialize_file`; only the file's layout is checked, not the
+        checksum): load only files you trust as you trust a program, and replace the file rather
+        than write into it while the component lives."""
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
+        path = os.fspath(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            raise WasmError(f"cannot load the serialized component {path}: {error.strerror}") from None
+        try:
+            return cls._from_descriptor(fd, path, _engine(engine))
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def _from_descriptor(cls, fd: int, path: str, engine: Engine) -> "Component":
+        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path`` in
+        messages: wasmtime maps the file checked here, whatever is renamed over the path meanwhile."""
+        status_of_file = os.fstat(fd)
+        if not stat.S_ISREG(status_of_file.st_mode):
+            raise WasmError(f"cannot load the serialized component {path}: not a regular file")
+        size = status_of_file.st_size
+        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
+        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
+        _split_serialized(path, size, head, tail)
+        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        out = ffi.new("wasmtime_component_t **")
+        error = ffi.new("wasmtime_error_t **")
+        status = lib.wasmpy_component_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
+                                                       out, error)
+        _check_status(status, error, "load a serialized component", WasmError,
+                      f"cannot load the serialized component {path}: ")
+        return cls._loaded(out[0], engine)
+
+    @classmethod
+    def _loaded(cls, ptr: Any, engine: Engine) -> "Component":
         component = cls.__new__(cls)
-        component._set_ptr(out[0], engine)
+        component._set_ptr(ptr, engine)
         return component
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        source = self._wasm_source
+        wasm = source.wasm() if isinstance(source, SourceFile) else source
+        return (Component._unpickle, (self.engine, compiled_code_key(self.engine), self.serialize(), wasm))
+
+    @classmethod
+    def _unpickle(cls, engine: Engine, key: str, compiled: bytes, wasm: Optional[bytes]) -> "Component":
+        """A pickled component in this process: its compiled code if it was compiled for this
+        process's engine of its settings and this CPU, else compiled again from its binary."""
+        engine = require_instance(engine, Engine, "engine")
+        if key == compiled_code_key(engine):
+            try:
+                component = cls.deserialize(compiled, engine)
+            except WasmError:
+                if wasm is None:
+                    raise
+            else:
+                component._wasm_source = wasm
+                return component
+        if wasm is None:
+            raise WasmError("the pickled component was compiled for another wasmtime version, engine settings "
+                            "or CPU, and carries no binary to compile again (it was loaded from compiled code)")
+        return cls(wasm, engine)
 
     def __repr__(self) -> str:
         imports, exports = self.imports, self.exports

@@ -529,6 +529,8 @@ class InterfaceExports(types.ModuleType):
     def __repr__(self) -> str:
         return f"<wasmpy interface {self.__name__}: {', '.join(self._functions) or '(no functions)'}>"
 
+    __reduce_ex__ = Owner.__reduce_ex__  # its functions live in one process's store
+
 
 class _Refused:
     """An export wasmpy cannot call yet (it uses future, stream or error-context): calling it
@@ -630,4 +632,6 @@ class ComponentExports(Mapping):
 
     def __repr__(self) -> str:
         return f"<wasmpy component exports: {', '.join(self)}>"
+
+    __reduce_ex__ = Owner.__reduce_ex__  # they live in one process's store
 
