@@ -10,7 +10,7 @@ Shipping: for a module of a few megabytes (``import_cache.generate_wat``), the t
 against the time a fresh process takes to unpickle it (which loads its compiled code), and the
 pickle's size.
 
-    python -m benchmarks.parallel [--rounds 100] [--repeats 3] [--workers N] [--functions 4000]
+    python -m benchmarks.parallel [--rounds 300] [--repeats 3] [--workers N] [--functions 4000]
 """
 
 from __future__ import annotations
@@ -126,7 +126,9 @@ def shipping(functions: int, repeats: int) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=100, help="passes over each chunk (the work per call)")
+    # 300 rounds: each call hashes 19 MiB, tens of milliseconds, so that a Dask task's own cost (about
+    # a millisecond) and a process pool's are small beside it, as they are for work worth sending away.
+    parser.add_argument("--rounds", type=int, default=300, help="passes over each chunk (the work per call)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--functions", type=int, default=4000, help="functions in the shipped module")
