@@ -11,6 +11,7 @@ tests/wasi (see test_wasi.py).
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -457,6 +458,16 @@ def test_compile_compiles_once_and_not_again_when_current(tmp_path):
     path.write_text(CACHED_WAT)
     result = count_compiles(tmp_path, ["compile", path], ["compile", path], then_import="once_gcd")
     assert result == {"counts": [1, 0, 0], "statuses": [0, 0]}
+
+
+def test_compile_fills_the_cache_of_a_component_too(tmp_path):
+    """A component (told by its header) gets the hook's component cache; importing it then compiles nothing."""
+    shutil.copy(Path(__file__).resolve().parent / "components" / "rich.wasm", tmp_path / "compiled_rich.wasm")
+    path = tmp_path / "compiled_rich.wasm"
+    result = count_compiles(tmp_path, ["compile", path], ["compile", path])
+    assert result == {"counts": [1, 0], "statuses": [0, 0]}
+    assert Path(_hook.cache_path(str(path), wasmpy.Engine.default(), component=True)).is_file()
+    assert not Path(_hook.cache_path(str(path), wasmpy.Engine.default())).exists()
 
 
 def test_run_reads_and_fills_the_hooks_cache(tmp_path):

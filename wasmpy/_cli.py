@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 from ._engine import Engine
 from ._errors import ExitTrap, Trap, WasmError
 from ._func import Func
-from ._hook import cache_path, configure_import_hook, load_cached
+from ._hook import compile_to_cache, configure_import_hook, load_cached
 from ._instance import Instance
 from ._module import Module
 from ._run import program_name
@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("file", metavar="FILE", help="a .wasm or .wat file")
 
     compile_ = commands.add_parser("compile", help="fill the import hook's compiled-code cache",
-                                   description="Compiles each FILE into the __pycache__ the import hook reads.")
+                                   description="Compiles each FILE (a module or a component) into the __pycache__ the import hook reads.")
     compile_.add_argument("--no-interrupt", action="store_true",
                           help="compile for `wasmpy run --no-interrupt` (Engine's epoch_interruption=False)")
     _cache_option(compile_)
@@ -321,9 +321,12 @@ def _inspect(options: argparse.Namespace) -> int:
 def _compile(options: argparse.Namespace) -> int:
     engine = _engine(options)
     for path in options.files:
-        _load_cached(path, engine, write_cache=True)  # compiles only when the cache is not current
-        cache = cache_path(path, engine)
-        print(f"{path} -> {cache}" if os.path.isfile(cache) and os.path.isfile(cache + ".meta")
+        _check_file(path)
+        try:
+            cache = compile_to_cache(path, engine)  # a module's or a component's; only when not current
+        except OSError as error:
+            raise CommandError(f"{path}: {error.strerror or error}") from None
+        print(f"{path} -> {cache}" if cache is not None and os.path.isfile(cache + ".meta")
               else f"{path}: compiled, but its cache directory is not writable")
     return 0
 
