@@ -391,6 +391,36 @@ def test_an_unknown_cranelift_flag_is_an_error_where_wasmtime_aborts():
     assert result["wasmpy"] == 10, result
 
 
+def test_a_cranelift_flag_name_that_only_looks_allowed_is_refused_not_an_abort():
+    """A str subclass whose hash and == match an allowed name passed the allow-list, and its own
+    text ("no_such_setting") reached wasmtime, which aborted the process; names are checked, and
+    passed on, as the str they hold (a StrEnum still works)."""
+    proc = run_python("""
+        import enum, json
+        from wasmpy import Engine
+
+        class LooksAllowed(str):
+            def __hash__(self):
+                return hash("enable_verifier")
+
+            def __eq__(self, other):
+                return True
+
+        try:
+            Engine(cranelift_flags={LooksAllowed("no_such_setting"): True})
+            refused = None
+        except ValueError as error:
+            refused = str(error)
+        Verifier = enum.StrEnum("Verifier", {"ON": "enable_verifier"})
+        engine = Engine(cranelift_flags={Verifier.ON: False})
+        print(json.dumps({"refused": refused, "flags": dict(engine.config["cranelift_flags"]),
+                          "type": type(next(iter(engine.config["cranelift_flags"]))).__name__}))
+        """, timeout=120)
+    result = child_json(proc)
+    assert "unknown or unsupported Cranelift setting 'no_such_setting'" in result["refused"], result
+    assert result["flags"] == {"enable_verifier": False} and result["type"] == "str", result
+
+
 def test_cranelift_flags_are_kept_read_only_and_in_name_order():
     engine = Engine(cranelift_flags={"regalloc_checker": True, "enable_verifier": True})
     assert list(engine.config["cranelift_flags"]) == ["enable_verifier", "regalloc_checker"]

@@ -371,6 +371,9 @@ def _checked_cranelift_flags(flags: Any) -> Dict[str, Any]:
     for flag, setting in flags.items():
         if not isinstance(flag, str):
             raise TypeError(f"cranelift_flags: setting names are strings, not {flag!r}")
+        # The text it holds, as an exact str: a subclass's own __hash__ and __eq__ could match an
+        # allowed name while its text, which wasmtime gets, is one wasmtime aborts on.
+        flag = str.__str__(flag)
         allowed = _CRANELIFT_FLAGS.get(flag)
         if allowed is None:
             raise ValueError(f"cranelift_flags: unknown or unsupported Cranelift setting {flag!r}; wasmpy passes "
