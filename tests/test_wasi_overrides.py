@@ -544,3 +544,28 @@ def test_a_failed_instantiation_leaves_no_wasi_function_of_a_store_without_wasi(
         print(json.dumps({{"outcomes": outcomes}}))
         """, timeout=120)
     assert child_json(proc)["outcomes"] == ["OSError", "LinkError"]
+
+
+def test_an_engine_subclass_equal_to_another_engine_gets_its_own_wasi_linker():
+    """The engines' WASI linkers were found by the engine's hash and ==: an Engine subclass equal
+    to the default engine got that engine's linker, and wasmtime aborted the process ("cannot use
+    a store with a different engine than a linker was created with")."""
+    proc = run_python(f"""
+        import json, wasmpy
+
+        class EqualToAll(wasmpy.Engine):
+            def __hash__(self):
+                return hash(wasmpy.Engine.default())
+
+            def __eq__(self, other):
+                return True
+
+        wat = '''(module (import "{WASI_MODULE}" "sched_yield" (func $y (result i32)))
+                         (memory (export "memory") 1)
+                         (func (export "run") (result i32) call $y))'''
+        results = [wasmpy.Instance(wasmpy.Module(wat)).exports.run()]  # the default engine's linker
+        engine = EqualToAll(memory_may_move=True)
+        results.append(wasmpy.Instance(wasmpy.Module(wat, engine), store=wasmpy.Store(engine)).exports.run())
+        print(json.dumps({{"results": results}}))
+        """, timeout=120)
+    assert child_json(proc) == {"results": [0, 0]}

@@ -6,7 +6,7 @@ import dataclasses
 import difflib
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union, cast
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 from ._checks import require_instance
 from ._engine import Engine
@@ -164,18 +164,21 @@ def _check_wasi_overrides(overrides: Any, imports: List[ImportType]) -> None:
 
 # Per engine, a linker holding WASI's functions (definitions, not yet of any store): defining them
 # takes about 0.1 ms, more than instantiating a small program. Linkers are only read once made.
-_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Any]" = weakref.WeakKeyDictionary()
+# Each is kept with the engine pointer it was made for: an Engine subclass's __hash__ and __eq__
+# could find another engine's, and wasmtime aborts on a store of another engine than the linker's.
+_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Tuple[Any, Any]]" = weakref.WeakKeyDictionary()
 # The type of each WASI function, asked of wasmtime once (the same in every engine).
 _WASI_TYPES: Dict[str, FuncType] = {}
 
 
 def _wasi_linker(engine: Engine) -> Any:
-    linker = _WASI_LINKERS.get(engine)
-    if linker is None:
-        linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
-        check(lib.wasmtime_linker_define_wasi(linker))
-        linker = _WASI_LINKERS.setdefault(engine, linker)  # a thread that made one first wins
-    return linker
+    kept = _WASI_LINKERS.get(engine)
+    if kept is not None and kept[0] is engine._ptr:
+        return kept[1]
+    linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
+    check(lib.wasmtime_linker_define_wasi(linker))
+    kept = _WASI_LINKERS.setdefault(engine, (engine._ptr, linker))  # a thread that made one first wins
+    return kept[1] if kept[0] is engine._ptr else linker
 
 
 def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[Extern]]) -> None:
