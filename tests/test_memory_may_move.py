@@ -370,3 +370,30 @@ def test_a_stores_engine_cannot_be_replaced(use):
         """, timeout=120)
     assert child_json(proc) == {"replaced": "refused", "engine": True,
                                 "outcome": "BufferError" if use == "view_then_grow" else 0}
+
+
+def test_an_engines_config_cannot_be_replaced():
+    """Engine.config was a plain attribute, from which a Memory learns whether it may move: an
+    engine whose config was replaced by one saying memory_may_move=False made views that did not
+    pin their store, left pointing at freed memory when the memory moved (SIGSEGV)."""
+    proc = run_python("""
+        import json, wasmpy
+        moving = wasmpy.Engine(memory_may_move=True, memory_reservation=65536, memory_guard_size=0,
+                               memory_reservation_for_growth=0)
+        try:
+            moving.config = dict(moving.config, memory_may_move=False)
+            replaced = "replaced"
+        except AttributeError:
+            replaced = "refused"
+        memory = wasmpy.Memory(wasmpy.Store(moving), wasmpy.MemoryType(1, 100))
+        view = memoryview(memory)
+        try:
+            memory.grow(50)
+            outcome = None
+        except BufferError:
+            outcome = "BufferError"
+        view[len(view) - 1] = 1
+        view.release()
+        print(json.dumps({"replaced": replaced, "may_move": moving.config["memory_may_move"], "outcome": outcome}))
+        """, timeout=120)
+    assert child_json(proc) == {"replaced": "refused", "may_move": True, "outcome": "BufferError"}

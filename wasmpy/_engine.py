@@ -600,7 +600,7 @@ class Engine(Immutable):
             _reserve_pool(resolved)
         engine = _new_engine(resolved)
         self._ptr = _ticker.add(engine) if resolved["epoch_interruption"] else ffi.gc(engine, lib.wasm_engine_delete)
-        self.config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
+        self._config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
         self._gc_bridge_module: Any = None  # see _values._bridge_call
         self._host_signatures: Dict[Any, Any] = {}  # see _func._host_signature
         # The native stack a call into wasm may need: the checks in csrc/stack.h refuse calls without it.
@@ -615,6 +615,11 @@ class Engine(Immutable):
                 if cls._default is None:
                     cls._default = cls()
         return cls._default
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The engine's settings, read-only: what its stores and memories do is worked out from them."""
+        return self._config
 
     @property
     def interruptible(self) -> bool:
