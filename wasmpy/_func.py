@@ -46,10 +46,10 @@ class Func(Caller, Owner):
     name: str
 
     def __setattr__(self, name: str, value: Any) -> None:
-        # The slots are set once, in C: calls are made for the type the function was bound with,
-        # and Python's path sizes the buffers of wasmtime's unchecked calls from ``type``.
-        if name in Func.__slots__:
-            raise AttributeError(f"cannot set {name!r}: a Func's attributes do not change")
+        # Set once, in C: calls are made for the type and store the function was bound with, and
+        # Python's path sizes the buffers of wasmtime's unchecked calls from ``type``.
+        if name in ("_store", "_calls", "type"):
+            raise AttributeError(f"cannot set {name!r}: a Func's type and store do not change")
         object.__setattr__(self, name, value)
 
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
