@@ -484,3 +484,38 @@ def test_options_that_leave_compiled_code_alone_keep_the_key(tmp_path):
     source = str(tmp_path / "module.wasm")
     for options in ({"cache": tmp_path / "cache"}, {"profiler": "none"}, {"parallel_compilation": False}):
         assert cache_path(source, Engine(**options)) == cache_path(source, Engine()), options
+
+
+def test_sizes_given_as_int_subclasses_are_checked_as_the_numbers_they_hold():
+    """An int subclass whose comparisons lie passed the range checks and wasmtime's own rules
+    (max_wasm_stack at most async_stack_size), and wasmtime aborted the process on the engine;
+    sizes are taken as the exact ints they hold."""
+    proc = run_python("""
+        import json
+        from wasmpy import Engine
+
+        class Liar(int):
+            def __le__(self, other):
+                return True
+
+            def __ge__(self, other):
+                return True
+
+            def __lt__(self, other):
+                return False
+
+            def __gt__(self, other):
+                return False
+
+        refused = []
+        for options in ({"max_wasm_stack": Liar(2**40)}, {"memory_guard_size": Liar(2**62)},
+                        {"instance_pool": Liar(2**40)}):
+            try:
+                Engine(**options)
+            except ValueError as error:
+                refused.append(str(error).split(" must ")[0])
+        engine = Engine(max_wasm_stack=Liar(1 << 20))
+        print(json.dumps({"refused": refused, "type": type(engine.config["max_wasm_stack"]).__name__}))
+        """, timeout=120)
+    assert child_json(proc) == {"refused": ["Engine option max_wasm_stack", "Engine option memory_guard_size",
+                                            "Engine option instance_pool"], "type": "int"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import platform
 import tempfile
@@ -168,8 +169,14 @@ def _normalized(config: Dict[str, Any]) -> Dict[str, Any]:
     """``config`` with the options whose values could change after the engine is made, or mean
     different things later, fixed: cache as an absolute path, cranelift_flags as a read-only
     mapping in name order (so that ``Engine.config``, and the import hook's key made of it, are
-    the same for the same flags)."""
+    the same for the same flags), and sizes as exact ints."""
     normalized = dict(config)
+    for name in (*_SIZES, "instance_pool"):
+        value = normalized.get(name)
+        # As the exact int it holds: an int subclass's own comparisons and arithmetic could pass
+        # the range checks with a size wasmtime aborts on.
+        if isinstance(value, int) and not isinstance(value, bool):
+            normalized[name] = operator.index(value)
     if "cache" in normalized:
         normalized["cache"] = _cache_directory(normalized["cache"])
     if "cranelift_flags" in normalized:
