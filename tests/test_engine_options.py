@@ -391,6 +391,36 @@ def test_an_unknown_cranelift_flag_is_an_error_where_wasmtime_aborts():
     assert result["wasmpy"] == 10, result
 
 
+def test_a_cranelift_flag_name_that_only_looks_allowed_is_refused_not_an_abort():
+    """A str subclass whose hash and == match an allowed name passed the allow-list, and its own
+    text ("no_such_setting") reached wasmtime, which aborted the process; names are checked, and
+    passed on, as the str they hold (a StrEnum still works)."""
+    proc = run_python("""
+        import enum, json
+        from wasmpy import Engine
+
+        class LooksAllowed(str):
+            def __hash__(self):
+                return hash("enable_verifier")
+
+            def __eq__(self, other):
+                return True
+
+        try:
+            Engine(cranelift_flags={LooksAllowed("no_such_setting"): True})
+            refused = None
+        except ValueError as error:
+            refused = str(error)
+        Verifier = enum.StrEnum("Verifier", {"ON": "enable_verifier"})
+        engine = Engine(cranelift_flags={Verifier.ON: False})
+        print(json.dumps({"refused": refused, "flags": dict(engine.config["cranelift_flags"]),
+                          "type": type(next(iter(engine.config["cranelift_flags"]))).__name__}))
+        """, timeout=120)
+    result = child_json(proc)
+    assert "unknown or unsupported Cranelift setting 'no_such_setting'" in result["refused"], result
+    assert result["flags"] == {"enable_verifier": False} and result["type"] == "str", result
+
+
 def test_cranelift_flags_are_kept_read_only_and_in_name_order():
     engine = Engine(cranelift_flags={"regalloc_checker": True, "enable_verifier": True})
     assert list(engine.config["cranelift_flags"]) == ["enable_verifier", "regalloc_checker"]
@@ -454,3 +484,38 @@ def test_options_that_leave_compiled_code_alone_keep_the_key(tmp_path):
     source = str(tmp_path / "module.wasm")
     for options in ({"cache": tmp_path / "cache"}, {"profiler": "none"}, {"parallel_compilation": False}):
         assert cache_path(source, Engine(**options)) == cache_path(source, Engine()), options
+
+
+def test_sizes_given_as_int_subclasses_are_checked_as_the_numbers_they_hold():
+    """An int subclass whose comparisons lie passed the range checks and wasmtime's own rules
+    (max_wasm_stack at most async_stack_size), and wasmtime aborted the process on the engine;
+    sizes are taken as the exact ints they hold."""
+    proc = run_python("""
+        import json
+        from wasmpy import Engine
+
+        class Liar(int):
+            def __le__(self, other):
+                return True
+
+            def __ge__(self, other):
+                return True
+
+            def __lt__(self, other):
+                return False
+
+            def __gt__(self, other):
+                return False
+
+        refused = []
+        for options in ({"max_wasm_stack": Liar(2**40)}, {"memory_guard_size": Liar(2**62)},
+                        {"instance_pool": Liar(2**40)}):
+            try:
+                Engine(**options)
+            except ValueError as error:
+                refused.append(str(error).split(" must ")[0])
+        engine = Engine(max_wasm_stack=Liar(1 << 20))
+        print(json.dumps({"refused": refused, "type": type(engine.config["max_wasm_stack"]).__name__}))
+        """, timeout=120)
+    assert child_json(proc) == {"refused": ["Engine option max_wasm_stack", "Engine option memory_guard_size",
+                                            "Engine option instance_pool"], "type": "int"}

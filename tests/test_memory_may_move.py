@@ -330,3 +330,70 @@ def test_store_limits_still_apply_without_memory_may_move():
     with pytest.raises(wasmpy.WasmError, match="StoreLimits"):
         memory.grow(1)
     gc.collect()
+
+
+WASI_SCHED_YIELD = """(module (import "wasi_snapshot_preview1" "sched_yield" (func $y (result i32)))
+  (memory (export "memory") 1) (func (export "run") (result i32) call $y))"""
+
+
+@pytest.mark.parametrize("use", ["view_then_grow", "wasi_instance"])
+def test_a_stores_engine_cannot_be_replaced(use):
+    """Store.engine was a plain attribute, and what the store does was worked out from it: with a
+    store of a moving engine given a non-moving one, a Memory's views did not pin the store and
+    were left pointing at freed memory when it moved (SIGSEGV); with another engine, a WASI
+    module of that engine took its WASI functions from the other engine's linker, and wasmtime
+    aborted the process. The store's engine is the one it was made with."""
+    proc = run_python(f"""
+        import json, wasmpy
+        moving = wasmpy.Engine(memory_may_move=True, memory_reservation=65536, memory_guard_size=0,
+                               memory_reservation_for_growth=0)
+        store = wasmpy.Store(moving)
+        try:
+            store.engine = wasmpy.Engine()
+            replaced = "replaced"
+        except AttributeError:
+            replaced = "refused"
+        outcome = None
+        if {use!r} == "view_then_grow":
+            memory = wasmpy.Memory(store, wasmpy.MemoryType(1, 100))
+            view = memoryview(memory)
+            try:
+                memory.grow(50)
+            except BufferError:
+                outcome = "BufferError"
+            view[len(view) - 1] = 1
+            view.release()
+        else:
+            module = wasmpy.Module({WASI_SCHED_YIELD!r}, store.engine)
+            outcome = wasmpy.Instance(module, store=store).exports.run()
+        print(json.dumps({{"replaced": replaced, "engine": store.engine is moving, "outcome": outcome}}))
+        """, timeout=120)
+    assert child_json(proc) == {"replaced": "refused", "engine": True,
+                                "outcome": "BufferError" if use == "view_then_grow" else 0}
+
+
+def test_an_engines_config_cannot_be_replaced():
+    """Engine.config was a plain attribute, from which a Memory learns whether it may move: an
+    engine whose config was replaced by one saying memory_may_move=False made views that did not
+    pin their store, left pointing at freed memory when the memory moved (SIGSEGV)."""
+    proc = run_python("""
+        import json, wasmpy
+        moving = wasmpy.Engine(memory_may_move=True, memory_reservation=65536, memory_guard_size=0,
+                               memory_reservation_for_growth=0)
+        try:
+            moving.config = dict(moving.config, memory_may_move=False)
+            replaced = "replaced"
+        except AttributeError:
+            replaced = "refused"
+        memory = wasmpy.Memory(wasmpy.Store(moving), wasmpy.MemoryType(1, 100))
+        view = memoryview(memory)
+        try:
+            memory.grow(50)
+            outcome = None
+        except BufferError:
+            outcome = "BufferError"
+        view[len(view) - 1] = 1
+        view.release()
+        print(json.dumps({"replaced": replaced, "may_move": moving.config["memory_may_move"], "outcome": outcome}))
+        """, timeout=120)
+    assert child_json(proc) == {"replaced": "refused", "may_move": True, "outcome": "BufferError"}

@@ -571,3 +571,37 @@ def test_a_wrongly_typed_reference_in_a_global_or_table_is_a_type_error():
     with pytest.raises(TypeError, match="type mismatch"):
         exports.t[0] = exports.nullary
     assert exports.g.value is None and exports.t[0] is None
+
+
+def test_a_funcs_type_and_store_cannot_be_replaced():
+    """Func.type was a writable slot, and the Python path of a call sizes the buffer of wasmtime's
+    unchecked call from it: a function of sixteen results given a type of two parameters and none
+    was called with f(1, 2) (its arity unlike the bound one's, so Python's path ran) and wasmtime
+    wrote its results past the end of the buffer (heap corruption, then a crash)."""
+    proc = run_python("""
+        import json, wasmpy
+        from wasmpy import FuncType, ValType
+        results = " ".join(["i64"] * 16)
+        body = " ".join(f"i64.const {i}" for i in range(16))
+        f = wasmpy.Instance(wasmpy.Module(f'(module (func (export "f") (param i32) (result {results}) {body}))')).exports.f
+        refused = []
+        try:
+            f.type = FuncType([ValType.i32, ValType.i32], [])
+        except AttributeError:
+            refused.append("type")
+        try:
+            f(1, 2)
+            arity = None
+        except TypeError as error:
+            arity = "takes 1 argument" in str(error)
+        other = wasmpy.Instance(wasmpy.Module('(module (func (export "g")))')).exports.g
+        for name in ("_store", "_calls"):
+            try:
+                setattr(other, name, None)
+            except AttributeError:
+                refused.append(name)
+        print(json.dumps({"refused": refused, "arity": arity, "results": len(f(1)), "type": str(f.type)}))
+        """, timeout=120)
+    result = child_json(proc)
+    assert result["refused"] == ["type", "_store", "_calls"] and result["arity"] is True, result
+    assert result["results"] == 16 and result["type"].startswith("func(i32) -> (i64"), result

@@ -153,6 +153,24 @@ def test_the_main_thread_is_refused_until_its_stack_limit_is_raised():
     assert result["returned"] == result["depth"], result
 
 
+@pytest.mark.xfail(strict=True, reason="csrc/stack.h keeps a thread's stack bounds once read and looks "
+                   "again only before refusing: after the main thread's RLIMIT_STACK is lowered in the process, "
+                   "the old, larger bounds let a deep call in, and the stack, which may no longer grow that "
+                   "far, overflows (SIGSEGV); looking again at every call would cost a syscall per call")
+def test_lowering_the_main_threads_stack_limit_after_a_call_refuses_deep_calls():
+    result = child_json(run_child(deep_child("""
+        functions = exports(deep)
+        functions.down(10)  # the guard reads the main thread's stack bounds: 32 MiB
+        resource.setrlimit(resource.RLIMIT_STACK, (8 * 1024 * 1024, resource.getrlimit(resource.RLIMIT_STACK)[1]))
+        try:
+            outcome = functions.down(DEPTH_8MIB)
+        except RecursionError as error:
+            outcome = type(error).__name__
+        print(json.dumps({"outcome": outcome}))
+    """), stack_limit=32 * MiB))
+    assert result == {"outcome": "RecursionError"}
+
+
 def test_8_mib_deep_recursion_in_a_thread_sized_with_threading_stack_size():
     result = child_json(run_child(deep_child("""
         print(json.dumps({"depth": DEPTH_8MIB, "returned": in_thread(recurse_8mib, 18 << 20)}))

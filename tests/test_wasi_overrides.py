@@ -511,3 +511,61 @@ def test_instantiating_with_overrides_in_a_closed_store_is_an_error_not_a_crash(
         print(json.dumps({{"raised": messages}}))
         """, timeout=120)
     assert child_json(proc) == {"raised": ["WasmError", "WasmError"]}
+
+
+def test_a_failed_instantiation_leaves_no_wasi_function_of_a_store_without_wasi():
+    """A WASI function of a store whose WASI context was never set aborted the process when wasm
+    called it (wasmtime panics: "wasi context must be populated"). Instantiation took WASI's
+    functions before setting the store's WASI up, so when that failed (a stdout it cannot open)
+    or a later import did not link, they lived on in the exception's traceback."""
+    proc = run_python(f"""
+        import gc, json, wasmpy
+        USER = '''(module (import "env" "y" (func $y (result i32))) (memory (export "memory") 1)
+                    (func (export "go") (result i32) call $y))'''
+        cases = [
+            ('(module (import "{WASI_MODULE}" "sched_yield" (func (result i32))) (memory (export "memory") 1))',
+             wasmpy.WasiConfig(stdout="/nonexistent/wasmpy/dir/out.txt")),
+            ('''(module (import "{WASI_MODULE}" "sched_yield" (func (result i32)))
+                        (import "{WASI_MODULE}" "fd_write" (func (param i32) (result i32)))
+                        (memory (export "memory") 1))''', None),
+        ]
+        outcomes = []
+        for wat, config in cases:
+            store = wasmpy.Store(wasi=config)
+            try:
+                wasmpy.Instance(wasmpy.Module(wat), {{}}, store)
+            except (OSError, wasmpy.LinkError) as error:
+                failure = error  # its traceback keeps the frames' locals
+                leftovers = [o for o in gc.get_objects() if isinstance(o, wasmpy.Func) and o.store is store]
+                for func in leftovers:
+                    user = wasmpy.Instance(wasmpy.Module(USER), {{"env": {{"y": func}}}}, store)
+                    outcomes.append(user.exports.go())  # wasi's sched_yield returns 0 once WASI is set up
+                outcomes.append(type(failure).__name__)
+        print(json.dumps({{"outcomes": outcomes}}))
+        """, timeout=120)
+    assert child_json(proc)["outcomes"] == ["OSError", "LinkError"]
+
+
+def test_an_engine_subclass_equal_to_another_engine_gets_its_own_wasi_linker():
+    """The engines' WASI linkers were found by the engine's hash and ==: an Engine subclass equal
+    to the default engine got that engine's linker, and wasmtime aborted the process ("cannot use
+    a store with a different engine than a linker was created with")."""
+    proc = run_python(f"""
+        import json, wasmpy
+
+        class EqualToAll(wasmpy.Engine):
+            def __hash__(self):
+                return hash(wasmpy.Engine.default())
+
+            def __eq__(self, other):
+                return True
+
+        wat = '''(module (import "{WASI_MODULE}" "sched_yield" (func $y (result i32)))
+                         (memory (export "memory") 1)
+                         (func (export "run") (result i32) call $y))'''
+        results = [wasmpy.Instance(wasmpy.Module(wat)).exports.run()]  # the default engine's linker
+        engine = EqualToAll(memory_may_move=True)
+        results.append(wasmpy.Instance(wasmpy.Module(wat, engine), store=wasmpy.Store(engine)).exports.run())
+        print(json.dumps({{"results": results}}))
+        """, timeout=120)
+    assert child_json(proc) == {"results": [0, 0]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 import os
 import platform
 import tempfile
@@ -168,8 +169,14 @@ def _normalized(config: Dict[str, Any]) -> Dict[str, Any]:
     """``config`` with the options whose values could change after the engine is made, or mean
     different things later, fixed: cache as an absolute path, cranelift_flags as a read-only
     mapping in name order (so that ``Engine.config``, and the import hook's key made of it, are
-    the same for the same flags)."""
+    the same for the same flags), and sizes as exact ints."""
     normalized = dict(config)
+    for name in (*_SIZES, "instance_pool"):
+        value = normalized.get(name)
+        # As the exact int it holds: an int subclass's own comparisons and arithmetic could pass
+        # the range checks with a size wasmtime aborts on.
+        if isinstance(value, int) and not isinstance(value, bool):
+            normalized[name] = operator.index(value)
     if "cache" in normalized:
         normalized["cache"] = _cache_directory(normalized["cache"])
     if "cranelift_flags" in normalized:
@@ -371,6 +378,9 @@ def _checked_cranelift_flags(flags: Any) -> Dict[str, Any]:
     for flag, setting in flags.items():
         if not isinstance(flag, str):
             raise TypeError(f"cranelift_flags: setting names are strings, not {flag!r}")
+        # The text it holds, as an exact str: a subclass's own __hash__ and __eq__ could match an
+        # allowed name while its text, which wasmtime gets, is one wasmtime aborts on.
+        flag = str.__str__(flag)
         allowed = _CRANELIFT_FLAGS.get(flag)
         if allowed is None:
             raise ValueError(f"cranelift_flags: unknown or unsupported Cranelift setting {flag!r}; wasmpy passes "
@@ -597,7 +607,7 @@ class Engine(Immutable):
             _reserve_pool(resolved)
         engine = _new_engine(resolved)
         self._ptr = _ticker.add(engine) if resolved["epoch_interruption"] else ffi.gc(engine, lib.wasm_engine_delete)
-        self.config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
+        self._config: Mapping[str, Any] = types.MappingProxyType(dict(sorted(resolved.items())))
         self._gc_bridge_module: Any = None  # see _values._bridge_call
         self._host_signatures: Dict[Any, Any] = {}  # see _func._host_signature
         # The native stack a call into wasm may need: the checks in csrc/stack.h refuse calls without it.
@@ -612,6 +622,11 @@ class Engine(Immutable):
                 if cls._default is None:
                     cls._default = cls()
         return cls._default
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The engine's settings, read-only: what its stores and memories do is worked out from them."""
+        return self._config
 
     @property
     def interruptible(self) -> bool:

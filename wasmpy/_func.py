@@ -45,6 +45,13 @@ class Func(Caller, Owner):
     type: FuncType  # set in C (make_host_func, bind_func)
     name: str
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Set once, in C: calls are made for the type and store the function was bound with, and
+        # Python's path sizes the buffers of wasmtime's unchecked calls from ``type``.
+        if name in ("_store", "_calls", "type"):
+            raise AttributeError(f"cannot set {name!r}: a Func's type and store do not change")
+        object.__setattr__(self, name, value)
+
     def __init__(self, store: Store, fn: Callable[..., Any], type: Optional[FuncType] = None) -> None:
         init_once(self, "_store")
         require_instance(store, Store, "store")

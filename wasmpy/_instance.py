@@ -6,13 +6,13 @@ import dataclasses
 import difflib
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Union, cast
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, check
 from ._ffi import ffi, lib
-from ._func import Func
+from ._func import Func, _func_type
 from ._global import Global
 from ._memory import Memory
 from ._module import Module
@@ -164,18 +164,21 @@ def _check_wasi_overrides(overrides: Any, imports: List[ImportType]) -> None:
 
 # Per engine, a linker holding WASI's functions (definitions, not yet of any store): defining them
 # takes about 0.1 ms, more than instantiating a small program. Linkers are only read once made.
-_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Any]" = weakref.WeakKeyDictionary()
+# Each is kept with the engine pointer it was made for: an Engine subclass's __hash__ and __eq__
+# could find another engine's, and wasmtime aborts on a store of another engine than the linker's.
+_WASI_LINKERS: "weakref.WeakKeyDictionary[Engine, Tuple[Any, Any]]" = weakref.WeakKeyDictionary()
 # The type of each WASI function, asked of wasmtime once (the same in every engine).
 _WASI_TYPES: Dict[str, FuncType] = {}
 
 
 def _wasi_linker(engine: Engine) -> Any:
-    linker = _WASI_LINKERS.get(engine)
-    if linker is None:
-        linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
-        check(lib.wasmtime_linker_define_wasi(linker))
-        linker = _WASI_LINKERS.setdefault(engine, linker)  # a thread that made one first wins
-    return linker
+    kept = _WASI_LINKERS.get(engine)
+    if kept is not None and kept[0] is engine._ptr:
+        return kept[1]
+    linker = ffi.gc(lib.wasmtime_linker_new(engine._ptr), lib.wasmtime_linker_delete)
+    check(lib.wasmtime_linker_define_wasi(linker))
+    kept = _WASI_LINKERS.setdefault(engine, (engine._ptr, linker))  # a thread that made one first wins
+    return kept[1] if kept[0] is engine._ptr else linker
 
 
 def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[Extern]]) -> None:
@@ -184,6 +187,7 @@ def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[E
     linker = _wasi_linker(store.engine)
     item = ffi.new("wasmtime_extern_t *")
     wasi = WASI_MODULE.encode()
+    found = []
     for index, imported in enumerate(imports):
         if values[index] is not None:
             continue
@@ -192,15 +196,20 @@ def _store_wasi(store: Store, imports: List[ImportType], values: List[Optional[E
         if not lib.wasmtime_linker_get(linker, store._context(), wasi, len(wasi), name, len(name), item):
             raise LinkError(f"missing import {where}: expected a {_kind_name(imported.type)} ({imported.type}); "
                             f"WASI preview 1 has no {imported.name!r}, so give it in imports[{WASI_MODULE!r}]")
+        func = ffi.new("wasmtime_func_t *", item.of.func)
         functype = _WASI_TYPES.get(imported.name)
-        func = Func._from_c(store, ffi.addressof(item.of, "func"), imported.name, functype)
         if functype is None:
-            functype = _WASI_TYPES[imported.name] = func.type
+            functype = _WASI_TYPES[imported.name] = _func_type(store, int(ffi.cast("uintptr_t", func)))
         if functype != imported.type:
             raise LinkError(f"import {where}: the module imports it as {imported.type}, but WASI's "
                             f"{imported.name} is {functype}")
-        values[index] = func
-    store._ensure_wasi()  # after every check: a failed instantiation leaves store.wasi changeable
+        found.append((index, func, functype))
+    # After every check, so that a failed instantiation leaves store.wasi changeable; before any Func
+    # of them exists, since wasm calling one in a store without its WASI context aborts the process
+    # (wasmtime panics), and a failure here would leave them in its traceback's frames.
+    store._ensure_wasi()
+    for index, func, functype in found:
+        values[index] = Func._from_c(store, func, imports[index].name, functype)
 
 
 class _Plan(NamedTuple):

@@ -93,7 +93,7 @@ class Store(Owner):
             raise TypeError(f"release_gil must be True or False, not {type(release_gil).__name__}")
         if limits is not None:
             require_instance(limits, StoreLimits, "limits")
-        self.engine = engine
+        self._engine = engine
         # The handle owns the wasmtime store (deleted when the handle closes or is freed), its
         # reentrant lock (wasm may call a host function that calls back into this store), the
         # exception a host function raised, and the objects wasmtime refers to by address.
@@ -129,6 +129,11 @@ class Store(Owner):
         limits = self._limits
         if limits is not None and limits.instances is not None:
             dataclasses.replace(limits, instances=limits.instances + 1)._apply(self._handle)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the store was made with (wasmtime's store belongs to it: it cannot change)."""
+        return self._engine
 
     @property
     def wasi(self) -> Optional[WasiConfig]:
