@@ -17,7 +17,7 @@ from ._errors import Trap, TrapCode, WasmError, check, take_call_failure
 from ._ffi import ffi, lib
 from ._native import StoreHandle, after_fork_in_child, epoch_check_address, release_dropped
 from ._ownership import Owner, init_once
-from ._wasi import WasiConfig
+from ._wasi import WasiConfig, note_wasi_used
 
 __all__ = ["Store", "StoreLimits"]
 
@@ -161,6 +161,7 @@ class Store(Owner):
             return
         config = (self._wasi or WasiConfig())._to_c(self._handle)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
+        note_wasi_used()
         self._handle.release_gil = True  # WASI calls block (reads, sleeps) where no epoch tick comes
         self._wasi_ready = True
 

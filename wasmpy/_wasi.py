@@ -20,6 +20,26 @@ from ._native import output_stream
 
 __all__ = ["WasiConfig"]
 
+# Whether a store of this process (or of the one it was forked from) gave wasmtime its WASI: then
+# wasmtime-wasi's tokio runtime, whose threads write custom output streams, may have started, and
+# in a forked child those threads are gone (an fd_write to a Python stream would wait forever).
+_wasi_used = False
+_python_streams_lost = False
+
+
+def note_wasi_used() -> None:
+    global _wasi_used
+    _wasi_used = True
+
+
+def _after_fork_in_child() -> None:
+    global _python_streams_lost
+    _python_streams_lost = _wasi_used
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
 WASI_MODULE = "wasi_snapshot_preview1"
 # The functions of WASI preview 1 (a frozen interface), all of which wasmtime provides: the names an
 # override of WASI may have without the module importing them (tests/test_wasi_overrides.py checks
@@ -309,6 +329,11 @@ class WasiConfig:
             elif output is INHERIT:
                 inherit(config)
             else:
+                if _python_streams_lost:
+                    raise WasmError(
+                        f"WASI {name} to a Python stream cannot work in a process forked after WASI ran in its "
+                        "parent: wasmtime writes such streams on its I/O threads, which fork() does not copy. Give "
+                        "a file path or 'inherit', or start the process with the 'spawn' or 'forkserver' method")
                 # wasmtime writes from inside fd_write, with the store locked, maybe on a thread of
                 # its own: the bytes are queued and the stream called where the store is usable.
                 callback, data, finalizer = output_stream(handle, output.write if hasattr(output, "write") else output)
