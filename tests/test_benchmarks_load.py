@@ -62,7 +62,8 @@ def test_load_quick_run_measures_every_step_and_keeps_its_cache(tmp_path):
     assert again["code_bytes"] == figures["code_bytes"]
 
 
-def test_text_section_of_an_artifact(tmp_path):
+def test_text_section_of_an_artifact(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))  # plain `pytest` puts no checkout there
     from benchmarks.load import text_section_bytes
 
     def module(functions: int) -> wasmpy.Module:

@@ -590,8 +590,7 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
     (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
-    name = os.path.splitext(os.path.basename(path))[0]
-    compiled = _compile(path, engine, name, write_cache=True, kind=None)  # compiles if stale
+    compiled = _load_cached(path, engine, True, None)  # compiles if stale; a CompileError names the file
     cache = cache_path(path, engine, component=isinstance(compiled, Component))
     return cache if os.path.exists(cache) else None
 
