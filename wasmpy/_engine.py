@@ -28,6 +28,8 @@ _FLAGS = {
     "native_unwind_info": lib.wasmtime_config_native_unwind_info_set,
     "memory_may_move": lib.wasmtime_config_memory_may_move_set,  # False by default: see _memory.py
     "memory_init_cow": lib.wasmtime_config_memory_init_cow_set,
+    # False by default (see Engine): what async component functions would need, at twice the cost of a call
+    "concurrency_support": lib.wasmtime_config_concurrency_support_set,
     # wasm features
     "threads": lib.wasmtime_config_wasm_threads_set,
     "shared_memory": lib.wasmtime_config_shared_memory_set,
@@ -73,6 +75,7 @@ _NEEDS = {
     "function_references": ("reference_types",),
     "gc": ("reference_types", "function_references"),
     "exceptions": ("reference_types",),
+    "concurrency_support": ("reference_types",),  # wasmtime: "the component-model-async feature requires..."
 }
 _OPT_LEVELS = {
     "none": lib.WASMTIME_OPT_LEVEL_NONE,
@@ -210,7 +213,7 @@ def native_stack_shortage(needed: int) -> RecursionError:
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
     """The options to apply: ``config``, wasmpy's defaults, and features turned off because what
     they need is off."""
-    resolved = {"epoch_interruption": True, "memory_may_move": False, **config}
+    resolved = {"epoch_interruption": True, "memory_may_move": False, "concurrency_support": False, **config}
     for feature, needs in _NEEDS.items():
         missing = [need for need in needs if resolved.get(need) is False]
         if not missing:
@@ -251,12 +254,10 @@ def _refusal(config: Dict[str, Any]) -> Optional[str]:
     ``wasm_engine_new_with_config`` aborts the process on a configuration that
     ``Config::validate`` or ``Engine::new`` rejects, so every rule they apply to
     the options wasmpy offers is checked here first (tests/test_safety_engine.py
-    checks this list against the library). ``relaxed_simd`` without ``simd`` is
-    refused by :func:`_resolve`.
+    checks this list against the library). A feature without what it needs
+    (``relaxed_simd`` without ``simd``, ``concurrency_support`` without
+    ``reference_types``...) is refused by :func:`_resolve`.
     """
-    if config.get("reference_types") is False:
-        # The C API's build has the component model's async support on, which needs reference types.
-        return "the component-model-async feature requires the wasm reference-types proposal"
     stack = config.get("max_wasm_stack", _DEFAULT_WASM_STACK)
     async_stack = config.get("async_stack_size", _DEFAULT_ASYNC_STACK)
     if stack > async_stack:
@@ -554,8 +555,13 @@ class Engine(Immutable):
 
     Turning a feature off also turns off the features that need it (e.g.
     ``simd=False`` turns off ``relaxed_simd``) unless they are asked for
-    explicitly; a combination wasmtime rejects raises ValueError (so does
-    ``reference_types=False``: wasmtime 50 needs reference types).
+    explicitly; a combination wasmtime rejects raises ValueError.
+
+    ``concurrency_support`` (False by default, wasmtime's True): the component
+    model's async support (async functions, ``future``, ``stream``), which
+    wasmpy does not offer yet; with it off, a call of a component function
+    costs wasmtime about half as much (0.37 against 0.72 µs), and one engine
+    serves both modules and components. It needs ``reference_types``.
 
     ``instance_pool=N`` reserves, once, the memories, tables and instance
     state of N instances, which then come from that pool: instantiating gets
