@@ -179,6 +179,16 @@ def targets(groups: Dict[str, Group], import_cache: Optional[Dict[str, Any]]) ->
         again = m("instantiate", "same_store")
         add("instantiate", "instantiate_same_store_us", "instantiate a small compiled module again (same store)",
             None if again is None else again / 1e3, 20, True, "µs")
+    if "components" in groups:
+        for key, what in (("nothing", "nothing()"), ("greet", 'greet("world")')):
+            add("components", f"component_{key}_vs_wasmtime",
+                f"component {what}: wasmtime package / wasmpy (times faster)",
+                _ratio(m("components", key, "wasmtime"), m("components", key)), 8, False)
+        for key, what in (("add", "add(1, 2)"), ("record", "a record through an import"),
+                          ("list_u32", "list<u32> of 1,000 through an import"), ("import", "a Python import")):
+            add("components", f"component_{key}_vs_wasmtime",
+                f"component {what}: wasmtime package / wasmpy (times faster, info)",
+                _ratio(m("components", key, "wasmtime"), m("components", key)), None, False)
     if import_cache and "ratio" in import_cache:
         add("import_cache", "import_cache_ratio", "import hook: cold / warm import of a big module",
             import_cache["ratio"], import_cache.get("target_ratio", 20.0), False)
