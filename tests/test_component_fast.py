@@ -86,6 +86,8 @@ VALUES = {
     "char": ["a", "é", "😀", "\U0010ffff", "\ud800", "\udfff", "", "ab", 97, Text("z")],
     "string": ["", "world", "é😀" * 100, "a\x00b", "\ud800", "x\udcffy", Text("sub"), b"bytes", 3,
                "long" * 10_000],
+    "bytes": [b"", b"\x00\xff" * 300, bytearray(b"abc"), memoryview(b"view"), [1, 2, 255], [256], [-1], [True],
+              "text", 5, bytes(range(256))],
 }
 
 
@@ -156,6 +158,10 @@ def test_calls_of_simple_types_run_no_python(component):
     nothing, greet, add, roundtrip_point = exports.nothing, exports.greet, exports.add, exports.api.roundtrip_point
     for call in (nothing, lambda: greet("world"), lambda: add(1, 2)):
         assert python_functions_called(call) == []
+    roundtrip_bytes = exports.api.roundtrip_bytes  # list<u8>: in C too (its import is Python's)
+    for data in (b"abc", bytearray(b"abc")):
+        assert "_call_slow" not in python_functions_called(lambda: roundtrip_bytes(data))
+    assert "_call_slow" in python_functions_called(lambda: roundtrip_bytes(memoryview(b"abc")))
     point = exports.api.Point(1, 2)
     assert "_call_slow" in python_functions_called(lambda: roundtrip_point(point))
     assert "_call_slow" in python_functions_called(lambda: add(a=1, b=2))
@@ -258,6 +264,8 @@ def test_many_calls_free_what_they_make():
             for index in range(count):
                 assert exports.greet("w" * 200 + str(index)).startswith("Hello, ww")
                 exports.api.roundtrip_string("é" * 100)
+                data = b"%d" % index * 20
+                assert exports.api.roundtrip_bytes(data) == data
         run(20000)
         before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         run(100000)

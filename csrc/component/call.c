@@ -11,11 +11,15 @@
  * the same values (tests/test_component_fast.py calls both).
  *
  * Lifetimes: wasmtime borrows the arguments (a string points at the UTF-8 a `str` caches, alive
- * while the caller holds the argument: for the whole call) and gives the result to the caller
- * (freed with wasmtime_component_val_delete). A failed call is explained by Python (`failure`). */
+ * while the caller holds the argument: for the whole call; a list<u8> is copied into an array of
+ * values malloc'd for the call, since a bytearray may change under it) and gives the result to
+ * the caller (freed with wasmtime_component_val_delete). A failed call is explained by Python
+ * (`failure`). */
 
-/* The value kinds of the plan: wasmtime_component_valkind_t's numbering, BOOL to STRING. */
-#define COMPONENT_FAST_LAST_KIND WASMTIME_COMPONENT_STRING
+/* The value kinds of the plan: wasmtime_component_valkind_t's numbering, BOOL to STRING, and LIST
+ * for list<u8> (the only list the plan takes: bytes, bytearray). */
+#define COMPONENT_FAST_LAST_KIND WASMTIME_COMPONENT_LIST
+#define COMPONENT_BYTES WASMTIME_COMPONENT_LIST
 #define COMPONENT_NO_RESULT 255
 
 /* The exception a Python import of a component raised, on the thread whose call into wasm it ends
@@ -140,12 +144,38 @@ static int component_signed(PyObject *value, long long low, long long high, long
 }
 
 /* Fills `out` (borrowing from `value`) if `value` is what the plan takes for `kind` as it is; 0
- * (no exception) if the Python way must take it, which explains the refusal or converts it. */
-static int component_arg(PyObject *value, uint8_t kind, wasmtime_component_val_t *out)
+ * (no exception) if the Python way must take it, which explains the refusal or converts it; -1
+ * with an exception (out of memory). What `out` needs freed after the call is left in `*owned`. */
+static int component_arg(PyObject *value, uint8_t kind, wasmtime_component_val_t *out, void **owned)
 {
     long long number;
     out->kind = kind;
     switch (kind) {
+    case COMPONENT_BYTES: {
+        const char *data;
+        Py_ssize_t size;
+        if (PyBytes_CheckExact(value)) {
+            data = PyBytes_AsString(value);
+            size = PyBytes_Size(value);
+        } else if (PyByteArray_CheckExact(value)) {
+            data = PyByteArray_AsString(value);
+            size = PyByteArray_Size(value);
+        } else
+            return 0;
+        wasmtime_component_val_t *elements = malloc((size > 0 ? (size_t)size : 1) * sizeof(*elements));
+        if (elements == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            elements[i].kind = WASMTIME_COMPONENT_U8;
+            elements[i].of.u8 = (uint8_t)data[i];
+        }
+        *owned = elements;
+        out->of.list.size = (size_t)size;
+        out->of.list.data = elements;
+        return 1;
+    }
     case WASMTIME_COMPONENT_BOOL:
         if (!PyBool_Check(value))
             return 0;
@@ -269,6 +299,16 @@ static PyObject *component_result(const wasmtime_component_val_t *val, uint8_t k
     case WASMTIME_COMPONENT_CHAR: return PyUnicode_FromOrdinal((int)val->of.character);
     case WASMTIME_COMPONENT_STRING:
         return PyUnicode_DecodeUTF8((const char *)val->of.string.data, (Py_ssize_t)val->of.string.size, NULL);
+    case COMPONENT_BYTES: {
+        size_t size = val->of.list.size;
+        PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        if (bytes == NULL)
+            return NULL;
+        char *data = PyBytes_AsString(bytes);
+        for (size_t i = 0; i < size; i++)
+            data[i] = (char)val->of.list.data[i].of.u8; /* wasmtime checked them against list<u8> */
+        return bytes;
+    }
     default:
         PyErr_SetString(PyExc_SystemError, "a component result kind the C path does not convert");
         return NULL;
@@ -317,6 +357,15 @@ static PyObject *component_call_slow(ComponentCaller *self, PyObject *const *arg
     return result;
 }
 
+static void free_owned(void **owned, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++)
+        free(owned[i]);
+}
+
+static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
+                                        const wasmtime_component_val_t *values);
+
 static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *const *args, size_t nargsf,
                                              PyObject *kwnames)
 {
@@ -325,10 +374,23 @@ static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *co
         return component_call_slow(self, args, nargs, kwnames);
 
     wasmtime_component_val_t values[MAX_FAST_VALUES];
-    for (Py_ssize_t i = 0; i < nargs; i++)
-        if (!component_arg(args[i], self->kinds[i], &values[i]))
-            return component_call_slow(self, args, nargs, NULL); /* explains, or converts */
+    void *owned[MAX_FAST_VALUES] = {NULL};
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        int taken = component_arg(args[i], self->kinds[i], &values[i], &owned[i]);
+        if (taken <= 0) {
+            free_owned(owned, nargs);
+            return taken < 0 ? NULL : component_call_slow(self, args, nargs, NULL); /* explains, or converts */
+        }
+    }
+    PyObject *value = component_call_planned(self, args, nargs, values);
+    free_owned(owned, nargs);
+    return value;
+}
 
+/* The call, once its arguments are made. */
+static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
+                                        const wasmtime_component_val_t *values)
+{
     StoreHandle *handle = self->handle;
     if (!wasmpy_stack_allows((size_t)handle->stack_needed))
         return component_call_slow(self, args, nargs, NULL); /* raises RecursionError */
@@ -375,7 +437,8 @@ static PyObject *component_caller_new(PyTypeObject *type, PyObject *args, PyObje
 static PyMethodDef component_caller_methods[] = {
     {"_bind_component", (PyCFunction)component_caller_bind, METH_VARARGS,
      "_bind_component(handle, func_address, param_kinds or None, result_kind, slow_call, failure): "
-     "param_kinds (bytes) and result_kind (255: none) are wasmtime value kinds, bool to string; "
+     "param_kinds (bytes) and result_kind (255: none) are wasmtime value kinds, bool to string, and list "
+     "for list<u8>; "
      "None: every call goes the Python way."},
     {NULL},
 };

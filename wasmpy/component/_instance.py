@@ -22,7 +22,7 @@ from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
 from ._resources import Resource, reading_for
-from ._types import FuncType, HandleType, InterfaceType, Primitive, ResourceType, ResultType
+from ._types import FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
 from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
@@ -295,17 +295,25 @@ def _call_failure(store: Store, status: int, error: Any, doing: str, instantiati
 _NO_RESULT = 255
 
 
+def _plan_kind(typ: Any) -> Optional[int]:
+    """The kind csrc/component/call.c converts ``typ`` as: a wasmtime value kind for bool, the
+    integers, floats, char and string, the list kind for list<u8>; None for any other type."""
+    if isinstance(typ, Primitive):
+        return _VALUE_KINDS.get(typ.name)
+    if isinstance(typ, ListType) and typ.element == Primitive("u8"):
+        return int(lib.WASMTIME_COMPONENT_LIST)
+    return None
+
+
 def _plan(functype: FuncType) -> Tuple[Optional[bytes], int]:
-    """How csrc/component/call.c converts a call of ``functype`` without Python: the wasmtime value
-    kinds of its parameters and of its result, when all are bool, integers, floats, char or string
-    (None otherwise: every call goes the Python way)."""
-    types = [typ for _, typ in functype.params]
-    if functype.result is not None:
-        types.append(functype.result)
-    if len(functype.params) > 16 or not all(isinstance(typ, Primitive) and typ.name in _VALUE_KINDS for typ in types):
+    """How csrc/component/call.c converts a call of ``functype`` without Python: the kinds of its
+    parameters and of its result (see _plan_kind), or None when one has none (every call then
+    goes the Python way)."""
+    kinds = [_plan_kind(typ) for _, typ in functype.params]
+    result = _NO_RESULT if functype.result is None else _plan_kind(functype.result)
+    if len(kinds) > 16 or result is None or None in kinds:
         return None, _NO_RESULT
-    kinds = bytes(_VALUE_KINDS[typ.name] for _, typ in functype.params)  # type: ignore[attr-defined]
-    return kinds, _NO_RESULT if functype.result is None else _VALUE_KINDS[functype.result.name]  # type: ignore[attr-defined]
+    return bytes(kinds), result  # type: ignore[arg-type]
 
 
 @vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
