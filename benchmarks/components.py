@@ -47,9 +47,13 @@ def _host_functions() -> Dict[str, Callable[..., Any]]:
     return functions
 
 
-def _wasmpy_stmts() -> Dict[str, Stmt]:
+# The column of wasmpy on Engine(concurrency_support=False): wasmtime's own cost of a call halves.
+NO_CONCURRENCY = "wasmpy-noasync"
+
+
+def _wasmpy_stmts(concurrency_support: bool = True) -> Dict[str, Stmt]:
     import wasmpy
-    component = wasmpy.Component.from_file(RICH)
+    component = wasmpy.Component.from_file(RICH, wasmpy.Engine(concurrency_support=concurrency_support))
     exports = wasmpy.Instance(component, {HOST: _host_functions(), "log": lambda message: None}).exports
     point = exports.api.Point(1, 2)
     numbers = list(range(LIST_LENGTH))
@@ -111,21 +115,21 @@ def _check(checks: List[Tuple[Any, Any]]) -> None:
 
 
 MAKERS = {"wasmpy": _wasmpy_stmts, "wasmtime": _package_stmts}
+EXTRA_COLUMNS = {"wasmpy": (NO_CONCURRENCY, lambda: _wasmpy_stmts(concurrency_support=False))}
 
 
 def components(ctx: Any) -> Any:
     from .suite import Group, _row
     made: Dict[str, Dict[str, Stmt]] = {}
     errors: Dict[str, str] = {}
-    for runtime in ctx.runtimes:
-        maker = MAKERS.get(runtime.name)
-        if maker is None:
-            continue
+    makers = [(runtime.name, MAKERS[runtime.name]) for runtime in ctx.runtimes if runtime.name in MAKERS]
+    makers += [EXTRA_COLUMNS[name] for name, _ in list(makers) if name in EXTRA_COLUMNS]
+    for name, maker in makers:
         try:
-            made[runtime.name] = maker()
+            made[name] = maker()
         except Exception as error:
-            errors[runtime.name] = f"{type(error).__name__}: {error}"
-            ctx.log(f"  {runtime.name}: cannot call the component: {errors[runtime.name]}")
+            errors[name] = f"{type(error).__name__}: {error}"
+            ctx.log(f"  {name}: cannot call the component: {errors[name]}")
     rows = []
     for key, label, _, _ in CASES:
         cases = {name: Case(lambda stmt=stmts[key]: stmt, unroll=1 if key == "list_u32" else 10)
@@ -133,7 +137,8 @@ def components(ctx: Any) -> Any:
         ctx.log(f"  {label}")
         rows.append(_row(key, label, "ns", measure(cases, ctx.settings), errors))
     group = Group("components", "Component calls from Python (ns per call)", rows)
-    group.notes.append("the same component (tests/components/rich.wasm) on both; wasmpy's default engine has "
-                       "concurrency_support off, the package's engine wasmtime's default (on); the package's "
-                       "calls leave out post_return(store), which wasmtime 50 does without")
+    group.notes.append(f"the same component (tests/components/rich.wasm) on both, on default engines (wasmtime's "
+                       f"concurrency_support on); column {NO_CONCURRENCY}: wasmpy on "
+                       "Engine(concurrency_support=False); the package's calls leave out post_return(store), which "
+                       "wasmtime 50 does without")
     return group

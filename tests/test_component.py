@@ -537,11 +537,10 @@ ASYNC_WAT = """
 
 
 def test_future_stream_and_error_context_are_refused_naming_the_type():
-    # An engine compiles components with stream or future types only with concurrency_support
-    # (off by default: calls cost half as much without it).
+    # An engine compiles components with stream or future types only with concurrency_support (on by default).
     with pytest.raises(wasmpy.CompileError, match="requires the component model async feature"):
-        Component(ASYNC_WAT)
-    component = Component(ASYNC_WAT, wasmpy.Engine(concurrency_support=True))
+        Component(ASYNC_WAT, wasmpy.Engine(concurrency_support=False))
+    component = Component(ASYNC_WAT)
     functions = component.exports.functions
     assert str(functions["takes-stream"]) == "takes-stream: func(s: stream<u8>)"
     assert str(functions["takes-future"]) == "takes-future: func(f: future<u32>)"
@@ -558,8 +557,7 @@ ABORT_CASES = {
     "string not UTF-8": "exports.greet('\\udcff')",
     "surrogate char": "exports.api.roundtrip_char('\\udbff')",
     "surrogate char from an import": "bad_char()",
-    "future value": ("wasmpy.Instance(wasmpy.Component(ASYNC_WAT, wasmpy.Engine(concurrency_support=True)))"
-                     ".exports['takes-future']"),
+    "future value": "wasmpy.Instance(wasmpy.Component(ASYNC_WAT)).exports['takes-future']",
 }
 
 

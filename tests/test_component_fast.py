@@ -241,12 +241,16 @@ def test_calls_from_threads(component):
     assert len(results) == 8000 and all(results)
 
 
-def test_engines_with_concurrency_support_call_the_same(component):
-    engine = Engine(concurrency_support=True)
-    assert engine.config["concurrency_support"] is True
-    assert Engine().config["concurrency_support"] is False
+def test_engines_without_concurrency_support_call_the_same(component):
+    engine = Engine(concurrency_support=False)
+    assert engine.config["concurrency_support"] is False
+    assert Engine().config["concurrency_support"] is True  # wasmtime's default
+    assert Engine(reference_types=False).config["concurrency_support"] is False  # what it needs is off
     exports = make(Component.from_file(RICH, engine))
     assert exports.greet("world") == "Hello, world!" and exports.add(1, 2) == 3
+    # core modules run on it too (one engine, one store for both)
+    module = wasmpy.Module('(module (func (export "two") (result i32) i32.const 2))', engine)
+    assert Instance(module, store=Store(engine)).exports.two() == 2
 
 
 def test_many_calls_free_what_they_make():

@@ -28,7 +28,7 @@ _FLAGS = {
     "native_unwind_info": lib.wasmtime_config_native_unwind_info_set,
     "memory_may_move": lib.wasmtime_config_memory_may_move_set,  # False by default: see _memory.py
     "memory_init_cow": lib.wasmtime_config_memory_init_cow_set,
-    # False by default (see Engine): what async component functions would need, at twice the cost of a call
+    # True by default, as wasmtime's (see Engine): what async component functions need
     "concurrency_support": lib.wasmtime_config_concurrency_support_set,
     # wasm features
     "threads": lib.wasmtime_config_wasm_threads_set,
@@ -213,7 +213,7 @@ def native_stack_shortage(needed: int) -> RecursionError:
 def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
     """The options to apply: ``config``, wasmpy's defaults, and features turned off because what
     they need is off."""
-    resolved = {"epoch_interruption": True, "memory_may_move": False, "concurrency_support": False, **config}
+    resolved = {"epoch_interruption": True, "memory_may_move": False, **config}
     for feature, needs in _NEEDS.items():
         missing = [need for need in needs if resolved.get(need) is False]
         if not missing:
@@ -221,6 +221,7 @@ def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
         if resolved.get(feature) is True:
             raise ValueError(f"Engine option {feature}=True needs {' and '.join(f'{n}=True' for n in missing)}")
         resolved[feature] = False
+    resolved.setdefault("concurrency_support", True)  # wasmtime's default, stated: see Engine
     stack = resolved.get("max_wasm_stack")
     if isinstance(stack, int) and stack > _DEFAULT_ASYNC_STACK and "async_stack_size" not in resolved:
         resolved["async_stack_size"] = stack
@@ -557,11 +558,15 @@ class Engine(Immutable):
     ``simd=False`` turns off ``relaxed_simd``) unless they are asked for
     explicitly; a combination wasmtime rejects raises ValueError.
 
-    ``concurrency_support`` (False by default, wasmtime's True): the component
-    model's async support (async functions, ``future``, ``stream``), which
-    wasmpy does not offer yet; with it off, a call of a component function
-    costs wasmtime about half as much (0.37 against 0.72 µs), and one engine
-    serves both modules and components. It needs ``reference_types``.
+    ``concurrency_support`` (True by default, as in wasmtime): the component
+    model's async support, which components with ``future`` or ``stream``
+    types need to compile (wasmpy does not call their async functions yet).
+    ``concurrency_support=False`` halves what wasmtime itself spends on each
+    call of a component function (0.37 against 0.72 µs) and still runs core
+    modules, but its compiled code is not interchangeable with that of an
+    engine with it on (the ``wasmtime`` package's default): a serialized
+    module loads only where the setting is the same. It needs
+    ``reference_types``; ``reference_types=False`` turns it off.
 
     ``instance_pool=N`` reserves, once, the memories, tables and instance
     state of N instances, which then come from that pool: instantiating gets
