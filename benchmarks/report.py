@@ -6,13 +6,14 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .runtimes import WasmpyNoEpoch, WasmpyPooled, WasmtimeEpoch
 from .suite import MEMCPY, Group, Row
+from .components import NO_CONCURRENCY
 
 NOEPOCH, POOLED, WASMTIME_EPOCH = WasmpyNoEpoch.name, WasmpyPooled.name, WasmtimeEpoch.name
 
 PEERS = ("wasmtime", "pywasm3")
 # Ratio columns, where a group has both: wasmpy against each peer, then the same engine settings.
 RATIOS = [*(("wasmpy", peer) for peer in PEERS), ("wasmpy", WASMTIME_EPOCH), (NOEPOCH, "wasmtime"),
-          (POOLED, "wasmtime")]
+          (POOLED, "wasmtime"), (NO_CONCURRENCY, "wasmtime")]
 UNIT_SCALE = {"ns": 1.0, "µs": 1e3, "ms": 1e6}
 
 
@@ -179,6 +180,19 @@ def targets(groups: Dict[str, Group], import_cache: Optional[Dict[str, Any]]) ->
         again = m("instantiate", "same_store")
         add("instantiate", "instantiate_same_store_us", "instantiate a small compiled module again (same store)",
             None if again is None else again / 1e3, 20, True, "µs")
+    if "components" in groups:
+        for key, what in (("nothing", "nothing()"), ("greet", 'greet("world")')):
+            add("components", f"component_{key}_vs_wasmtime",
+                f"component {what}: wasmtime package / wasmpy (times faster)",
+                _ratio(m("components", key, "wasmtime"), m("components", key)), 8, False)
+            add("components", f"component_{key}_noasync_vs_wasmtime",
+                "the same, wasmpy on Engine(concurrency_support=False) (times faster, info)",
+                _ratio(m("components", key, "wasmtime"), m("components", key, NO_CONCURRENCY)), None, False)
+        for key, what in (("add", "add(1, 2)"), ("record", "a record through an import"),
+                          ("list_u32", "list<u32> of 1,000 through an import"), ("import", "a Python import")):
+            add("components", f"component_{key}_vs_wasmtime",
+                f"component {what}: wasmtime package / wasmpy (times faster, info)",
+                _ratio(m("components", key, "wasmtime"), m("components", key)), None, False)
     if import_cache and "ratio" in import_cache:
         add("import_cache", "import_cache_ratio", "import hook: cold / warm import of a big module",
             import_cache["ratio"], import_cache.get("target_ratio", 20.0), False)

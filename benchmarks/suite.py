@@ -1,4 +1,4 @@
-"""The benchmark groups: calls, compute, memory, instantiate, threads.
+"""The benchmark groups: calls, values, compute, memory, instantiate, threads, components (components.py).
 
 Each group measures wasmpy and the available peers on the same wasm bytes
 (see modules.py) and returns a Group: rows of per-runtime medians, with the
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import modules
+from .components import components
 from .runtimes import Instance, Pywasm3, Runtime, WasmpyNoEpoch, WasmpyPooled, WasmtimeEpoch, _host, _host_ref
 from .timing import Case, Result, Settings, measure
 
@@ -603,5 +604,5 @@ def threads(ctx: Context) -> Group:
 
 GROUPS: Dict[str, Callable[[Context], Group]] = {
     "calls": calls, "values": values, "compute": compute, "memory": memory, "instantiate": instantiate,
-    "threads": threads,
+    "threads": threads, "components": components,
 }

@@ -1421,6 +1421,8 @@ static PyType_Spec caller_spec = {
     .slots = caller_slots,
 };
 
+#include "component/call.c" /* ComponentCaller: the same, for component functions */
+
 /* The class vectorcall_subclass() makes: `spec_name` is "module.name", `doc` the docstring or None. */
 static PyObject *subclass_from_spec(PyObject *cls, PyObject *spec_name, PyObject *doc)
 {
@@ -1456,8 +1458,9 @@ static PyObject *subclass_from_spec(PyObject *cls, PyObject *spec_name, PyObject
  * Func on every version, so that what runs on 3.11 is what is tested everywhere. */
 static PyObject *vectorcall_subclass(PyObject *module, PyObject *cls)
 {
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, CallerType)) {
-        PyErr_SetString(PyExc_TypeError, "vectorcall_subclass() needs a subclass of Caller");
+    if (!PyType_Check(cls) || !(PyType_IsSubtype((PyTypeObject *)cls, CallerType) ||
+                                PyType_IsSubtype((PyTypeObject *)cls, ComponentCallerType))) {
+        PyErr_SetString(PyExc_TypeError, "vectorcall_subclass() needs a subclass of Caller or ComponentCaller");
         return NULL;
     }
     if (PyType_GetSlot((PyTypeObject *)cls, Py_tp_call) != (void *)PyVectorcall_Call) {
@@ -1809,6 +1812,10 @@ static PyMethodDef module_methods[] = {
     {"vectorcall_subclass", vectorcall_subclass, METH_O,
      "vectorcall_subclass(cls): a subclass of cls (a Python subclass of Caller), of the same name, that is "
      "called through vectorcall also on Python 3.11 (the class decorator of Func)."},
+    {"component_set_pending", component_set_pending, METH_O,
+     "component_set_pending(exception): what a Python import of a component raised, for the call it ends."},
+    {"component_take_pending", component_take_pending, METH_NOARGS,
+     "The exception a Python import of a component raised on this thread (None if none), taken."},
     {"output_stream", output_stream, METH_VARARGS,
      "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},
@@ -1835,6 +1842,7 @@ static int add_types(PyObject *module)
         {&memory_spec, "MemoryBase", NULL},
         {&handle_spec, "StoreHandle", &StoreHandleType},
         {&caller_spec, "Caller", &CallerType},
+        {&component_caller_spec, "ComponentCaller", &ComponentCallerType},
         {&host_spec, "HostFunc", NULL},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {

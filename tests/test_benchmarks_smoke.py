@@ -32,6 +32,7 @@ EXPECTED = {
     "compute": ["fib30", "nbody", "fnv1a_1mib", "lz4_fast", "lz4_hc"],
     "memory": ["read_1mib", "write_1mib", "read16", "write16", "slice16", "new_view"],
     "instantiate": ["new_store", "new_store_call", "same_store", "with_import"],
+    "components": ["nothing", "greet", "add", "record", "list_u32", "import"],
 }
 
 
@@ -68,7 +69,8 @@ def test_quick_run_writes_every_group(tmp_path):
     for peer in ("wasmtime", "pywasm3"):  # optional: reported either way
         assert "available" in figures["runtimes"][peer]
         assert figures["runtimes"][peer]["requirement"]
-    assert set(figures["groups"]) == {"calls", "values", "compute", "memory", "instantiate", "threads"}
+    assert set(figures["groups"]) == {"calls", "values", "compute", "memory", "instantiate", "threads",
+                                      "components"}
     for group, keys in EXPECTED.items():
         benchmarks = figures["groups"][group]["benchmarks"]
         for key in keys:
@@ -79,7 +81,7 @@ def test_quick_run_writes_every_group(tmp_path):
     assert {target["name"] for target in figures["targets"]} >= {
         "add_vs_pywasm3", "add_vs_wasmtime", "host_call_vs_pywasm3", "fib30_vs_wasmtime", "fib30_vs_wasmtime_epoch",
         "nbody_noepoch_vs_wasmtime", "read16_ns", "instantiate_pooled_us",
-        "instantiate_us", "import_cache_ratio"}
+        "instantiate_us", "import_cache_ratio", "component_nothing_vs_wasmtime", "component_greet_vs_wasmtime"}
     assert "ratio" in figures["import_cache"]
     assert (tmp_path / "bench.import_cache.json").exists()
     picture = (tmp_path / "bench.svg").read_text(encoding="utf-8")

@@ -537,6 +537,9 @@ ASYNC_WAT = """
 
 
 def test_future_stream_and_error_context_are_refused_naming_the_type():
+    # An engine compiles components with stream or future types only with concurrency_support (on by default).
+    with pytest.raises(wasmpy.CompileError, match="requires the component model async feature"):
+        Component(ASYNC_WAT, wasmpy.Engine(concurrency_support=False))
     component = Component(ASYNC_WAT)
     functions = component.exports.functions
     assert str(functions["takes-stream"]) == "takes-stream: func(s: stream<u8>)"

@@ -978,7 +978,8 @@ def test_engine_bad_options(options, error):
 
 
 @pytest.mark.parametrize("options", [{"max_wasm_stack": 0}, {"max_wasm_stack": 2**62},
-                                     {"simd": False, "relaxed_simd": True}, {"reference_types": False}],
+                                     {"simd": False, "relaxed_simd": True},
+                                     {"reference_types": False, "concurrency_support": True}],
                          ids=lambda o: ",".join(o))
 def test_rejected_engine_configuration_raises(options):
     """Configurations wasmtime refuses (it panics on them) raise ValueError; run in a child in case of abort."""

@@ -7,7 +7,7 @@ tests/test_typing.py checks these stubs against the built module (mypy's stubtes
 """
 
 from collections.abc import Callable
-from typing import Literal, TypeVar, final
+from typing import Any, Literal, TypeVar, final
 
 from _typeshed import ReadableBuffer
 from typing_extensions import disjoint_base
@@ -79,7 +79,17 @@ class Caller:
                      slow_call: Callable[..., object],
                      failure: Callable[[BaseException | None, int, int, int], BaseException], /) -> None: ...
 
-_CallerT = TypeVar("_CallerT", bound=Caller)
+@disjoint_base
+class ComponentCaller:
+    """Base class of ComponentFunc: calls component functions of simple WIT types in C."""
+
+    def __call__(self, *args: object, **keywords: object) -> object:
+        """Calls the component function (see wasmpy.component.ComponentFunc)."""
+    def _bind_component(self, handle: StoreHandle, func_address: int, param_kinds: bytes | None, result_kind: int,
+                        slow_call: Callable[..., object], failure: Callable[[Any, int, int], BaseException],
+                        /) -> None: ...
+
+_CallerT = TypeVar("_CallerT", bound=Caller | ComponentCaller)
 
 @final
 class HostFunc:
@@ -136,5 +146,7 @@ def ticker_set_interval(seconds: float, /) -> None: ...
 def ticker_after_fork_in_child() -> None: ...
 def vectorcall_subclass(cls: type[_CallerT], /) -> type[_CallerT]:
     """A subclass of ``cls``, of the same name, called through vectorcall also on Python 3.11."""
+def component_set_pending(exception: BaseException, /) -> None: ...
+def component_take_pending() -> BaseException | None: ...
 def output_stream(handle: StoreHandle, write: Callable[[bytes], object], /) -> tuple[int, int, int]: ...
 def keep_trap_handlers_first() -> None: ...

@@ -15,7 +15,10 @@ How it is built, for whoever extends it:
   with the type exports of their instance; ``str()`` is WIT.
 - ``_values``: a :class:`~wasmpy.component._values.Codec` per type (``prepare`` checks in
   Python, ``write`` builds wasmtime-owned C values and cannot fail, ``read`` converts back).
-  A C fast path would compile a per-function plan from the same ``FuncType``.
+- ``csrc/component/call.c`` (in ``wasmpy._native``): ``ComponentCaller``, the base class of
+  ``ComponentFunc``, calls functions of simple types (bool, integers, floats, char, string,
+  list<u8>) in C from a per-function plan (``_instance._plan``); any other call, and any value
+  the C path does not take as it is, goes through the codecs, which raise every error.
 - ``_resources``: resources the component exports, as a class per instance (``Resource``);
   resources a Python host defines (``wasmtime_component_linker_instance_add_resource``) are next.
 - ``_instance``: the linker (Python imports as ``extern "Python"`` host functions), the

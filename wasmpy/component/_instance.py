@@ -8,7 +8,6 @@ function becomes a host function whose C callback (``wasmpy_component_host_call`
 
 from __future__ import annotations
 
-import threading
 import types
 from collections.abc import Mapping
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
@@ -17,13 +16,14 @@ from .._checks import require_instance
 from .._errors import LinkError, Trap, WasmError, take_call_failure
 from .._ffi import ffi, lib
 from .._instance import Instance
+from .._native import ComponentCaller, component_set_pending, component_take_pending, vectorcall_subclass
 from .._ownership import Owner
 from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
 from ._resources import Resource, reading_for
-from ._types import FuncType, HandleType, InterfaceType, ResourceType, ResultType
-from ._values import GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
+from ._types import FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
+from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
 
@@ -32,19 +32,10 @@ _STACK_EXHAUSTED = 3
 _WASI_PREFIX = "wasi:"
 
 
-class _Pending(threading.local):
-    """The exception a Python import raised, on the thread whose call into wasm it ends: the
-    call that fails next on this thread raises it unchanged."""
-
-    exception: Optional[BaseException] = None
-
-
-_pending = _Pending()
-
-
 def _take_pending() -> Optional[BaseException]:
-    exception, _pending.exception = _pending.exception, None
-    return exception
+    """The exception a Python import raised on this thread, for the call into wasm it ended (kept in
+    C, where the C path of calls drops it after a call that succeeded: wasm handled the failure)."""
+    return component_take_pending()
 
 
 def _codecs(component: Component) -> Codecs:
@@ -111,7 +102,7 @@ _HOST_ERROR = b"wasmpy: a Python import raised an exception"
 
 def _host_call_failed(exception_type: Any, exception: Any, traceback: Any) -> Any:
     """cffi's handler for an exception that escaped the callback itself: it must still trap."""
-    _pending.exception = exception
+    component_set_pending(exception)
     return lib.wasmtime_error_new(_HOST_ERROR)
 
 
@@ -121,7 +112,7 @@ def wasmpy_component_host_call(data: Any, context: Any, functype: Any, args: Any
     try:
         ffi.from_handle(data).invoke(args, nargs, results, nresults)
     except BaseException as exception:  # noqa: B902 - every exception reaches the caller, KeyboardInterrupt too
-        _pending.exception = exception
+        component_set_pending(exception)
         return lib.wasmtime_error_new(_HOST_ERROR)
     return ffi.NULL
 
@@ -300,7 +291,33 @@ def _call_failure(store: Store, status: int, error: Any, doing: str, instantiati
     return failure
 
 
-class ComponentFunc(Owner):
+# The result kind of a plan whose function returns nothing (csrc/component/call.c).
+_NO_RESULT = 255
+
+
+def _plan_kind(typ: Any) -> Optional[int]:
+    """The kind csrc/component/call.c converts ``typ`` as: a wasmtime value kind for bool, the
+    integers, floats, char and string, the list kind for list<u8>; None for any other type."""
+    if isinstance(typ, Primitive):
+        return _VALUE_KINDS.get(typ.name)
+    if isinstance(typ, ListType) and typ.element == Primitive("u8"):
+        return int(lib.WASMTIME_COMPONENT_LIST)
+    return None
+
+
+def _plan(functype: FuncType) -> Tuple[Optional[bytes], int]:
+    """How csrc/component/call.c converts a call of ``functype`` without Python: the kinds of its
+    parameters and of its result (see _plan_kind), or None when one has none (every call then
+    goes the Python way)."""
+    kinds = [_plan_kind(typ) for _, typ in functype.params]
+    result = _NO_RESULT if functype.result is None else _plan_kind(functype.result)
+    if len(kinds) > 16 or result is None or None in kinds:
+        return None, _NO_RESULT
+    return bytes(kinds), result  # type: ignore[arg-type]
+
+
+@vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
+class ComponentFunc(ComponentCaller, Owner):
     """An exported function of a component instance: call it with Python values.
 
     Its WIT type is :attr:`type` (``str()`` reads like WIT). A function returning a
@@ -330,8 +347,18 @@ class ComponentFunc(Owner):
         # returns and writes them. Arguments are not: an outer call's are freed after the nested one.
         self._results = ffi.NULL if self._result is None else ffi.new("wasmtime_component_val_t *")
         self._error = ffi.new("wasmtime_error_t **")
+        # Calls of simple types are converted in C (csrc/component/call.c); any other call, and any
+        # value the C path does not take as it is, goes through _call_slow and the codecs.
+        kinds, result_kind = _plan(functype)
+        self._bind_component(self._store._handle, int(ffi.cast("uintptr_t", func)), kinds, result_kind,
+                             ComponentFunc._call_slow, ComponentFunc._c_call_failed)
 
-    def __call__(self, *args: Any, **keywords: Any) -> Any:
+    def _c_call_failed(self, status: int, error_address: int) -> BaseException:
+        """The exception for a call the C path made that failed (``error_address``: its wasmtime_error_t *)."""
+        return _call_failure(self._store, status, ffi.cast("wasmtime_error_t *", error_address),
+                             f"calling {self.type.name}")
+
+    def _call_slow(self, *args: Any, **keywords: Any) -> Any:
         params = self._params
         if keywords:
             args = self._bind(args, keywords)
@@ -369,8 +396,7 @@ class ComponentFunc(Owner):
                 handle.flush_output()
             if status:
                 raise _call_failure(store, status, error[0], f"calling {self.type.name}")
-            if _pending.exception is not None:  # raised by an import and handled by wasm: not a failure
-                _pending.exception = None
+            _take_pending()  # raised by an import and handled by wasm: not a failure
             if self._result is None:
                 return None
             try:

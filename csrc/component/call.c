@@ -1,0 +1,469 @@
+/* ComponentCaller: base class of wasmpy.component.ComponentFunc; calls component functions whose
+ * parameters and result are all of the simple WIT types (bool, integers, floats, char, string)
+ * without leaving C.
+ *
+ * Included into native.c (after Caller), whose StoreHandle, lock, GIL rules (call_wasm) and
+ * output delivery it shares. The plan of a function (`kinds`, `result_kind`) is made once, from
+ * its reflected FuncType, by ComponentFunc (_bind_component). A value the plan cannot take as it
+ * is (the wrong type, out of range, a str with a lone surrogate, a str subclass) makes the call
+ * go the Python way (`slow_call`), which converts everything again and raises its own errors: so
+ * each error message lives in one place (wasmpy/component/_values.py), and the two ways return
+ * the same values (tests/test_component_fast.py calls both).
+ *
+ * Lifetimes: wasmtime borrows the arguments (a string points at the UTF-8 a `str` caches, alive
+ * while the caller holds the argument: for the whole call; a list<u8> is copied into an array of
+ * values malloc'd for the call, since a bytearray may change under it) and gives the result to
+ * the caller (freed with wasmtime_component_val_delete). A failed call is explained by Python
+ * (`failure`). */
+
+/* The value kinds of the plan: wasmtime_component_valkind_t's numbering, BOOL to STRING, and LIST
+ * for list<u8> (the only list the plan takes: bytes, bytearray). */
+#define COMPONENT_FAST_LAST_KIND WASMTIME_COMPONENT_LIST
+#define COMPONENT_BYTES WASMTIME_COMPONENT_LIST
+#define COMPONENT_NO_RESULT 255
+
+/* The exception a Python import of a component raised, on the thread whose call into wasm it ends
+ * (set by the import's C callback in _instance.py, taken by the call that fails next; a call that
+ * succeeds drops it: wasm handled the failure). Only ever set while a call into wasm runs on the
+ * thread, and always taken or dropped when that call returns. */
+static __thread PyObject *component_pending;
+
+static PyObject *component_set_pending(PyObject *module, PyObject *exception)
+{
+    Py_INCREF(exception);
+    REPLACE_REF(component_pending, exception);
+    Py_RETURN_NONE;
+}
+
+static PyObject *component_take_pending(PyObject *module, PyObject *unused)
+{
+    PyObject *exception = component_pending;
+    component_pending = NULL;
+    return exception != NULL ? exception : Py_NewRef(Py_None);
+}
+
+static PyTypeObject *ComponentCallerType;
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall; /* at Caller's offset: vectorcall_subclass() gives both the same member */
+    StoreHandle *handle;
+    wasmtime_component_func_t func;
+    int fast;                  /* the plan below holds */
+    Py_ssize_t nparams;
+    uint8_t kinds[MAX_FAST_VALUES];
+    uint8_t result_kind;       /* COMPONENT_NO_RESULT: the function returns nothing */
+    PyObject *slow_call;       /* callable(self, *args, **keywords): the Python way */
+    PyObject *failure;         /* callable(self, status, error address) -> the exception to raise */
+} ComponentCaller;
+
+_Static_assert(offsetof(ComponentCaller, vectorcall) == offsetof(Caller, vectorcall),
+               "vectorcall_subclass() sets one __vectorcalloffset__ for both");
+
+static int component_caller_traverse(ComponentCaller *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE((PyObject *)self));
+    Py_VISIT(self->handle);
+    Py_VISIT(self->slow_call);
+    Py_VISIT(self->failure);
+    return 0;
+}
+
+static int component_caller_clear(ComponentCaller *self)
+{
+    Py_CLEAR(self->handle);
+    Py_CLEAR(self->slow_call);
+    Py_CLEAR(self->failure);
+    return 0;
+}
+
+static void component_caller_dealloc(ComponentCaller *self)
+{
+    PyObject_GC_UnTrack(self);
+    component_caller_clear(self);
+    free_instance((PyObject *)self);
+}
+
+static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
+{
+    PyObject *handle, *slow_call, *failure, *plan;
+    unsigned long long func_address;
+    int result_kind;
+    if (!PyArg_ParseTuple(args, "O!KOiOO:_bind_component", StoreHandleType, &handle, &func_address, &plan,
+                          &result_kind, &slow_call, &failure))
+        return NULL;
+    if (self->handle != NULL) {
+        PyErr_SetString(PyExc_TypeError, "this function is already bound to a function of a store");
+        return NULL;
+    }
+    self->fast = 0;
+    if (plan != Py_None) {
+        char *kinds;
+        Py_ssize_t count;
+        if (PyBytes_AsStringAndSize(plan, &kinds, &count) < 0)
+            return NULL;
+        if (count > MAX_FAST_VALUES) {
+            PyErr_SetString(PyExc_ValueError, "too many parameters for the C path");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < count; i++)
+            if ((uint8_t)kinds[i] > COMPONENT_FAST_LAST_KIND) {
+                PyErr_SetString(PyExc_ValueError, "a parameter kind the C path does not convert");
+                return NULL;
+            }
+        if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_FAST_LAST_KIND)) {
+            PyErr_SetString(PyExc_ValueError, "a result kind the C path does not convert");
+            return NULL;
+        }
+        memcpy(self->kinds, kinds, count);
+        self->nparams = count;
+        self->result_kind = (uint8_t)result_kind;
+        self->fast = 1;
+    }
+    self->func = *(const wasmtime_component_func_t *)(uintptr_t)func_address;
+    Py_INCREF(handle);
+    REPLACE_REF(self->handle, (StoreHandle *)handle);
+    Py_INCREF(slow_call);
+    REPLACE_REF(self->slow_call, slow_call);
+    Py_INCREF(failure);
+    REPLACE_REF(self->failure, failure);
+    Py_RETURN_NONE;
+}
+
+/* The integer `value` (an exact int) in [low, high] as bits; 0 if it is not, without an exception. */
+static int component_signed(PyObject *value, long long low, long long high, long long *out)
+{
+    int overflow;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (number == -1 && PyErr_Occurred()) || number < low || number > high) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = number;
+    return 1;
+}
+
+/* Fills `out` (borrowing from `value`) if `value` is what the plan takes for `kind` as it is; 0
+ * (no exception) if the Python way must take it, which explains the refusal or converts it; -1
+ * with an exception (out of memory). What `out` needs freed after the call is left in `*owned`. */
+static int component_arg(PyObject *value, uint8_t kind, wasmtime_component_val_t *out, void **owned)
+{
+    long long number;
+    out->kind = kind;
+    switch (kind) {
+    case COMPONENT_BYTES: {
+        const char *data;
+        Py_ssize_t size;
+        if (PyBytes_CheckExact(value)) {
+            data = PyBytes_AsString(value);
+            size = PyBytes_Size(value);
+        } else if (PyByteArray_CheckExact(value)) {
+            data = PyByteArray_AsString(value);
+            size = PyByteArray_Size(value);
+        } else
+            return 0;
+        wasmtime_component_val_t *elements = malloc((size > 0 ? (size_t)size : 1) * sizeof(*elements));
+        if (elements == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < size; i++) {
+            elements[i].kind = WASMTIME_COMPONENT_U8;
+            elements[i].of.u8 = (uint8_t)data[i];
+        }
+        *owned = elements;
+        out->of.list.size = (size_t)size;
+        out->of.list.data = elements;
+        return 1;
+    }
+    case WASMTIME_COMPONENT_BOOL:
+        if (!PyBool_Check(value))
+            return 0;
+        out->of.boolean = value == Py_True;
+        return 1;
+    case WASMTIME_COMPONENT_U64: {
+        if (!PyLong_CheckExact(value))
+            return 0;
+        unsigned long long bits = PyLong_AsUnsignedLongLong(value);
+        if (bits == (unsigned long long)-1 && PyErr_Occurred()) { /* negative or too big */
+            PyErr_Clear();
+            return 0;
+        }
+        out->of.u64 = bits;
+        return 1;
+    }
+    case WASMTIME_COMPONENT_F32:
+    case WASMTIME_COMPONENT_F64: {
+        double real;
+        if (PyFloat_CheckExact(value))
+            real = PyFloat_AsDouble(value);
+        else if (PyLong_CheckExact(value)) {
+            real = PyLong_AsDouble(value);
+            if (real == -1.0 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+        } else
+            return 0;
+        if (kind == WASMTIME_COMPONENT_F32)
+            out->of.f32 = (float)real; /* as cffi stores a Python float in a C float */
+        else
+            out->of.f64 = real;
+        return 1;
+    }
+    case WASMTIME_COMPONENT_CHAR: {
+        if (!PyUnicode_Check(value) || PyUnicode_GetLength(value) != 1)
+            return 0;
+        Py_UCS4 code = PyUnicode_ReadChar(value, 0);
+        if (code >= 0xD800 && code <= 0xDFFF) /* wasmtime aborts the process on a surrogate */
+            return 0;
+        out->of.character = code;
+        return 1;
+    }
+    case WASMTIME_COMPONENT_STRING: {
+        /* Exact str only: a subclass may override encode(), which the Python way calls. */
+        if (!PyUnicode_CheckExact(value))
+            return 0;
+        Py_ssize_t size;
+        /* Cached in the str; fails on a lone surrogate (wasmtime aborts on text that is not UTF-8). */
+        const char *utf8 = PyUnicode_AsUTF8AndSize(value, &size);
+        if (utf8 == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        out->of.string.size = (size_t)size;
+        out->of.string.data = (void *)utf8; /* wasmtime only reads it */
+        return 1;
+    }
+    default:
+        break;
+    }
+    if (!PyLong_CheckExact(value))
+        return 0;
+    switch (kind) {
+    case WASMTIME_COMPONENT_S8:
+        if (!component_signed(value, INT8_MIN, INT8_MAX, &number))
+            return 0;
+        out->of.s8 = (int8_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_U8:
+        if (!component_signed(value, 0, UINT8_MAX, &number))
+            return 0;
+        out->of.u8 = (uint8_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_S16:
+        if (!component_signed(value, INT16_MIN, INT16_MAX, &number))
+            return 0;
+        out->of.s16 = (int16_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_U16:
+        if (!component_signed(value, 0, UINT16_MAX, &number))
+            return 0;
+        out->of.u16 = (uint16_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_S32:
+        if (!component_signed(value, INT32_MIN, INT32_MAX, &number))
+            return 0;
+        out->of.s32 = (int32_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_U32:
+        if (!component_signed(value, 0, UINT32_MAX, &number))
+            return 0;
+        out->of.u32 = (uint32_t)number;
+        return 1;
+    case WASMTIME_COMPONENT_S64:
+        if (!component_signed(value, INT64_MIN, INT64_MAX, &number))
+            return 0;
+        out->of.s64 = (int64_t)number;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* The Python value of a result of the plan's `kind` (the result is still the caller's to free). */
+static PyObject *component_result(const wasmtime_component_val_t *val, uint8_t kind)
+{
+    switch (kind) {
+    case WASMTIME_COMPONENT_BOOL: return PyBool_FromLong(val->of.boolean);
+    case WASMTIME_COMPONENT_S8: return PyLong_FromLong(val->of.s8);
+    case WASMTIME_COMPONENT_U8: return PyLong_FromLong(val->of.u8);
+    case WASMTIME_COMPONENT_S16: return PyLong_FromLong(val->of.s16);
+    case WASMTIME_COMPONENT_U16: return PyLong_FromLong(val->of.u16);
+    case WASMTIME_COMPONENT_S32: return PyLong_FromLong(val->of.s32);
+    case WASMTIME_COMPONENT_U32: return PyLong_FromUnsignedLong(val->of.u32);
+    case WASMTIME_COMPONENT_S64: return PyLong_FromLongLong(val->of.s64);
+    case WASMTIME_COMPONENT_U64: return PyLong_FromUnsignedLongLong(val->of.u64);
+    case WASMTIME_COMPONENT_F32: return PyFloat_FromDouble(val->of.f32);
+    case WASMTIME_COMPONENT_F64: return PyFloat_FromDouble(val->of.f64);
+    case WASMTIME_COMPONENT_CHAR: return PyUnicode_FromOrdinal((int)val->of.character);
+    case WASMTIME_COMPONENT_STRING:
+        return PyUnicode_DecodeUTF8((const char *)val->of.string.data, (Py_ssize_t)val->of.string.size, NULL);
+    case COMPONENT_BYTES: {
+        size_t size = val->of.list.size;
+        PyObject *bytes = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+        if (bytes == NULL)
+            return NULL;
+        char *data = PyBytes_AsString(bytes);
+        for (size_t i = 0; i < size; i++)
+            data[i] = (char)val->of.list.data[i].of.u8; /* wasmtime checked them against list<u8> */
+        return bytes;
+    }
+    default:
+        PyErr_SetString(PyExc_SystemError, "a component result kind the C path does not convert");
+        return NULL;
+    }
+}
+
+/* wasmtime_component_func_call, releasing the GIL as the store wants (as call_wasm does). */
+static wasmtime_error_t *call_component(StoreHandle *handle, const wasmtime_component_func_t *func,
+                                        const wasmtime_component_val_t *args, size_t nargs,
+                                        wasmtime_component_val_t *results, size_t nresults)
+{
+    wasmtime_error_t *error;
+    PyThreadState *outer = wasm_gil;
+    if (handle->release_gil) {
+        wasm_gil = GIL_RELEASED_BY_CALLER;
+        Py_BEGIN_ALLOW_THREADS
+        error = wasmtime_component_func_call(func, handle->context, args, nargs, results, nresults);
+        Py_END_ALLOW_THREADS
+    } else {
+        wasm_gil = GIL_KEPT;
+        error = wasmtime_component_func_call(func, handle->context, args, nargs, results, nresults);
+        if (wasm_gil != GIL_KEPT)
+            PyEval_RestoreThread(wasm_gil);
+    }
+    wasm_gil = outer;
+    return error;
+}
+
+static PyObject *component_call_slow(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
+                                     PyObject *kwnames)
+{
+    if (self->slow_call == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this component function is not bound to a store");
+        return NULL;
+    }
+    Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_Size(kwnames) : 0);
+    PyObject *small[MAX_FAST_VALUES + 1];
+    PyObject **with_self = count < MAX_FAST_VALUES ? small : PyMem_Malloc((count + 1) * sizeof(PyObject *));
+    if (with_self == NULL)
+        return PyErr_NoMemory();
+    with_self[0] = (PyObject *)self;
+    memcpy(with_self + 1, args, count * sizeof(PyObject *));
+    PyObject *result = PyObject_Vectorcall(self->slow_call, with_self, nargs + 1, kwnames);
+    if (with_self != small)
+        PyMem_Free(with_self);
+    return result;
+}
+
+static void free_owned(void **owned, Py_ssize_t count)
+{
+    for (Py_ssize_t i = 0; i < count; i++)
+        free(owned[i]);
+}
+
+static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
+                                        const wasmtime_component_val_t *values);
+
+static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *const *args, size_t nargsf,
+                                             PyObject *kwnames)
+{
+    Py_ssize_t nargs = positional_count(nargsf);
+    if (!self->fast || nargs != self->nparams || (kwnames != NULL && PyTuple_Size(kwnames) != 0))
+        return component_call_slow(self, args, nargs, kwnames);
+
+    wasmtime_component_val_t values[MAX_FAST_VALUES];
+    void *owned[MAX_FAST_VALUES] = {NULL};
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        int taken = component_arg(args[i], self->kinds[i], &values[i], &owned[i]);
+        if (taken <= 0) {
+            free_owned(owned, nargs);
+            return taken < 0 ? NULL : component_call_slow(self, args, nargs, NULL); /* explains, or converts */
+        }
+    }
+    PyObject *value = component_call_planned(self, args, nargs, values);
+    free_owned(owned, nargs);
+    return value;
+}
+
+/* The call, once its arguments are made. */
+static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
+                                        const wasmtime_component_val_t *values)
+{
+    StoreHandle *handle = self->handle;
+    if (!wasmpy_stack_allows((size_t)handle->stack_needed))
+        return component_call_slow(self, args, nargs, NULL); /* raises RecursionError */
+    if (handle_acquire(handle) < 0)
+        return NULL;
+    if (handle->context == NULL) {
+        handle_release(handle);
+        return component_call_slow(self, args, nargs, NULL); /* raises: the store is closed */
+    }
+    int has_result = self->result_kind != COMPONENT_NO_RESULT;
+    wasmtime_component_val_t result = {.kind = WASMTIME_COMPONENT_BOOL}; /* owns nothing until the call */
+    wasmtime_error_t *error = call_component(handle, &self->func, values, (size_t)nargs, &result, has_result);
+    int delivered = deliver_output(handle);
+    if (error != NULL) {
+        handle_release(handle);
+        if (delivered < 0) /* the failure of the call itself comes first */
+            PyErr_Clear();
+        PyObject *exception = PyObject_CallFunction(self->failure, "OiK", (PyObject *)self, 2,
+                                                    (unsigned long long)(uintptr_t)error);
+        if (exception == NULL)
+            return NULL;
+        PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+        Py_DECREF(exception);
+        return NULL;
+    }
+    Py_CLEAR(component_pending); /* raised by an import and handled by wasm: not a failure */
+    PyObject *value = has_result ? component_result(&result, self->result_kind) : Py_NewRef(Py_None);
+    if (has_result)
+        wasmtime_component_val_delete(&result);
+    handle_release(handle);
+    if (delivered < 0)
+        Py_CLEAR(value);
+    return value;
+}
+
+static PyObject *component_caller_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    ComponentCaller *self = (ComponentCaller *)alloc_instance(type);
+    if (self != NULL)
+        self->vectorcall = (vectorcallfunc)component_caller_vectorcall;
+    return (PyObject *)self;
+}
+
+static PyMethodDef component_caller_methods[] = {
+    {"_bind_component", (PyCFunction)component_caller_bind, METH_VARARGS,
+     "_bind_component(handle, func_address, param_kinds or None, result_kind, slow_call, failure): "
+     "param_kinds (bytes) and result_kind (255: none) are wasmtime value kinds, bool to string, and list "
+     "for list<u8>; "
+     "None: every call goes the Python way."},
+    {NULL},
+};
+
+static PyMemberDef component_caller_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ComponentCaller, vectorcall), READONLY},
+    {NULL},
+};
+
+static PyType_Slot component_caller_slots[] = {
+    {Py_tp_doc, "Base class of ComponentFunc: calls component functions of simple WIT types in C."},
+    {Py_tp_new, component_caller_new},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_dealloc, component_caller_dealloc},
+    {Py_tp_traverse, component_caller_traverse},
+    {Py_tp_clear, component_caller_clear},
+    {Py_tp_methods, component_caller_methods},
+    {Py_tp_members, component_caller_members},
+    {0, NULL},
+};
+
+static PyType_Spec component_caller_spec = {
+    .name = "wasmpy._native.ComponentCaller",
+    .basicsize = sizeof(ComponentCaller),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+             Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = component_caller_slots,
+};
