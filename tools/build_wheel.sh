@@ -42,8 +42,9 @@ echo "+ sdist"
 "$tools/bin/python" -m build --sdist --outdir "$work/sdist" . >"$work/sdist.log" 2>&1 ||
   { cat "$work/sdist.log" >&2; fail "the sdist did not build"; }
 sdist=$(ls "$work"/sdist/wasmpy-*.tar.gz)
+listing=$(tar -tzf "$sdist")  # not piped into grep -q: under pipefail, tar's SIGPIPE would fail the check
 for license in LICENSE licenses/wasmtime-LICENSE; do
-  tar -tzf "$sdist" | grep -qx "wasmpy-[^/]*/$license" || fail "the sdist lacks $license"
+  grep -qx "wasmpy-[^/]*/$license" <<<"$listing" || fail "the sdist lacks $license"
 done
 
 built=()
