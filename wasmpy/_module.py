@@ -7,7 +7,7 @@ import os
 import re
 import stat
 import struct
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Type, TypeVar, Union
 
 from ._checks import require_instance
 from ._engine import COMPILE_STACK_NEEDED, Engine, compiled_code_key
@@ -16,7 +16,7 @@ from ._ffi import ffi, lib
 from ._ownership import Immutable, init_once
 from ._types import ExportType, ExternType, ImportType, externtype_from_c
 
-__all__ = ["Module", "wat2wasm"]
+__all__ = ["Module", "CompiledCode", "wat2wasm"]
 
 # serialize() output: wasmtime's payload (a 64-bit ELF file), then this magic and the payload's SHA-256.
 _TRAILER_MAGIC = b"wasmpy-sha256-1\0"
@@ -141,7 +141,138 @@ def _engine(engine: Optional[Engine]) -> Engine:
     return Engine.default() if engine is None else require_instance(engine, Engine, "engine")
 
 
-class Module(Immutable):
+_Code = TypeVar("_Code", bound="CompiledCode")
+
+
+class CompiledCode(Immutable):
+    """What modules and components share: compiled code that serializes, maps from a file and
+    pickles. A subclass names its kind and wasmtime's functions for it, and makes itself from a
+    pointer (``_loaded``)."""
+
+    _kind: str  # "module" or "component", in messages
+    _source_name: str  # what it is compiled from, in messages
+    _c_type: str  # the wasmtime type, e.g. "wasmtime_module_t"
+    _c_serialize: Any
+    _c_deserialize: Any  # wasmpy's stack-checked helpers (csrc/wasmpy.c, csrc/component/component.c)
+    _c_deserialize_file: Any
+    _ptr: Any
+    engine: Engine
+    _wasm_source: Union[bytes, SourceFile, None]  # for pickling: see Module's docstring
+
+    @classmethod
+    def _loaded(cls: Type[_Code], ptr: Any, engine: Engine) -> _Code:
+        raise NotImplementedError
+
+    def serialize(self) -> bytes:
+        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings.
+
+        It is wasmtime's own serialized format (what ``wasmtime compile`` and the
+        ``wasmtime`` package's ``serialize`` write), followed by a trailer of
+        wasmpy's with a SHA-256 of it, which wasmtime ignores: the ``wasmtime``
+        package loads it into an engine of matching settings, and :meth:`deserialize`
+        checks the digest.
+        """
+        out = ffi.new("wasm_byte_vec_t *")
+        check(type(self)._c_serialize(self._ptr, out))
+        try:
+            payload = ffi.unpack(ffi.cast("char *", out.data), out.size)
+        finally:
+            lib.wasm_byte_vec_delete(out)
+        return payload + _TRAILER_MAGIC + hashlib.sha256(payload).digest()
+
+    @classmethod
+    def deserialize(cls: Type[_Code], data: Union[bytes, bytearray, memoryview], engine: Optional[Engine] = None) -> _Code:
+        """Loads compiled code: what :meth:`serialize` produced, or wasmtime's own format (a
+        ``.cwasm`` from ``wasmtime compile`` or the ``wasmtime`` package) made with settings
+        that match ``engine``'s.
+
+        Data from :meth:`serialize` carries a checksum, so truncated or corrupted data
+        raises WasmError instead of being run; wasmtime itself refuses code of another
+        version or other settings (WasmError). It is machine code, though, run without
+        further checks: load only data you produced yourself or trust as you trust a
+        program, never data from an untrusted source.
+        """
+        data = _as_bytes(data)
+        payload, digest = _split_serialized(data, len(data), data[:_ELF_HEADER_SIZE], data[-_TRAILER_SIZE:])
+        if digest is not None and hashlib.sha256(data[:payload]).digest() != digest:
+            raise WasmError(f"the serialized {cls._kind} is corrupt (checksum mismatch)")
+        engine = _engine(engine)
+        out = ffi.new(f"{cls._c_type} **")
+        error = ffi.new("wasmtime_error_t **")
+        status = cls._c_deserialize(engine._ptr, ffi.from_buffer(data), payload, COMPILE_STACK_NEEDED, out, error)
+        _check_status(status, error, f"load a serialized {cls._kind}", WasmError,
+                      f"cannot load the serialized {cls._kind}: ")
+        return cls._loaded(out[0], engine)
+
+    @classmethod
+    def deserialize_file(cls: Type[_Code], path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> _Code:
+        """Loads compiled code from a file (see :meth:`deserialize` for what it can hold) by
+        mapping it into memory, not reading it: loading takes milliseconds and little memory
+        whatever the code's size, and the pages are shared by every process that maps it.
+
+        Only the file's layout is checked, not :meth:`serialize`'s checksum (that would
+        read all of it): as for :meth:`deserialize`, load only files you trust as you
+        trust a program. The file must not change while the code lives; replace it
+        (write another file and rename it over this one) rather than write into it.
+        """
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
+        path = os.fspath(path)
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        except OSError as error:
+            raise WasmError(f"cannot load the serialized {cls._kind} {path}: {error.strerror}") from None
+        try:
+            return cls._from_descriptor(fd, path, _engine(engine))
+        finally:
+            os.close(fd)
+
+    @classmethod
+    def _from_descriptor(cls: Type[_Code], fd: int, path: str, engine: Engine) -> _Code:
+        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path``
+        in messages: what is checked is what wasmtime maps, even if something is renamed over the
+        path meanwhile."""
+        status_of_file = os.fstat(fd)
+        if not stat.S_ISREG(status_of_file.st_mode):
+            raise WasmError(f"cannot load the serialized {cls._kind} {path}: not a regular file")
+        size = status_of_file.st_size
+        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
+        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
+        _split_serialized(path, size, head, tail)
+        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
+        out = ffi.new(f"{cls._c_type} **")
+        error = ffi.new("wasmtime_error_t **")
+        status = cls._c_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED, out, error)
+        _check_status(status, error, f"load a serialized {cls._kind}", WasmError,
+                      f"cannot load the serialized {cls._kind} {path}: ")
+        return cls._loaded(out[0], engine)
+
+    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
+        source = self._wasm_source
+        wasm = source.wasm() if isinstance(source, SourceFile) else source
+        return (type(self)._unpickle, (self.engine, compiled_code_key(self.engine), self.serialize(), wasm))
+
+    @classmethod
+    def _unpickle(cls: Type[_Code], engine: Engine, key: str, compiled: bytes, wasm: Optional[bytes]) -> _Code:
+        """Pickled code in this process: its compiled code if it was compiled for this process's
+        engine of its settings and this CPU, else compiled again from its binary."""
+        engine = require_instance(engine, Engine, "engine")
+        if key == compiled_code_key(engine):
+            try:
+                code = cls.deserialize(compiled, engine)
+            except WasmError:
+                if wasm is None:
+                    raise
+            else:
+                code._wasm_source = wasm
+                return code
+        if wasm is None:
+            raise WasmError(f"the pickled {cls._kind} was compiled for another wasmtime version, engine settings or "
+                            f"CPU, and carries no {cls._source_name} to compile again (it was loaded from compiled code)")
+        return cls(wasm, engine)  # type: ignore[call-arg]
+
+
+class Module(CompiledCode):
     """A compiled WebAssembly module, ready to be instantiated any number of times.
 
     ``source`` is the binary format (any bytes-like object) or the text format
@@ -158,6 +289,11 @@ class Module(Immutable):
     unchanged). Unpickling loads machine code, as :meth:`deserialize` does:
     unpickle only data you trust as you trust a program.
     """
+
+    _kind, _source_name, _c_type = "module", "wasm binary", "wasmtime_module_t"
+    _c_serialize = lib.wasmtime_module_serialize
+    _c_deserialize = lib.wasmpy_module_deserialize
+    _c_deserialize_file = lib.wasmpy_module_deserialize_file
 
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
         init_once(self, "_ptr")
@@ -180,7 +316,7 @@ class Module(Immutable):
 
     def _set_ptr(self, ptr) -> None:
         self._ptr = ffi.gc(ptr, lib.wasmtime_module_delete)
-        self._wasm_source: Union[bytes, SourceFile, None] = None  # for pickling: see the class docstring
+        self._wasm_source = None
         self._imports: Optional[List[ImportType]] = None
         self._exports: Optional[Dict[str, ExternType]] = None
         self._instance_plan: Any = None  # what instantiating needs to know, made by Instance once
@@ -250,121 +386,12 @@ class Module(Immutable):
                 lib.wasm_exporttype_vec_delete(vec)
         return self._exports
 
-    def serialize(self) -> bytes:
-        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings.
-
-        It is wasmtime's own serialized format (what ``wasmtime compile`` and the
-        ``wasmtime`` package's ``Module.serialize`` write), followed by a trailer
-        of wasmpy's with a SHA-256 of it, which wasmtime ignores: the ``wasmtime``
-        package loads it into an engine of matching settings, and :meth:`deserialize`
-        checks the digest.
-        """
-        out = ffi.new("wasm_byte_vec_t *")
-        check(lib.wasmtime_module_serialize(self._ptr, out))
-        try:
-            payload = ffi.unpack(ffi.cast("char *", out.data), out.size)
-        finally:
-            lib.wasm_byte_vec_delete(out)
-        return payload + _TRAILER_MAGIC + hashlib.sha256(payload).digest()
-
-    @classmethod
-    def deserialize(cls, data: Union[bytes, bytearray, memoryview], engine: Optional[Engine] = None) -> "Module":
-        """Loads compiled code: what :meth:`serialize` produced, or wasmtime's own format (a
-        ``.cwasm`` from ``wasmtime compile`` or the ``wasmtime`` package) made with settings
-        that match ``engine``'s.
-
-        Data from :meth:`serialize` carries a checksum, so truncated or corrupted data
-        raises WasmError instead of being run; wasmtime itself refuses code of another
-        version or other settings (WasmError). It is machine code, though, run without
-        further checks: load only data you produced yourself or trust as you trust a
-        program, never data from an untrusted source.
-        """
-        data = _as_bytes(data)
-        payload, digest = _split_serialized(data, len(data), data[:_ELF_HEADER_SIZE], data[-_TRAILER_SIZE:])
-        if digest is not None and hashlib.sha256(data[:payload]).digest() != digest:
-            raise WasmError("the serialized module is corrupt (checksum mismatch)")
-        engine = _engine(engine)
-        out = ffi.new("wasmtime_module_t **")
-        error = ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_module_deserialize(engine._ptr, ffi.from_buffer(data), payload,
-                                               COMPILE_STACK_NEEDED, out, error)
-        _check_status(status, error, "load a serialized module", WasmError, "cannot load the serialized module: ")
-        return cls._loaded(out[0], engine)
-
-    @classmethod
-    def deserialize_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Module":
-        """Loads compiled code from a file (see :meth:`deserialize` for what it can hold) by
-        mapping it into memory, not reading it: loading takes milliseconds and little memory
-        whatever the code's size, and the pages are shared by every process that maps it.
-
-        Only the file's layout is checked, not :meth:`serialize`'s checksum (that would
-        read all of it): as for :meth:`deserialize`, load only files you trust as you
-        trust a program. The file must not change while the module lives; replace it
-        (write another file and rename it over this one) rather than write into it.
-        """
-        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
-            raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
-        path = os.fspath(path)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except OSError as error:
-            raise WasmError(f"cannot load the serialized module {path}: {error.strerror}") from None
-        try:
-            return cls._from_descriptor(fd, path, _engine(engine))
-        finally:
-            os.close(fd)
-
-    @classmethod
-    def _from_descriptor(cls, fd: int, path: str, engine: Engine) -> "Module":
-        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path``
-        in messages: what is checked is what wasmtime maps, even if something is renamed over the
-        path meanwhile."""
-        status_of_file = os.fstat(fd)
-        if not stat.S_ISREG(status_of_file.st_mode):
-            raise WasmError(f"cannot load the serialized module {path}: not a regular file")
-        size = status_of_file.st_size
-        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
-        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
-        _split_serialized(path, size, head, tail)
-        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
-        out = ffi.new("wasmtime_module_t **")
-        error = ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_module_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
-                                                    out, error)
-        _check_status(status, error, "load a serialized module", WasmError,
-                      f"cannot load the serialized module {path}: ")
-        return cls._loaded(out[0], engine)
-
     @classmethod
     def _loaded(cls, ptr, engine: Engine) -> "Module":
         module = cls.__new__(cls)
         module.engine = engine
         module._set_ptr(ptr)
         return module
-
-    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
-        source = self._wasm_source
-        wasm = source.wasm() if isinstance(source, SourceFile) else source
-        return (Module._unpickle, (self.engine, compiled_code_key(self.engine), self.serialize(), wasm))
-
-    @classmethod
-    def _unpickle(cls, engine: Engine, key: str, compiled: bytes, wasm: Optional[bytes]) -> "Module":
-        """A pickled module in this process: its compiled code if it was compiled for this
-        process's engine of its settings and this CPU, else compiled again from its binary."""
-        engine = require_instance(engine, Engine, "engine")
-        if key == compiled_code_key(engine):
-            try:
-                module = cls.deserialize(compiled, engine)
-            except WasmError:
-                if wasm is None:
-                    raise
-            else:
-                module._wasm_source = wasm
-                return module
-        if wasm is None:
-            raise WasmError("the pickled module was compiled for another wasmtime version, engine settings or "
-                            "CPU, and carries no wasm binary to compile again (it was loaded from compiled code)")
-        return cls(wasm, engine)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Module: {len(self.imports)} imports, {len(self.exports)} exports>"

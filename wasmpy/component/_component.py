@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
-from typing import Any, Optional, Tuple, Union
+from typing import Any, Optional, Union
 
-from .._checks import require_instance
-from .._engine import COMPILE_STACK_NEEDED, Engine, compiled_code_key
-from .._errors import CompileError, WasmError, check
+from .._engine import COMPILE_STACK_NEEDED, Engine
+from .._errors import CompileError
 from .._ffi import ffi, lib
-from .._module import (_TRAILER_MAGIC, _TRAILER_SIZE, _ELF_HEADER_SIZE, SourceFile, _as_bytes, _check_status,
-                       _engine, _looks_like_path, _split_serialized, error_in_file, wat2wasm)
-from .._ownership import Immutable, init_once
+from .._module import (CompiledCode, SourceFile, _as_bytes, _check_status, _engine, _looks_like_path, error_in_file,
+                       wat2wasm)
+from .._ownership import init_once
 from ._types import ComponentItems, component_items
 
 __all__ = ["Component", "is_component"]
@@ -74,7 +71,7 @@ def _is_idchar(char: str) -> bool:
     return char.isalnum() or char in "!#$%&'*+-./:<=>?@\\^_`|~"
 
 
-class Component(Immutable):
+class Component(CompiledCode):
     """A compiled WebAssembly component: ``Instance(Component(source), imports)`` runs it.
 
     ``source`` is a component's binary format (any bytes-like object) or text format (a str
@@ -88,6 +85,11 @@ class Component(Immutable):
     compiles the binary otherwise; one made by :meth:`from_file` or the import hook reads its
     file again when pickled (if unchanged). Unpickle only data you trust as you trust a program.
     """
+
+    _kind, _source_name, _c_type = "component", "binary", "wasmtime_component_t"
+    _c_serialize = lib.wasmtime_component_serialize
+    _c_deserialize = lib.wasmpy_component_deserialize
+    _c_deserialize_file = lib.wasmpy_component_deserialize_file
 
     def __init__(self, source: Union[bytes, bytearray, memoryview, str], engine: Optional[Engine] = None) -> None:
         init_once(self, "_ptr")
@@ -127,7 +129,7 @@ class Component(Immutable):
         self.engine = engine
         self._ptr = ffi.gc(ptr, lib.wasmtime_component_delete)
         self._items: Optional[tuple] = None
-        self._wasm_source: Union[bytes, SourceFile, None] = None  # for pickling: see the class docstring
+        self._wasm_source = None
 
     def _described(self) -> tuple:
         if self._items is None:
@@ -159,105 +161,11 @@ class Component(Immutable):
         component._wasm_source = SourceFile.of(os.fspath(path), status)
         return component
 
-    def serialize(self) -> bytes:
-        """The compiled machine code, for :meth:`deserialize` with an engine of the same settings:
-        wasmtime's format, followed by a SHA-256 of it (as :meth:`wasmpy.Module.serialize`)."""
-        out = ffi.new("wasm_byte_vec_t *")
-        check(lib.wasmtime_component_serialize(self._ptr, out))
-        try:
-            payload = ffi.unpack(ffi.cast("char *", out.data), out.size)
-        finally:
-            lib.wasm_byte_vec_delete(out)
-        return payload + _TRAILER_MAGIC + hashlib.sha256(payload).digest()
-
-    @classmethod
-    def deserialize(cls, data: Union[bytes, bytearray, memoryview], engine: Optional[Engine] = None) -> "Component":
-        """Loads what :meth:`serialize` produced (or wasmtime's own format for a component).
-
-        The checksum catches truncated or corrupted data (WasmError); wasmtime refuses code of
-        another version or settings. It is machine code run without further checks: load only
-        data you produced yourself or trust as you trust a program.
-        """
-        data = _as_bytes(data)
-        payload, digest = _split_serialized(data, len(data), data[:_ELF_HEADER_SIZE], data[-_TRAILER_SIZE:])
-        if digest is not None and hashlib.sha256(data[:payload]).digest() != digest:
-            raise WasmError("the serialized component is corrupt (checksum mismatch)")
-        engine = _engine(engine)
-        out = ffi.new("wasmtime_component_t **")
-        error = ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_component_deserialize(engine._ptr, ffi.from_buffer(data), payload, COMPILE_STACK_NEEDED,
-                                                  out, error)
-        _check_status(status, error, "load a serialized component", WasmError,
-                      "cannot load the serialized component: ")
-        return cls._loaded(out[0], engine)
-
-    @classmethod
-    def deserialize_file(cls, path: Union[str, "os.PathLike[str]"], engine: Optional[Engine] = None) -> "Component":
-        """Loads a component's compiled code from a file by mapping it into memory, not reading it
-        (as :meth:`wasmpy.Module.deserialize_file`; only the file's layout is checked, not the
-        checksum): load only files you trust as you trust a program, and replace the file rather
-        than write into it while the component lives."""
-        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
-            raise TypeError(f"path must be a str or os.PathLike[str], not {type(path).__name__}")
-        path = os.fspath(path)
-        try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        except OSError as error:
-            raise WasmError(f"cannot load the serialized component {path}: {error.strerror}") from None
-        try:
-            return cls._from_descriptor(fd, path, _engine(engine))
-        finally:
-            os.close(fd)
-
-    @classmethod
-    def _from_descriptor(cls, fd: int, path: str, engine: Engine) -> "Component":
-        """:meth:`deserialize_file` of the file open as ``fd`` (which stays open), named ``path`` in
-        messages: wasmtime maps the file checked here, whatever is renamed over the path meanwhile."""
-        status_of_file = os.fstat(fd)
-        if not stat.S_ISREG(status_of_file.st_mode):
-            raise WasmError(f"cannot load the serialized component {path}: not a regular file")
-        size = status_of_file.st_size
-        head = os.pread(fd, _ELF_HEADER_SIZE, 0)
-        tail = os.pread(fd, _TRAILER_SIZE, max(0, size - _TRAILER_SIZE))
-        _split_serialized(path, size, head, tail)
-        mapped = f"/proc/self/fd/{fd}" if os.path.isdir("/proc/self/fd") else path
-        out = ffi.new("wasmtime_component_t **")
-        error = ffi.new("wasmtime_error_t **")
-        status = lib.wasmpy_component_deserialize_file(engine._ptr, os.fsencode(mapped), COMPILE_STACK_NEEDED,
-                                                       out, error)
-        _check_status(status, error, "load a serialized component", WasmError,
-                      f"cannot load the serialized component {path}: ")
-        return cls._loaded(out[0], engine)
-
     @classmethod
     def _loaded(cls, ptr: Any, engine: Engine) -> "Component":
         component = cls.__new__(cls)
         component._set_ptr(ptr, engine)
         return component
-
-    def __reduce__(self) -> Tuple[Any, Tuple[Any, ...]]:
-        source = self._wasm_source
-        wasm = source.wasm() if isinstance(source, SourceFile) else source
-        return (Component._unpickle, (self.engine, compiled_code_key(self.engine), self.serialize(), wasm))
-
-    @classmethod
-    def _unpickle(cls, engine: Engine, key: str, compiled: bytes, wasm: Optional[bytes]) -> "Component":
-        """A pickled component in this process: its compiled code if it was compiled for this
-        process's engine of its settings and this CPU, else compiled again from its binary."""
-        engine = require_instance(engine, Engine, "engine")
-        if key == compiled_code_key(engine):
-            try:
-                component = cls.deserialize(compiled, engine)
-            except WasmError:
-                if wasm is None:
-                    raise
-            else:
-                component._wasm_source = wasm
-                return component
-        if wasm is None:
-            raise WasmError("the pickled component was compiled for another wasmtime version, engine settings "
-                            "or CPU, and carries no binary to compile again (it was loaded from compiled code)")
-        return cls(wasm, engine)
 
     def __repr__(self) -> str:
         imports, exports = self.imports, self.exports
