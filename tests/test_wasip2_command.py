@@ -39,3 +39,21 @@ def test_read_only_preopen_refuses_writes(tmp_path):
     with pytest.raises(wasmpy.ExitTrap):
         run_command("write", "/data/in.txt", "lost", preopens=[(tmp_path, "/data", True)])
     assert (tmp_path / "in.txt").read_text() == "kept"
+
+
+ARGC_MODULE = """(module
+  (import "wasi_snapshot_preview1" "args_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "argc") (result i32) (drop (call $sizes (i32.const 0) (i32.const 4))) (i32.load (i32.const 0))))"""
+
+
+def test_one_wasi_config_for_a_module_and_a_component_in_one_store():
+    out = io.BytesIO()
+    store = wasmpy.Store(wasi=wasmpy.WasiConfig(argv=["command", "echo", "shared"], stdout=out))
+    module = wasmpy.Instance(wasmpy.Module(ARGC_MODULE), {}, store)
+    component = wasmpy.Instance(Component(COMMAND.read_bytes()), None, store)
+    assert module.exports["argc"]() == 3
+    assert component.exports["wasi:cli/run@0.2.12"].run() is None
+    assert out.getvalue() == b"shared\n"
+    with pytest.raises(wasmpy.WasmError):
+        store.wasi = wasmpy.WasiConfig()  # the context was set once, for both
