@@ -57,3 +57,25 @@ def test_one_wasi_config_for_a_module_and_a_component_in_one_store():
     assert out.getvalue() == b"shared\n"
     with pytest.raises(wasmpy.WasmError):
         store.wasi = wasmpy.WasiConfig()  # the context was set once, for both
+
+
+@pytest.fixture(scope="module")
+def fetcher(tmp_path_factory):
+    """A component importing wasi:http (wit/fetcher.wit, dummy exports), built by wasm-tools."""
+    subprocess = pytest.importorskip("subprocess")
+    wit = Path(__file__).parent / "wasip2" / "wit"
+    core, component = (tmp_path_factory.mktemp("fetcher") / name for name in ("core.wasm", "fetcher.wasm"))
+    try:
+        subprocess.run(["wasm-tools", "component", "embed", "--dummy", str(wit), "-w", "fetcher", "-o", str(core)],
+                       check=True)
+        subprocess.run(["wasm-tools", "component", "new", str(core), "-o", str(component)], check=True)
+    except FileNotFoundError:
+        pytest.skip("wasm-tools is not installed (it comes with the test extra)")
+    return Component(component.read_bytes())
+
+
+def test_wasi_http_import_is_a_link_error_unless_http_is_on(fetcher):
+    with pytest.raises(wasmpy.LinkError, match="wasi:http/outgoing-handler.*http=True"):
+        wasmpy.Instance(fetcher, None, wasmpy.Store())
+    instance = wasmpy.Instance(fetcher, None, wasmpy.Store(wasi=wasmpy.WasiConfig(http=True)))
+    assert "run" in instance.exports
