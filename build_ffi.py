@@ -18,7 +18,7 @@ HEADERS = ["types.h", "engine.h", "error.h", "store.h", "module.h", "func.h", "m
            "global.h", "table.h", "instance.h", "wasi.h", "wat.h", "wasmpy.h",
            # The component model (wasmpy.component); callbacks.h is cdef-only (extern "Python").
            "component/types.h", "component/component.h", "component/val.h", "component/func.h",
-           "component/linker.h", "component/helpers.h", "component/callbacks.h"]
+           "component/linker.h", "component/wasi.h", "component/helpers.h", "component/callbacks.h"]
 
 
 def wasmtime_library():

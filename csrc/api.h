@@ -27,4 +27,5 @@
 #include "component/val.h"
 #include "component/func.h"
 #include "component/linker.h"
+#include "component/wasi.h"
 #endif

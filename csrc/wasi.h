@@ -1,4 +1,4 @@
-/* wasi.h: WASI preview 1 configuration. */
+/* wasi.h: WASI configuration, shared by preview 1 modules and WASI 0.2 components. */
 
 typedef struct wasi_config_t wasi_config_t;
 
@@ -21,5 +21,9 @@ void wasi_config_set_stdout_custom(wasi_config_t *config,
 void wasi_config_set_stderr_custom(wasi_config_t *config,
                                    ssize_t (*callback)(void *data, const unsigned char *buf, size_t len),
                                    void *data, void (*finalizer)(void *));
+void wasi_config_inherit_network(wasi_config_t *config);
+void wasi_config_allow_ip_name_lookup(wasi_config_t *config, bool enable);
 bool wasi_config_preopen_dir(wasi_config_t *config, const char *path, const char *guest_path, bool fs_mutable);
 wasmtime_error_t *wasmtime_context_set_wasi(wasmtime_context_t *context, wasi_config_t *wasi);
+/* wasi:http for components; only after wasmtime_context_set_wasi. */
+void wasmtime_context_set_wasi_http(wasmtime_context_t *context);

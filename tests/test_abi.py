@@ -278,7 +278,8 @@ def signature_mismatches(ours, theirs, path):
     return problems
 
 
-COMPONENT_FUNCTIONS = sorted(name for name in dir(wasmpy_lib) if name.startswith("wasmtime_component_")
+COMPONENT_FUNCTIONS = sorted(name for name in dir(wasmpy_lib) if name.startswith(("wasmtime_component_", "wasi_",
+                                                                                  "wasmtime_context_set_wasi"))
                              or name == "wasmtime_config_concurrency_support_set")
 
 

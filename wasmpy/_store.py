@@ -110,6 +110,7 @@ class Store(Owner):
             lib.wasmtime_context_set_epoch_deadline(self._ctx, 1)
         self._memories: "Optional[weakref.WeakSet[Any]]" = None  # made with the first Memory
         self._wasi_ready = False
+        self._wasi_http = False  # whether the WASI context has wasi:http (WasiConfig(http=True))
         self._gc_bridge: Any = None  # exports converting externref <-> anyref, made when needed
         self._limits = limits
         self._wasi: Optional[WasiConfig] = None
@@ -156,11 +157,16 @@ class Store(Owner):
         self._wasi = config
 
     def _ensure_wasi(self) -> None:
-        """Gives the store its WASI context, once per configuration."""
+        """Gives the store its WASI context, once: preview 1 modules and components share it."""
         if self._wasi_ready:
             return
-        config = (self._wasi or WasiConfig())._to_c(self._handle)
+        settings = self._wasi or WasiConfig()
+        config = settings._to_c(self._handle)
         check(lib.wasmtime_context_set_wasi(self._context(), config))  # takes the config
+        # What the context has, not what the WasiConfig says now: it may change after this.
+        self._wasi_http = settings.http
+        if settings.http:
+            lib.wasmtime_context_set_wasi_http(self._ctx)
         note_wasi_used()
         self._handle.release_gil = True  # WASI calls block (reads, sleeps) where no epoch tick comes
         self._wasi_ready = True

@@ -1,4 +1,5 @@
-"""WASI preview 1: what a module importing ``wasi_snapshot_preview1`` may see of the world.
+"""WASI: what a module importing ``wasi_snapshot_preview1``, or a component importing ``wasi:*``
+interfaces (WASI 0.2), may see of the world. One :class:`WasiConfig` configures both.
 
 Every string a :class:`WasiConfig` hands to wasmtime is checked when it is
 given, not when a store uses it: wasmtime's C API takes NUL-terminated UTF-8
@@ -109,6 +110,12 @@ def _guest_path(path: Any) -> str:
     return _text(os.fspath(path) if isinstance(path, os.PathLike) else path, "a preopen's guest path")
 
 
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):  # a truthy string such as "no" must not open the network
+        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
+    return value
+
+
 def _inherited_env() -> Tuple[Tuple[str, str], ...]:
     """This process's environment, checked: wasmtime's own inherit_env aborts the process on non-UTF-8."""
     environ = os.environb if os.supports_bytes_environ else os.environ
@@ -138,6 +145,14 @@ class WasiConfig:
       decoded text), or a callable that receives bytes.
     - ``preopens``: ``(host_path, guest_path)`` or ``(host_path, guest_path, read_only)`` tuples;
       also :meth:`preopen`. The guest reaches nothing outside them.
+    - ``network``: True lets components open TCP and UDP sockets (``wasi:sockets``) to any
+      address; by default every address is refused. ``ip_name_lookup``: True lets them resolve
+      host names. wasmtime's C API has no finer allow list.
+    - ``http``: True provides ``wasi:http`` (outgoing requests to any host, not subject to
+      ``network``); without it a component importing ``wasi:http`` fails to instantiate with a
+      LinkError.
+
+    The same settings apply to preview 1 modules and WASI 0.2 components in one store.
 
     wasmtime takes only UTF-8 text without NUL characters, paths included:
     anything else is a ValueError here, a value of the wrong type a TypeError.
@@ -147,7 +162,8 @@ class WasiConfig:
     def __init__(self, *, argv: Optional[Sequence[Union[str, bytes]]] = None,
                  env: Optional[Mapping[Union[str, bytes], Union[str, bytes]]] = None, inherit_env: bool = False,
                  stdin: Any = INHERIT, stdout: Output = INHERIT, stderr: Output = INHERIT,
-                 preopens: Iterable[Tuple[Any, ...]] = ()) -> None:
+                 preopens: Iterable[Tuple[Any, ...]] = (), network: bool = False, ip_name_lookup: bool = False,
+                 http: bool = False) -> None:
         self._env: Optional[Tuple[Tuple[str, str], ...]] = None
         self._inherit_env = False
         self.argv = argv
@@ -156,6 +172,9 @@ class WasiConfig:
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        self.network = network
+        self.ip_name_lookup = ip_name_lookup
+        self.http = http
         self._preopens: Tuple[Tuple[_HostPath, str, bool], ...] = ()
         if isinstance(preopens, (str, bytes, os.PathLike)):
             raise TypeError("preopens must be a sequence of (host_path, guest_path[, read_only]) tuples")
@@ -242,6 +261,33 @@ class WasiConfig:
     @stderr.setter
     def stderr(self, stderr: Output) -> None:
         self._stderr = self._check_output(stderr, "stderr")
+
+    @property
+    def network(self) -> bool:
+        """True: components may open sockets to any address (``wasi:sockets``)."""
+        return self._network
+
+    @network.setter
+    def network(self, network: bool) -> None:
+        self._network = _flag(network, "network")
+
+    @property
+    def ip_name_lookup(self) -> bool:
+        """True: components may resolve host names (``wasi:sockets/ip-name-lookup``)."""
+        return self._ip_name_lookup
+
+    @ip_name_lookup.setter
+    def ip_name_lookup(self, lookup: bool) -> None:
+        self._ip_name_lookup = _flag(lookup, "ip_name_lookup")
+
+    @property
+    def http(self) -> bool:
+        """True: components may make outgoing HTTP requests (``wasi:http``)."""
+        return self._http
+
+    @http.setter
+    def http(self, http: bool) -> None:
+        self._http = _flag(http, "http")
 
     @property
     def preopens(self) -> Tuple[Tuple[str, str, bool], ...]:
@@ -339,6 +385,9 @@ class WasiConfig:
                 callback, data, finalizer = output_stream(handle, output.write if hasattr(output, "write") else output)
                 custom(config, ffi.cast("ssize_t (*)(void *, const unsigned char *, size_t)", callback),
                        ffi.cast("void *", data), ffi.cast("void (*)(void *)", finalizer))
+        if self._network:
+            lib.wasi_config_inherit_network(config)
+        lib.wasi_config_allow_ip_name_lookup(config, self._ip_name_lookup)
         for host, guest, read_only in self._preopens:
             if not lib.wasi_config_preopen_dir(config, host.encode("utf-8"), guest.encode("utf-8"), not read_only):
                 raise OSError(f"cannot preopen {host!r} as {guest!r}")
@@ -359,5 +408,6 @@ class WasiConfig:
     def __repr__(self) -> str:
         return (f"WasiConfig(argv={self._argv!r}, env={'inherit' if self._inherit_env else self._env!r}, "
                 f"stdin={self._stdin!r}, stdout={self._stdout!r}, stderr={self._stderr!r}, "
-                f"preopens={self._preopens!r})")
+                f"preopens={self._preopens!r}, network={self._network}, ip_name_lookup={self._ip_name_lookup}, "
+                f"http={self._http})")
 

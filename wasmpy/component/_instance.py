@@ -24,12 +24,12 @@ from ._component import Component
 from ._resources import Resource, reading_for
 from ._types import FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
 from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
+from ._wasi import WASI_PREFIX as _WASI_PREFIX
+from ._wasi import link_wasi
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
 
 _STACK_EXHAUSTED = 3
-# Whose interfaces wasmtime's WASI 0.2 implementation provides (wasmtime_component_linker_add_wasip2).
-_WASI_PREFIX = "wasi:"
 
 
 def _take_pending() -> Optional[BaseException]:
@@ -160,11 +160,7 @@ class _Linker:
             raise TypeError("a component's imports are a mapping of WIT names (interfaces such as "
                             f"'test:rich/host', world-level functions) to namespaces and functions, "
                             f"not {type(imports).__name__}")
-        if any(name.startswith(_WASI_PREFIX) for name in items.interfaces):
-            # wasmtime aborts the process when a component's WASI imports run in a store without a
-            # WASI context: the store's own (its WasiConfig, or the safe default) is set first.
-            self.store._ensure_wasi()
-            self._check(lib.wasmtime_component_linker_add_wasip2(self.ptr), "cannot provide WASI")
+        link_wasi(self.ptr, self.store, items.interfaces, self._check)
         for name, interface in items.interfaces.items():
             resources = [typ for typ in interface.types.values() if isinstance(typ, ResourceType)]
             if resources and not name.startswith(_WASI_PREFIX):
