@@ -1,6 +1,7 @@
 """The C command (tests/wasip2/command.c, adapted by jco's preview 1 adapter) run as a component."""
 
 import io
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -62,7 +63,6 @@ def test_one_wasi_config_for_a_module_and_a_component_in_one_store():
 @pytest.fixture(scope="module")
 def fetcher(tmp_path_factory):
     """A component importing wasi:http (wit/fetcher.wit, dummy exports), built by wasm-tools."""
-    subprocess = pytest.importorskip("subprocess")
     wit = Path(__file__).parent / "wasip2" / "wit"
     core, component = (tmp_path_factory.mktemp("fetcher") / name for name in ("core.wasm", "fetcher.wasm"))
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import collections.abc
 import io
 import os
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Union, overload
 
 from ._errors import WasmError
 from ._ffi import ffi, lib
@@ -110,10 +110,28 @@ def _guest_path(path: Any) -> str:
     return _text(os.fspath(path) if isinstance(path, os.PathLike) else path, "a preopen's guest path")
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):  # a truthy string such as "no" must not open the network
-        raise TypeError(f"{name} must be True or False, not {type(value).__name__}")
-    return value
+class _Switch:
+    """A WasiConfig setting that is True or False, kept as ``_<name>`` on the config."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name, self.attribute = name, "_" + name
+
+    @overload
+    def __get__(self, config: None, owner: Optional[type] = None) -> "_Switch": ...
+
+    @overload
+    def __get__(self, config: "WasiConfig", owner: Optional[type] = None) -> bool: ...
+
+    def __get__(self, config: Optional["WasiConfig"], owner: Optional[type] = None) -> Union["_Switch", bool]:
+        return self if config is None else getattr(config, self.attribute)
+
+    def __set__(self, config: "WasiConfig", value: bool) -> None:
+        if not isinstance(value, bool):  # a truthy string such as "no" must not open the network
+            raise TypeError(f"{self.name} must be True or False, not {type(value).__name__}")
+        setattr(config, self.attribute, value)
 
 
 def _inherited_env() -> Tuple[Tuple[str, str], ...]:
@@ -262,32 +280,9 @@ class WasiConfig:
     def stderr(self, stderr: Output) -> None:
         self._stderr = self._check_output(stderr, "stderr")
 
-    @property
-    def network(self) -> bool:
-        """True: components may open sockets to any address (``wasi:sockets``)."""
-        return self._network
-
-    @network.setter
-    def network(self, network: bool) -> None:
-        self._network = _flag(network, "network")
-
-    @property
-    def ip_name_lookup(self) -> bool:
-        """True: components may resolve host names (``wasi:sockets/ip-name-lookup``)."""
-        return self._ip_name_lookup
-
-    @ip_name_lookup.setter
-    def ip_name_lookup(self, lookup: bool) -> None:
-        self._ip_name_lookup = _flag(lookup, "ip_name_lookup")
-
-    @property
-    def http(self) -> bool:
-        """True: components may make outgoing HTTP requests (``wasi:http``)."""
-        return self._http
-
-    @http.setter
-    def http(self, http: bool) -> None:
-        self._http = _flag(http, "http")
+    network = _Switch("True: components may open sockets to any address (``wasi:sockets``).")
+    ip_name_lookup = _Switch("True: components may resolve host names (``wasi:sockets/ip-name-lookup``).")
+    http = _Switch("True: components may make outgoing HTTP requests (``wasi:http``).")
 
     @property
     def preopens(self) -> Tuple[Tuple[str, str, bool], ...]:
@@ -385,9 +380,9 @@ class WasiConfig:
                 callback, data, finalizer = output_stream(handle, output.write if hasattr(output, "write") else output)
                 custom(config, ffi.cast("ssize_t (*)(void *, const unsigned char *, size_t)", callback),
                        ffi.cast("void *", data), ffi.cast("void (*)(void *)", finalizer))
-        if self._network:
+        if self.network:
             lib.wasi_config_inherit_network(config)
-        lib.wasi_config_allow_ip_name_lookup(config, self._ip_name_lookup)
+        lib.wasi_config_allow_ip_name_lookup(config, self.ip_name_lookup)
         for host, guest, read_only in self._preopens:
             if not lib.wasi_config_preopen_dir(config, host.encode("utf-8"), guest.encode("utf-8"), not read_only):
                 raise OSError(f"cannot preopen {host!r} as {guest!r}")
@@ -408,6 +403,6 @@ class WasiConfig:
     def __repr__(self) -> str:
         return (f"WasiConfig(argv={self._argv!r}, env={'inherit' if self._inherit_env else self._env!r}, "
                 f"stdin={self._stdin!r}, stdout={self._stdout!r}, stderr={self._stderr!r}, "
-                f"preopens={self._preopens!r}, network={self._network}, ip_name_lookup={self._ip_name_lookup}, "
-                f"http={self._http})")
+                f"preopens={self._preopens!r}, network={self.network}, ip_name_lookup={self.ip_name_lookup}, "
+                f"http={self.http})")
 

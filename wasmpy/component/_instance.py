@@ -24,8 +24,7 @@ from ._component import Component
 from ._resources import Resource, reading_for
 from ._types import FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
 from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
-from ._wasi import WASI_PREFIX as _WASI_PREFIX
-from ._wasi import link_wasi
+from ._wasi import WASI_PREFIX, link_wasi
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
 
@@ -163,7 +162,7 @@ class _Linker:
         link_wasi(self.ptr, self.store, items.interfaces, self._check)
         for name, interface in items.interfaces.items():
             resources = [typ for typ in interface.types.values() if isinstance(typ, ResourceType)]
-            if resources and not name.startswith(_WASI_PREFIX):
+            if resources and not name.startswith(WASI_PREFIX):
                 raise NotImplementedError(f"the import {name} has resource types ({', '.join(map(str, resources))}): "
                                           "wasmpy does not support resources defined by Python yet")
         root = lib.wasmtime_component_linker_root(self.ptr)
@@ -174,7 +173,7 @@ class _Linker:
                     raise LinkError(f"missing import {name}: expected a Python function for WIT {functype}")
                 self._add_function(root, name, fn, functype, name)
             for name, interface in items.interfaces.items():
-                if name.startswith(_WASI_PREFIX):
+                if name.startswith(WASI_PREFIX):
                     continue
                 namespace = _find_interface(imports, name)
                 if namespace is None:
