@@ -910,6 +910,35 @@ def test_resources_after_their_store_is_closed(counters):
     assert counter.closed
 
 
+def test_closing_a_resource_while_another_thread_moves_it_into_wasm():
+    # close() and a call taking ownership race for one handle: each must see the other's outcome
+    # under the store's lock (a handle read before it was a use-after-free: "unknown handle index").
+    result = run_python(f"""
+import sys, threading
+import wasmpy
+from wasmpy import Component, Instance
+sys.setswitchinterval(1e-6)
+exports = Instance(Component.from_file({str(RESOURCES)!r})).exports
+Counter = exports.api.Counter
+keep = Counter(0)
+outcomes = {{"merged": 0, "closed first": 0}}
+for _ in range(3000):
+    counter = Counter(1)
+    closer = threading.Thread(target=counter.close)
+    closer.start()
+    try:
+        Counter.merge(keep, counter).close()
+        outcomes["merged"] += 1
+    except wasmpy.WasmError as error:
+        assert not isinstance(error, wasmpy.Trap) and "the Counter is closed" in str(error), repr(error)
+        outcomes["closed first"] += 1
+    closer.join()
+    assert counter.closed
+print(outcomes)
+""", timeout=240)
+    assert_clean_exit(result)
+
+
 def test_resources_a_python_host_defines_are_refused_for_now():
     wat = """
 (component

@@ -91,11 +91,15 @@ class Resource(Owner):
 
     def close(self) -> None:
         """Drops the resource now: the guest's destructor runs. Closing again does nothing."""
-        handle = getattr(self, "_handle", None)
-        if handle is None:
+        if getattr(self, "_handle", None) is None:
             return
         store = self._store
         with store._lock:
+            # Read again under the lock: another thread's call may have moved it into wasm
+            # (freeing the handle) or closed it since the check above.
+            handle = getattr(self, "_handle", None)
+            if handle is None:
+                return
             if store.closed:  # the store took the resource with it
                 self._forget()
                 return

@@ -595,6 +595,8 @@ class Codecs:
             return value
 
         def write(value: Any, out: Any) -> None:
+            # Under the store's lock, unlike prepare: another thread may have closed it in between.
+            value._require_open(f"passing a {expected} to wasm")
             out.kind = lib.WASMTIME_COMPONENT_RESOURCE
             out.of.resource = lib.wasmtime_component_resource_any_clone(value._handle)
 
