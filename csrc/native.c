@@ -1194,24 +1194,43 @@ static __thread PyThreadState *wasm_gil __attribute__((tls_model("initial-exec")
 #define GIL_RELEASED_BY_CALLER NULL
 #define GIL_KEPT ((PyThreadState *)1)
 
+/* Around every call into wasm (core and component functions): what `wasm_gil` was outside it,
+ * and the thread state saved if the call released the GIL from the start. */
+typedef struct {
+    PyThreadState *outer;
+    PyThreadState *released;
+} WasmEntry;
+
+/* Before a call into wasm: releases the GIL if the store wants that (`release_gil`). */
+static inline WasmEntry enter_wasm(const StoreHandle *handle)
+{
+    WasmEntry entry = {wasm_gil, NULL};
+    if (handle->release_gil) {
+        wasm_gil = GIL_RELEASED_BY_CALLER;
+        entry.released = PyEval_SaveThread();
+    } else {
+        wasm_gil = GIL_KEPT;
+    }
+    return entry;
+}
+
+/* After it: the GIL is held again, whoever released it during the call. */
+static inline void leave_wasm(WasmEntry entry)
+{
+    if (entry.released != NULL)
+        PyEval_RestoreThread(entry.released);
+    else if (wasm_gil != GIL_KEPT)
+        PyEval_RestoreThread(wasm_gil); /* the epoch callback released it at a tick */
+    wasm_gil = entry.outer;
+}
+
 /* Calls into wasm, releasing the GIL as the store wants; returns with the GIL held. */
 static wasmtime_error_t *call_wasm(StoreHandle *handle, const wasmtime_func_t *func, wasmtime_val_raw_t *values,
                                    size_t count, wasm_trap_t **trap)
 {
-    wasmtime_error_t *error;
-    PyThreadState *outer = wasm_gil;
-    if (handle->release_gil) {
-        wasm_gil = GIL_RELEASED_BY_CALLER;
-        Py_BEGIN_ALLOW_THREADS
-        error = wasmtime_func_call_unchecked(handle->context, func, values, count, trap);
-        Py_END_ALLOW_THREADS
-    } else {
-        wasm_gil = GIL_KEPT;
-        error = wasmtime_func_call_unchecked(handle->context, func, values, count, trap);
-        if (wasm_gil != GIL_KEPT)
-            PyEval_RestoreThread(wasm_gil);
-    }
-    wasm_gil = outer;
+    WasmEntry entry = enter_wasm(handle);
+    wasmtime_error_t *error = wasmtime_func_call_unchecked(handle->context, func, values, count, trap);
+    leave_wasm(entry);
     return error;
 }
 
@@ -1249,17 +1268,26 @@ static void leave_python(PythonEntry entry, int release)
 
 static PyTypeObject *CallerType;
 
+/* What Caller and ComponentCaller (component/call.c) begin with, so that one traverse, clear,
+ * dealloc, binding and way to the Python path serve both. */
+#define CALLER_HEAD                                                                             \
+    PyObject_HEAD                                                                               \
+    vectorcallfunc vectorcall; /* PEP 590: no arguments tuple per call */                       \
+    StoreHandle *handle;       /* NULL until bound */                                           \
+    PyObject *slow_call;       /* callable(self, *args, **keywords): the Python path */         \
+    PyObject *failure;         /* callable(...) -> the exception for a failed call */
+
 typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall;          /* caller_vectorcall (PEP 590): no arguments tuple per call */
-    StoreHandle *handle;
+    CALLER_HEAD
+} CallerHead;
+
+typedef struct {
+    CALLER_HEAD
     wasmtime_func_t func;
     Signature signature;
-    PyObject *slow_call;                /* callable(self, *args): the Python path */
-    PyObject *failure;                  /* callable(pending, status, trap, error) -> exception */
 } Caller;
 
-static int caller_traverse(Caller *self, visitproc visit, void *arg)
+static int caller_traverse(CallerHead *self, visitproc visit, void *arg)
 {
     Py_VISIT(Py_TYPE((PyObject *)self)); /* for subclasses too: their traverse calls this one */
     Py_VISIT(self->handle);
@@ -1268,7 +1296,7 @@ static int caller_traverse(Caller *self, visitproc visit, void *arg)
     return 0;
 }
 
-static int caller_clear(Caller *self)
+static int caller_clear(CallerHead *self)
 {
     Py_CLEAR(self->handle);
     Py_CLEAR(self->slow_call);
@@ -1276,11 +1304,27 @@ static int caller_clear(Caller *self)
     return 0;
 }
 
-static void caller_dealloc(Caller *self)
+static void caller_dealloc(CallerHead *self)
 {
     PyObject_GC_UnTrack(self);
     caller_clear(self);
     free_instance((PyObject *)self);
+}
+
+/* The part of binding common to both callers; -1 with TypeError if this one is already bound. */
+static int caller_bind_head(CallerHead *self, PyObject *handle, PyObject *slow_call, PyObject *failure)
+{
+    if (self->handle != NULL) {
+        PyErr_SetString(PyExc_TypeError, "this function is already bound to a function of a store");
+        return -1;
+    }
+    Py_INCREF(handle);
+    REPLACE_REF(self->handle, (StoreHandle *)handle);
+    Py_INCREF(slow_call);
+    REPLACE_REF(self->slow_call, slow_call);
+    Py_INCREF(failure);
+    REPLACE_REF(self->failure, failure);
+    return 0;
 }
 
 static PyObject *caller_bind(Caller *self, PyObject *args)
@@ -1292,18 +1336,10 @@ static PyObject *caller_bind(Caller *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!Ky#y#OO:_bind_native", StoreHandleType, &handle, &func_address, &params,
                           &nparams, &results, &nresults, &slow_call, &failure))
         return NULL;
-    if (self->handle != NULL) {
-        PyErr_SetString(PyExc_TypeError, "this Func is already bound to a function of a store");
+    if (caller_bind_head((CallerHead *)self, handle, slow_call, failure) < 0)
         return NULL;
-    }
     self->func = *(const wasmtime_func_t *)(uintptr_t)func_address;
     signature_set(&self->signature, params, nparams, results, nresults);
-    Py_INCREF(handle);
-    REPLACE_REF(self->handle, (StoreHandle *)handle);
-    Py_INCREF(slow_call);
-    REPLACE_REF(self->slow_call, slow_call);
-    Py_INCREF(failure);
-    REPLACE_REF(self->failure, failure);
     Py_RETURN_NONE;
 }
 
@@ -1321,8 +1357,13 @@ static PyObject *raise_failure(PyObject *failure, PyObject *pending, int status,
     return NULL;
 }
 
-static PyObject *call_slow(Caller *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+/* The call the Python way: slow_call(self, *args, **keywords). */
+static PyObject *call_slow(CallerHead *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
+    if (self->slow_call == NULL) {
+        PyErr_SetString(PyExc_TypeError, "this function is not bound to a store");
+        return NULL;
+    }
     Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_Size(kwnames) : 0);
     PyObject *small[MAX_FAST_VALUES + 1];
     PyObject **with_self = count < MAX_FAST_VALUES ? small : PyMem_Malloc((count + 1) * sizeof(PyObject *));
@@ -1345,22 +1386,22 @@ static PyObject *caller_vectorcall(Caller *self, PyObject *const *args, size_t n
     }
     const Signature *signature = &self->signature;
     if (!signature->fast || nargs != signature->nparams || (kwnames != NULL && PyTuple_Size(kwnames) != 0))
-        return call_slow(self, args, nargs, kwnames);
+        return call_slow((CallerHead *)self, args, nargs, kwnames);
 
     wasmtime_val_raw_t values[MAX_FAST_VALUES];
     for (Py_ssize_t i = 0; i < nargs; i++)
         if (number_to_raw(args[i], signature->kinds[i], &values[i]) < 0)
-            return call_slow(self, args, nargs, NULL); /* explains, or handles Val */
+            return call_slow((CallerHead *)self, args, nargs, NULL); /* explains, or handles Val */
 
     StoreHandle *handle = self->handle;
     if (!wasmpy_stack_allows((size_t)handle->stack_needed))
-        return call_slow(self, args, nargs, NULL); /* raises RecursionError */
+        return call_slow((CallerHead *)self, args, nargs, NULL); /* raises RecursionError */
     if (handle_acquire(handle) < 0)
         return NULL;
     wasmtime_context_t *context = handle->context;
     if (context == NULL) {
         handle_release(handle);
-        return call_slow(self, args, nargs, NULL); /* raises: the store is closed */
+        return call_slow((CallerHead *)self, args, nargs, NULL); /* raises: the store is closed */
     }
     wasm_trap_t *trap = NULL;
     wasmtime_error_t *error;

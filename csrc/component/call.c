@@ -44,45 +44,15 @@ static PyObject *component_take_pending(PyObject *module, PyObject *unused)
 
 static PyTypeObject *ComponentCallerType;
 
+/* CALLER_HEAD's failure: callable(self, status, error address) -> the exception to raise. */
 typedef struct {
-    PyObject_HEAD
-    vectorcallfunc vectorcall; /* at Caller's offset: vectorcall_subclass() gives both the same member */
-    StoreHandle *handle;
+    CALLER_HEAD
     wasmtime_component_func_t func;
     int fast;                  /* the plan below holds */
     Py_ssize_t nparams;
     uint8_t kinds[MAX_FAST_VALUES];
     uint8_t result_kind;       /* COMPONENT_NO_RESULT: the function returns nothing */
-    PyObject *slow_call;       /* callable(self, *args, **keywords): the Python way */
-    PyObject *failure;         /* callable(self, status, error address) -> the exception to raise */
 } ComponentCaller;
-
-_Static_assert(offsetof(ComponentCaller, vectorcall) == offsetof(Caller, vectorcall),
-               "vectorcall_subclass() sets one __vectorcalloffset__ for both");
-
-static int component_caller_traverse(ComponentCaller *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE((PyObject *)self));
-    Py_VISIT(self->handle);
-    Py_VISIT(self->slow_call);
-    Py_VISIT(self->failure);
-    return 0;
-}
-
-static int component_caller_clear(ComponentCaller *self)
-{
-    Py_CLEAR(self->handle);
-    Py_CLEAR(self->slow_call);
-    Py_CLEAR(self->failure);
-    return 0;
-}
-
-static void component_caller_dealloc(ComponentCaller *self)
-{
-    PyObject_GC_UnTrack(self);
-    component_caller_clear(self);
-    free_instance((PyObject *)self);
-}
 
 static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
 {
@@ -92,14 +62,9 @@ static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!KOiOO:_bind_component", StoreHandleType, &handle, &func_address, &plan,
                           &result_kind, &slow_call, &failure))
         return NULL;
-    if (self->handle != NULL) {
-        PyErr_SetString(PyExc_TypeError, "this function is already bound to a function of a store");
-        return NULL;
-    }
-    self->fast = 0;
+    char *kinds = NULL;
+    Py_ssize_t count = 0;
     if (plan != Py_None) {
-        char *kinds;
-        Py_ssize_t count;
         if (PyBytes_AsStringAndSize(plan, &kinds, &count) < 0)
             return NULL;
         if (count > MAX_FAST_VALUES) {
@@ -115,18 +80,16 @@ static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "a result kind the C path does not convert");
             return NULL;
         }
+    }
+    if (caller_bind_head((CallerHead *)self, handle, slow_call, failure) < 0)
+        return NULL;
+    self->fast = kinds != NULL;
+    if (self->fast) {
         memcpy(self->kinds, kinds, count);
         self->nparams = count;
         self->result_kind = (uint8_t)result_kind;
-        self->fast = 1;
     }
     self->func = *(const wasmtime_component_func_t *)(uintptr_t)func_address;
-    Py_INCREF(handle);
-    REPLACE_REF(self->handle, (StoreHandle *)handle);
-    Py_INCREF(slow_call);
-    REPLACE_REF(self->slow_call, slow_call);
-    Py_INCREF(failure);
-    REPLACE_REF(self->failure, failure);
     Py_RETURN_NONE;
 }
 
@@ -320,41 +283,10 @@ static wasmtime_error_t *call_component(StoreHandle *handle, const wasmtime_comp
                                         const wasmtime_component_val_t *args, size_t nargs,
                                         wasmtime_component_val_t *results, size_t nresults)
 {
-    wasmtime_error_t *error;
-    PyThreadState *outer = wasm_gil;
-    if (handle->release_gil) {
-        wasm_gil = GIL_RELEASED_BY_CALLER;
-        Py_BEGIN_ALLOW_THREADS
-        error = wasmtime_component_func_call(func, handle->context, args, nargs, results, nresults);
-        Py_END_ALLOW_THREADS
-    } else {
-        wasm_gil = GIL_KEPT;
-        error = wasmtime_component_func_call(func, handle->context, args, nargs, results, nresults);
-        if (wasm_gil != GIL_KEPT)
-            PyEval_RestoreThread(wasm_gil);
-    }
-    wasm_gil = outer;
+    WasmEntry entry = enter_wasm(handle);
+    wasmtime_error_t *error = wasmtime_component_func_call(func, handle->context, args, nargs, results, nresults);
+    leave_wasm(entry);
     return error;
-}
-
-static PyObject *component_call_slow(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
-                                     PyObject *kwnames)
-{
-    if (self->slow_call == NULL) {
-        PyErr_SetString(PyExc_TypeError, "this component function is not bound to a store");
-        return NULL;
-    }
-    Py_ssize_t count = nargs + (kwnames != NULL ? PyTuple_Size(kwnames) : 0);
-    PyObject *small[MAX_FAST_VALUES + 1];
-    PyObject **with_self = count < MAX_FAST_VALUES ? small : PyMem_Malloc((count + 1) * sizeof(PyObject *));
-    if (with_self == NULL)
-        return PyErr_NoMemory();
-    with_self[0] = (PyObject *)self;
-    memcpy(with_self + 1, args, count * sizeof(PyObject *));
-    PyObject *result = PyObject_Vectorcall(self->slow_call, with_self, nargs + 1, kwnames);
-    if (with_self != small)
-        PyMem_Free(with_self);
-    return result;
 }
 
 static void free_owned(void **owned, Py_ssize_t count)
@@ -371,7 +303,7 @@ static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *co
 {
     Py_ssize_t nargs = positional_count(nargsf);
     if (!self->fast || nargs != self->nparams || (kwnames != NULL && PyTuple_Size(kwnames) != 0))
-        return component_call_slow(self, args, nargs, kwnames);
+        return call_slow((CallerHead *)self, args, nargs, kwnames);
 
     wasmtime_component_val_t values[MAX_FAST_VALUES];
     void *owned[MAX_FAST_VALUES] = {NULL};
@@ -379,7 +311,7 @@ static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *co
         int taken = component_arg(args[i], self->kinds[i], &values[i], &owned[i]);
         if (taken <= 0) {
             free_owned(owned, nargs);
-            return taken < 0 ? NULL : component_call_slow(self, args, nargs, NULL); /* explains, or converts */
+            return taken < 0 ? NULL : call_slow((CallerHead *)self, args, nargs, NULL); /* explains, or converts */
         }
     }
     PyObject *value = component_call_planned(self, args, nargs, values);
@@ -393,12 +325,12 @@ static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *
 {
     StoreHandle *handle = self->handle;
     if (!wasmpy_stack_allows((size_t)handle->stack_needed))
-        return component_call_slow(self, args, nargs, NULL); /* raises RecursionError */
+        return call_slow((CallerHead *)self, args, nargs, NULL); /* raises RecursionError */
     if (handle_acquire(handle) < 0)
         return NULL;
     if (handle->context == NULL) {
         handle_release(handle);
-        return component_call_slow(self, args, nargs, NULL); /* raises: the store is closed */
+        return call_slow((CallerHead *)self, args, nargs, NULL); /* raises: the store is closed */
     }
     int has_result = self->result_kind != COMPONENT_NO_RESULT;
     wasmtime_component_val_t result = {.kind = WASMTIME_COMPONENT_BOOL}; /* owns nothing until the call */
@@ -452,9 +384,9 @@ static PyType_Slot component_caller_slots[] = {
     {Py_tp_doc, "Base class of ComponentFunc: calls component functions of simple WIT types in C."},
     {Py_tp_new, component_caller_new},
     {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_dealloc, component_caller_dealloc},
-    {Py_tp_traverse, component_caller_traverse},
-    {Py_tp_clear, component_caller_clear},
+    {Py_tp_dealloc, caller_dealloc},
+    {Py_tp_traverse, caller_traverse},
+    {Py_tp_clear, caller_clear},
     {Py_tp_methods, component_caller_methods},
     {Py_tp_members, component_caller_members},
     {0, NULL},
