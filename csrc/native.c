@@ -1463,6 +1463,7 @@ static PyType_Spec caller_spec = {
 };
 
 #include "component/call.c" /* ComponentCaller: the same, for component functions */
+#include "component/lists.c" /* lists of simple WIT types, both ways */
 
 /* The class vectorcall_subclass() makes: `spec_name` is "module.name", `doc` the docstring or None. */
 static PyObject *subclass_from_spec(PyObject *cls, PyObject *spec_name, PyObject *doc)
@@ -1857,6 +1858,11 @@ static PyMethodDef module_methods[] = {
      "component_set_pending(exception): what a Python import of a component raised, for the call it ends."},
     {"component_take_pending", component_take_pending, METH_NOARGS,
      "The exception a Python import of a component raised on this thread (None if none), taken."},
+    {"component_pack_list", (PyCFunction)(void (*)(void))component_pack_list, METH_FASTCALL,
+     "component_pack_list(kind, items): the wasmtime_component_val_t array of a list of a simple kind, as "
+     "bytes; None if the Python way must convert it."},
+    {"component_unpack_list", (PyCFunction)(void (*)(void))component_unpack_list, METH_FASTCALL,
+     "component_unpack_list(val_address, kind): the Python list of a component list value of a simple kind."},
     {"output_stream", output_stream, METH_VARARGS,
      "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},

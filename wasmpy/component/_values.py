@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
+from .._native import component_pack_list, component_unpack_list
 from ._resources import Resource, resource_class
 from ._types import (EnumType, FlagsType, HandleType, ListType, OptionType, Primitive, RecordType, ResultType,
                      TupleType, UnsupportedType, VariantType, WitType)
@@ -296,12 +297,13 @@ class Codecs:
     def _list(self, typ: ListType) -> Codec:
         if typ.element == Primitive("u8"):
             return self._bytes(typ)
+        if isinstance(typ.element, Primitive):
+            return self._simple_list(typ)
         element = self.codec(typ.element)
         prepare_element, write_element, read_element = element.prepare, element.write, element.read
 
         def prepare(value: Any, where: str) -> List[Any]:
-            if isinstance(value, (str, bytes, bytearray, memoryview)) or not isinstance(value, Sequence):
-                raise TypeError(f"{where}: expected a list ({typ}), got {_describe(value)}")
+            _require_list(value, typ, where)
             return [prepare_element(item, f"{where}[{index}]") for index, item in enumerate(value)]
 
         def write(items: List[Any], out: Any) -> None:
@@ -316,6 +318,52 @@ class Codecs:
             vector = val.of.list
             data = vector.data
             return [read_element(data + index) for index in range(vector.size)]
+
+        return Codec(typ, prepare, write, read)
+
+    def _simple_list(self, typ: ListType) -> Codec:
+        """list<T> of bool, integers, floats, char or string: converted in C (csrc/component/lists.c)
+        where the values are what C takes as they are, else element by element as other lists."""
+        assert isinstance(typ.element, Primitive)
+        name = typ.element.name
+        kind = _VALUE_KINDS[name]
+        element = self.codec(typ.element)
+        prepare_element, write_element = element.prepare, element.write
+
+        def read(val: Any) -> List[Any]:
+            return component_unpack_list(int(ffi.cast("uintptr_t", val)), kind)
+
+        if name == "string":  # a packed string would own memory until written: not packed
+            def prepare_strings(value: Any, where: str) -> List[Any]:
+                _require_list(value, typ, where)
+                return [prepare_element(item, f"{where}[{index}]") for index, item in enumerate(value)]
+
+            def write_strings(items: List[Any], out: Any) -> None:
+                out.kind = lib.WASMTIME_COMPONENT_LIST
+                vector = ffi.addressof(out.of, "list")
+                lib.wasmtime_component_vallist_new_uninit(vector, len(items))
+                data = vector.data
+                for index, item in enumerate(items):
+                    write_element(item, data + index)
+
+            return Codec(typ, prepare_strings, write_strings, read)
+
+        as_given = chr if name == "char" else None  # the char codec's prepare gives its code point
+
+        def prepare(value: Any, where: str) -> bytes:
+            packed = component_pack_list(kind, value)
+            if packed is None:  # explains what C refused, or converts it (int subclasses, other sequences)
+                _require_list(value, typ, where)
+                prepared = [prepare_element(item, f"{where}[{index}]") for index, item in enumerate(value)]
+                packed = component_pack_list(kind, prepared if as_given is None else list(map(as_given, prepared)))
+                assert packed is not None, "C refused values the Python conversion made"
+            return packed
+
+        def write(packed: bytes, out: Any) -> None:
+            out.kind = lib.WASMTIME_COMPONENT_LIST
+            vector = ffi.addressof(out.of, "list")
+            lib.wasmtime_component_vallist_new_uninit(vector, len(packed) // _VAL_SIZE)
+            ffi.memmove(vector.data, packed, len(packed))
 
         return Codec(typ, prepare, write, read)
 
@@ -608,6 +656,14 @@ class Codecs:
             return cls._adopt(lib.wasmtime_component_resource_any_clone(val.of.resource))
 
         return Codec(typ, prepare, write, read)
+
+
+def _require_list(value: Any, typ: ListType, where: str) -> None:
+    if isinstance(value, (str, bytes, bytearray, memoryview)) or not isinstance(value, Sequence):
+        raise TypeError(f"{where}: expected a list ({typ}), got {_describe(value)}")
+
+
+_VAL_SIZE = ffi.sizeof("wasmtime_component_val_t")
 
 
 def _boxed(codec: Codec, prepared: Any) -> Any:
