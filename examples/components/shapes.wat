@@ -1,7 +1,9 @@
 ;; The core module of shapes.wasm, implementing shapes.wit by hand in the canonical ABI
 ;; (`wasm-tools component embed --dummy shapes.wit -t` prints the signatures it expects).
 ;; Import and export names say where each function belongs: "cm32p2|<interface>" for an
-;; interface's, "cm32p2||<name>" for the world's own.
+;; interface's, "cm32p2||<name>" for the world's own. The module exports no cm32p2_realloc,
+;; since the host never hands it a string or a list to allocate room for, and none of the
+;; optional *_post functions, since a result leaves nothing to free.
 (module
   (import "cm32p2|example:shapes/canvas@0.1" "circle" (func $canvas_circle (param f64)))
   (import "cm32p2|example:shapes/canvas@0.1" "rectangle" (func $canvas_rectangle (param f64 f64)))
@@ -11,7 +13,7 @@
   (memory (export "cm32p2_memory") 1)
   ;; Bytes 0-15: the return area, where an export writes a result that is more than one core
   ;; value and returns its address. One area serves every export: the host reads a result
-  ;; before it can make the next call. The error messages follow it.
+  ;; before it can make the next call. The error messages follow it (43 and 44 bytes long).
   (data (i32.const 16) "a circle's radius must be a positive number")
   (data (i32.const 64) "a rectangle's sides must be positive numbers")
 
@@ -52,10 +54,10 @@
     (i32.const 0))
 
   (func $error (param $message i32) (param $length i32) (result i32)
-    (i32.store8 (i32.const 0) (i32.const 1))
-    (i32.store (i32.const 4) (local.get $message))
+    (i32.store8 (i32.const 0) (i32.const 1))        ;; err
+    (i32.store (i32.const 4) (local.get $message))  ;; the string: UTF-8 in this module's memory
     (i32.store (i32.const 8) (local.get $length))
-    (i32.const 0))
+    (i32.const 0))                                  ;; where the result is
 
   (func (export "cm32p2||drawn") (result i32)
     (global.get $drawn)))
