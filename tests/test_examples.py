@@ -2,7 +2,8 @@
 
 The examples import their .wasm modules through the import hook, so this
 checks the guide's examples end to end (gcd; import: wasm calling env.py,
-which imports the wasm module back; two_modules: wasm linked to wasm).
+which imports the wasm module back; two_modules: wasm linked to wasm; components: a
+component whose WIT import is a Python module).
 """
 
 from __future__ import annotations
@@ -21,6 +22,16 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PACKAGE_ROOT = Path(wasmpy.__file__).resolve().parent.parent
 
 EXPECTED = {
+    "components": (
+        "Size(width=1.5, height=2.0)\n"
+        "circle of radius 1.0: area 3.141592653589793\n"
+        "canvas: a circle of radius 1.0\n"
+        "3.0 x 4.0 rectangle: area 12.0\n"
+        "canvas: a 3.0 x 4.0 rectangle\n"
+        "circle of radius -1.0: area 3.141592653589793\n"
+        "not drawn: a circle's radius must be a positive number\n"
+        "drawn: 2\n"
+    ),
     "gcd": "gcd(27, 6) = 3\n",
     "import": "Hello, world!\n",
     "two_modules": "answer() returned 42\n",
@@ -78,3 +89,15 @@ def test_example_cold_and_warm_cache(name, example_env, tmp_path):
     assert warm.returncode == 0, warm.stderr
     assert warm.stdout == EXPECTED[name]
     assert sorted(p.name for p in (directory / "__pycache__").glob("*.cwasm")) == caches
+
+
+def test_components_build_sh_rebuilds_the_committed_component(tmp_path):
+    """examples/components/shapes.wasm is what its build.sh makes from shapes.wit and shapes.wat
+    (wasm-tools from the test extra), so the example's sources are the component it runs."""
+    source = EXAMPLES / "components"
+    for name in ("build.sh", "shapes.wit", "shapes.wat"):
+        shutil.copy2(source / name, tmp_path / name)
+    tools = os.path.dirname(shutil.which("wasm-tools") or sys.executable)
+    env = dict(_base_env(), PATH=f"{tools}:{os.environ.get('PATH', '')}")
+    subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=env, capture_output=True, timeout=120)
+    assert (tmp_path / "shapes.wasm").read_bytes() == (source / "shapes.wasm").read_bytes()
