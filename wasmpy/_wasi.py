@@ -163,12 +163,17 @@ class WasiConfig:
       decoded text), or a callable that receives bytes.
     - ``preopens``: ``(host_path, guest_path)`` or ``(host_path, guest_path, read_only)`` tuples;
       also :meth:`preopen`. The guest reaches nothing outside them.
-    - ``network``: True lets components open TCP and UDP sockets (``wasi:sockets``) to any
-      address; by default every address is refused. ``ip_name_lookup``: True lets them resolve
-      host names. wasmtime's C API has no finer allow list.
-    - ``http``: True provides ``wasi:http`` (outgoing requests to any host, not subject to
-      ``network``); without it a component importing ``wasi:http`` fails to instantiate with a
-      LinkError.
+    - ``network``: True allows every address to ``wasi:sockets``; by default every address is
+      refused. But wasmtime 50 also refuses to create TCP and UDP sockets unless told to allow
+      them, and its C API cannot tell it: ``create-tcp-socket`` and ``create-udp-socket`` fail
+      with ``access-denied`` whatever ``network`` says, so components have no sockets yet.
+      ``ip_name_lookup``: True lets components resolve host names (``wasi:sockets/ip-name-lookup``,
+      which needs no ``network``); otherwise every lookup fails with ``permanent-resolver-failure``.
+      wasmtime's C API has no finer allow list.
+    - ``http``: True provides ``wasi:http``: outgoing requests to any host, by name or address.
+      wasmtime's HTTP client resolves and connects by itself, so ``network`` and ``ip_name_lookup``
+      neither limit it nor are needed. Without ``http=True`` a component importing ``wasi:http``
+      fails to instantiate with a LinkError.
 
     The same settings apply to preview 1 modules and WASI 0.2 components in one store.
 
@@ -280,7 +285,8 @@ class WasiConfig:
     def stderr(self, stderr: Output) -> None:
         self._stderr = self._check_output(stderr, "stderr")
 
-    network = _Switch("True: components may open sockets to any address (``wasi:sockets``).")
+    network = _Switch("True: ``wasi:sockets`` may use any address (wasmtime 50 creates no TCP or UDP "
+                      "socket all the same; see the class docstring).")
     ip_name_lookup = _Switch("True: components may resolve host names (``wasi:sockets/ip-name-lookup``).")
     http = _Switch("True: components may make outgoing HTTP requests (``wasi:http``).")
 
