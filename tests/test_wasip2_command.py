@@ -151,25 +151,28 @@ def test_run_a_component_that_is_not_a_command_is_an_error():
 
 # --- commands in WAT: what the adapter never does
 
-def command_wat(body, version="0.2.12", run_type="(result (result))"):
+def command_wat(body, version="0.2.12", run_type="(result (result))", tell=True):
     """A component exporting wasi:cli/run@VERSION whose run is the core function BODY (returning
     run's result as an i32: 0 ok, 1 err), which may call $exit (i32: 0 ok, 1 err), $exit_with_code
-    (i32, a u8) and $tell (i32: the world-level import tell: func(n: u32))."""
+    (i32, a u8) and, if ``tell``, $tell (i32: the world-level import tell: func(n: u32))."""
+    tell_import, tell_lower, tell_core, tell_given = (
+        '(import "tell" (func $tell (param "n" u32)))', "(core func $tell (canon lower (func $tell)))",
+        '(import "" "tell" (func $tell (param i32)))', '(export "tell" (func $tell))') if tell else ("",) * 4
     return f"""(component
   (import "wasi:cli/exit@0.2.12" (instance $exit
     (export "exit" (func (param "status" (result))))
     (export "exit-with-code" (func (param "status-code" u8)))))
-  (import "tell" (func $tell (param "n" u32)))
+  {tell_import}
   (core func $exit (canon lower (func $exit "exit")))
   (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
-  (core func $tell (canon lower (func $tell)))
+  {tell_lower}
   (core module $m
     (import "" "exit" (func $exit (param i32)))
     (import "" "exit-with-code" (func $exit_with_code (param i32)))
-    (import "" "tell" (func $tell (param i32)))
+    {tell_core}
     (func (export "run") (result i32) {body}))
   (core instance $i (instantiate $m (with "" (instance (export "exit" (func $exit))
-    (export "exit-with-code" (func $exit_with_code)) (export "tell" (func $tell))))))
+    (export "exit-with-code" (func $exit_with_code)) {tell_given}))))
   (func $run {run_type} (canon lift (core func $i "run")))
   (instance $runner (export "run" (func $run)))
   (export "wasi:cli/run@{version}" (instance $runner)))"""
