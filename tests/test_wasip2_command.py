@@ -147,6 +147,8 @@ def test_run_a_component_that_is_not_a_command_is_an_error():
     with pytest.raises(TypeError, match=r"rich\.wasm is not a WASI command.*wasi:cli/run.*"
                                         r"greet, .*test:rich/api@0\.1\.0"):
         wasmpy.run(RICH)
+    with pytest.raises(TypeError, match=r"component is not a WASI command.*this one exports nothing"):
+        wasmpy.run(Component("(component)"))
 
 
 # --- commands in WAT: what the adapter never does

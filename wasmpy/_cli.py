@@ -18,7 +18,7 @@ from ._run import command_export, program_name, run_command
 from ._store import Store
 from ._types import FuncType, ValType
 from ._wasi import WasiConfig
-from .component import Component
+from .component import Component, ComponentInstance
 from .component._types import InterfaceType
 
 # Like `wasmtime run`: a trap ends the process as an abort would.
@@ -295,7 +295,7 @@ def _run(options: argparse.Namespace) -> int:
         store.set_deadline(options.timeout)
     try:
         if isinstance(compiled, Component):
-            return run_command(Instance(compiled, None, store).exports, export)
+            return run_command(ComponentInstance(compiled, None, store).exports, export)
         instance = Instance(compiled, {}, store)
         if options.invoke is None:
             instance.exports["_start"]()

@@ -13,7 +13,7 @@ from ._module import Module
 from ._store import Store
 from ._types import FuncType
 from ._wasi import WasiConfig
-from .component import Component, Err
+from .component import Component, ComponentInstance, Err
 from .component._types import ResultType
 
 __all__ = ["run"]
@@ -41,8 +41,9 @@ def command_export(component: Component, name: str) -> str:
                             f"it has {', '.join(map(str, interface.functions.values())) or 'no functions'}")
         return interface_name
     exported = [*exports.functions, *exports.interfaces]
+    what = f"this one's exports are {', '.join(exported)}" if exported else "this one exports nothing"
     raise TypeError(f"{name} is not a WASI command: a wasi:cli/command component exports {RUN_INTERFACE}, "
-                    + (f"and this one's exports are {', '.join(exported)}" if exported else "and this one exports nothing"))
+                    f"and {what}")
 
 
 def run_command(exports: Mapping[str, Any], export: str) -> int:
@@ -116,7 +117,7 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     ``exit(err)`` 1). A C program made a component by the WASI preview 1
     adapter exits with 0 or 1 only: the adapter turns ``proc_exit(n)`` into
     ``exit(err)`` for every non-zero ``n``, as it imports only ``exit``
-    (``wasmtime run`` gets 1 from it too). A component that exports no
+    (wasmtime itself reports status 1 for it too). A component that exports no
     ``wasi:cli/run`` is a TypeError naming what it exports.
 
     ``imports`` maps module names to namespaces, as :class:`Instance`'s does:
@@ -167,10 +168,13 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     else:
         raise TypeError(f"imports must be a mapping of module names to namespaces, or a callable returning "
                         f"one, not {type(imports).__name__}")
-    instance = Instance(compiled, given, Store(compiled.engine, wasi=config))
-    exports._exports = instance.exports
+    store = Store(compiled.engine, wasi=config)
     if isinstance(compiled, Component):
-        return run_command(instance.exports, export)
+        command = ComponentInstance(compiled, given, store)
+        exports._exports = command.exports
+        return run_command(command.exports, export)
+    instance = Instance(compiled, given, store)
+    exports._exports = instance.exports
     try:
         instance.exports["_start"]()
     except ExitTrap as exit:
