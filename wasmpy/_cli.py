@@ -139,7 +139,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("file", metavar="FILE", help="a .wasm or .wat file (a module or a component)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
 
-    inspect = commands.add_parser("inspect", help="list a module's imports and exports",
+    inspect = commands.add_parser("inspect", help="list a module's imports and exports, or a component's world",
                                   description="Lists FILE's imports and exports with their types; for a "
                                               "component, its world in WIT.")
     inspect.add_argument("file", metavar="FILE", help="a .wasm or .wat file (a module or a component)")
