@@ -1,12 +1,12 @@
 """The command line, ``python -m wasmpy``: run, inspect, compile.
 
     wasmpy run [--dir HOST[::GUEST]] [--dir-ro HOST[::GUEST]] [--env K=V] [--invoke NAME]
-               [--fuel N] [--timeout SECONDS] FILE.wasm|FILE.wat [ARGS...]
+               [--fuel N] [--timeout SECONDS] FILE.wasm|FILE.wat [ARGS...]   (a module or a component)
     wasmpy inspect FILE
     wasmpy compile FILE
 
 Each test runs the command line in a child process. The WASI programs are those of
-tests/wasi (see test_wasi.py).
+tests/wasi (see test_wasi.py); the WASI 0.2 command components those of test_wasip2_command.py.
 """
 
 import os
@@ -20,6 +20,7 @@ import pytest
 
 import wasmpy
 from childproc import PACKAGE_ROOT, assert_clean_exit, child_json, run_python
+from test_wasip2_command import COMMAND, RICH, command_wat
 from wasmpy import _hook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -547,3 +548,121 @@ def test_no_interrupt_compiles_without_epoch_checks(tmp_path):
     assert instance.exports(store)["gcd"](store, 9, 3) == 9
     both = wasmpy_cli("run", "--no-interrupt", "--timeout", 1, "--invoke", "gcd", path, 1, 2, cwd=tmp_path)
     assert both.returncode == 2 and "--no-interrupt" in both.stderr
+
+
+# --- WASI 0.2 command components (tests/wasip2; the WAT commands of test_wasip2_command)
+
+def test_run_a_command_component_with_args_and_stdout(tmp_path):
+    result = wasmpy_cli("run", COMMAND, "echo", "one", "two words", "--env", cwd=tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "one\ntwo words\n--env\n", "")
+
+
+def test_run_a_command_component_names_it_in_argv0(tmp_path):
+    result = wasmpy_cli("run", COMMAND, cwd=tmp_path)
+    assert result.returncode == 1  # its usage (status 2), made 1 by the preview 1 adapter
+    assert result.stderr.startswith("usage: command.wasm ")
+
+
+def test_run_a_command_component_with_stdin(tmp_path):
+    result = wasmpy_cli("run", COMMAND, "upper", input="shout\n", cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "SHOUT\n"), result.stderr
+
+
+def test_run_a_command_component_with_env(tmp_path):
+    env = child_env(WASMPY_TEST_HOST_ONLY="secret")
+    result = wasmpy_cli("run", "--env", "GREETING=hello there", COMMAND, "env", "GREETING", env=env, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (0, "hello there\n"), result.stderr
+    hidden = wasmpy_cli("run", COMMAND, "env", "WASMPY_TEST_HOST_ONLY", env=env, cwd=tmp_path)
+    assert (hidden.returncode, hidden.stdout) == (1, "")  # unset (status 3, made 1 by the adapter)
+
+
+@pytest.mark.parametrize("body, status", [
+    ("(i32.const 0)", 0),
+    ("(i32.const 1)", 1),  # run returns err
+    ("(call $exit (i32.const 1)) (i32.const 0)", 1),
+    ("(call $exit_with_code (i32.const 42)) (i32.const 0)", 42),
+], ids=["ok", "err", "exit(err)", "exit-with-code(42)"])
+def test_run_a_command_component_exits_with_its_status(tmp_path, body, status):
+    path = tmp_path / "exiter.wat"
+    path.write_text(command_wat(body, tell=False))
+    result = wasmpy_cli("run", path, cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (status, "")
+
+
+def test_run_a_command_component_exit_status_through_the_adapter(tmp_path):
+    assert wasmpy_cli("run", COMMAND, "exit", "0", cwd=tmp_path).returncode == 0
+    assert wasmpy_cli("run", COMMAND, "exit", "5", cwd=tmp_path).returncode == 1  # the adapter's exit(err)
+
+
+def test_run_a_command_component_with_dir_ro_and_dir(tmp_path):
+    data = make_tree(tmp_path / "data")
+    read = wasmpy_cli("run", "--dir-ro", f"{data}::/data", COMMAND, "cat", "/data/a.txt", cwd=tmp_path)
+    assert (read.returncode, read.stdout) == (0, "a"), read.stderr
+    refused = wasmpy_cli("run", "--dir-ro", f"{data}::/data", COMMAND, "write", "/data/a.txt", "lost", cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout.startswith("cannot write /data/a.txt")
+    assert (data / "a.txt").read_text() == "a"
+    written = wasmpy_cli("run", "--dir", f"{data}::/data", COMMAND, "write", "/data/b.txt", "made", cwd=tmp_path)
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert (data / "b.txt").read_text() == "made"
+
+
+def test_run_a_component_that_is_not_a_command_is_a_usage_error(tmp_path):
+    result = wasmpy_cli("run", RICH, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.returncode == 2
+    assert "rich.wasm is not a WASI command" in result.stderr and "greet" in result.stderr, result.stderr
+
+
+def test_invoke_on_a_component_is_a_usage_error(tmp_path):
+    result = wasmpy_cli("run", "--invoke", "add", RICH, "1", "2", cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.returncode == 2 and "component" in result.stderr
+
+
+def test_a_command_component_with_imports_the_shell_cannot_give_is_an_error(tmp_path):
+    path = tmp_path / "needs_tell.wat"
+    path.write_text(command_wat("(i32.const 0)"))
+    result = wasmpy_cli("run", path, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.returncode == 1 and "tell" in result.stderr
+
+
+@pytest.mark.parametrize("options, body, message", [
+    ([], "unreachable", "unreachable"),
+    (["--fuel", "1000"], "(loop $again (br $again)) unreachable", "fuel"),
+], ids=["trap", "fuel"])
+def test_a_trap_in_a_command_component_is_one_line(tmp_path, options, body, message):
+    path = tmp_path / "trapper.wat"
+    path.write_text(command_wat(body, tell=False))
+    result = wasmpy_cli("run", *options, path, cwd=tmp_path)
+    assert_one_line_error(result)
+    assert result.returncode == 134 and message in result.stderr, result.stderr
+
+
+def test_inspect_a_command_component_prints_its_world():
+    component = wasmpy.Component.from_file(COMMAND)
+    result = wasmpy_cli("inspect", COMMAND)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"{COMMAND}: a component: 15 imports, 1 exports"
+    assert lines[1] == "world root {" and lines[-1] == "}"
+    at = lines.index("  import wasi:cli/exit@0.2.12 {")
+    assert lines[at + 1:at + 4] == ["    exit: func(status: result);", "  }", "  import wasi:io/error@0.2.12 {"]
+    assert lines[-4:-1] == ["  export wasi:cli/run@0.2.12 {", "    run: func() -> result;", "  }"]
+    for name, interface in component.imports.interfaces.items():
+        assert f"  import {name} {{" in lines
+        for func in interface.functions.values():
+            assert f"    {func};" in lines, (str(func), result.stdout)
+
+
+def test_inspect_a_component_prints_world_level_functions():
+    component = wasmpy.Component.from_file(RICH)
+    result = wasmpy_cli("inspect", RICH)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "  import log: func(message: string);" in lines
+    assert "  export greet: func(name: string) -> string;" in lines
+    assert "  export test:rich/api@0.1.0 {" in lines
+    assert lines.index("  import log: func(message: string);") < lines.index("  export nothing: func();")
+    for func in component.exports.interfaces["test:rich/api@0.1.0"].functions.values():
+        assert f"    {func};" in lines, str(func)

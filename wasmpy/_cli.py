@@ -1,4 +1,4 @@
-"""The ``wasmpy`` command line: run, inspect and compile WebAssembly modules."""
+"""The ``wasmpy`` command line: run, inspect and compile WebAssembly modules and components."""
 
 from __future__ import annotations
 
@@ -6,18 +6,20 @@ import argparse
 import os
 import resource
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ._engine import Engine
 from ._errors import ExitTrap, Trap, WasmError
 from ._func import Func
-from ._hook import compile_to_cache, configure_import_hook, load_cached
+from ._hook import _holds_component, _load_cached, compile_to_cache, configure_import_hook
 from ._instance import Instance
 from ._module import Module
-from ._run import program_name
+from ._run import command_export, program_name, run_command
 from ._store import Store
 from ._types import FuncType, ValType
 from ._wasi import WasiConfig
+from .component import Component, ComponentInstance
+from .component._types import InterfaceType
 
 # Like `wasmtime run`: a trap ends the process as an abort would.
 TRAP_EXIT_STATUS = 134
@@ -113,15 +115,17 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = commands.add_parser("run", help="run a WASI program, or call one export",
-                              description="Runs FILE's _start (a WASI command) and exits with its status, "
-                                          "or with --invoke calls one export with ARGS and prints the results.")
+                              description="Runs FILE's _start (a WASI command), or the wasi:cli/run of a "
+                                          "WASI 0.2 command component, and exits with its status, or with "
+                                          "--invoke calls one export of a module with ARGS and prints the results.")
     run.add_argument("--dir", action="append", default=[], type=_directory, metavar="HOST[::GUEST]",
                      help="give the program the directory HOST, as GUEST (default: the same path)")
     run.add_argument("--dir-ro", action="append", default=[], type=_directory, metavar="HOST[::GUEST]",
                      help="like --dir, read-only")
     run.add_argument("--env", action="append", default=[], type=_env_pair, metavar="NAME=VALUE",
                      help="set an environment variable for the program")
-    run.add_argument("--invoke", metavar="NAME", help="call export NAME with ARGS instead of running _start")
+    run.add_argument("--invoke", metavar="NAME",
+                     help="call export NAME with ARGS instead of running _start (modules only)")
     run.add_argument("--fuel", type=_fuel, metavar="N", help="stop the program after N units of fuel")
     run.add_argument("--timeout", type=_positive_seconds, metavar="SECONDS",
                      help="stop the program after SECONDS of wall-clock time")
@@ -132,12 +136,13 @@ def _parser() -> argparse.ArgumentParser:
                      help="compile without epoch checks: faster, but neither Ctrl-C nor --timeout can stop "
                           "the program (Engine's epoch_interruption=False)")
     _cache_option(run)
-    run.add_argument("file", metavar="FILE", help="a .wasm or .wat file")
+    run.add_argument("file", metavar="FILE", help="a .wasm or .wat file (a module or a component)")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="the program's arguments")
 
-    inspect = commands.add_parser("inspect", help="list a module's imports and exports",
-                                  description="Lists FILE's imports and exports with their types.")
-    inspect.add_argument("file", metavar="FILE", help="a .wasm or .wat file")
+    inspect = commands.add_parser("inspect", help="list a module's imports and exports, or a component's world",
+                                  description="Lists FILE's imports and exports with their types; for a "
+                                              "component, its world in WIT.")
+    inspect.add_argument("file", metavar="FILE", help="a .wasm or .wat file (a module or a component)")
 
     compile_ = commands.add_parser("compile", help="fill the import hook's compiled-code cache",
                                    description="Compiles each FILE (a module or a component) into the __pycache__ the import hook reads.")
@@ -191,19 +196,22 @@ def _check_file(path: str) -> None:
         raise CommandError(f"{path}: no such file")
 
 
-def _load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -> Module:
-    """``path``'s module from the import hook's cache when it is current, else compiled (and cached)."""
+def _load_program(path: str, engine: Engine) -> Union[Module, Component]:
+    """``path``'s module or component from the import hook's cache when it is current, else
+    compiled (and cached)."""
     _check_file(path)
     try:
-        return load_cached(path, engine, write_cache)
+        return _load_cached(path, engine, None, None)
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror or error}") from None
 
 
-def _load(path: str, engine: Optional[Engine] = None) -> Module:
+def _load(path: str) -> Union[Module, Component]:
     _check_file(path)
     try:
-        return Module.from_file(path, engine)
+        with open(path, "rb") as file:
+            kind = Component if _holds_component(file) else Module
+        return kind.from_file(path)
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror or error}") from None
 
@@ -249,16 +257,24 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--timeout needs epoch checks, which --no-interrupt turns off")
     engine = _engine(options)
     _fit_main_stack(engine)
-    module = _load_cached(options.file, engine)
+    compiled = _load_program(options.file, engine)
     name = program_name(options.file)
     call_args: List[Any] = []
-    if options.invoke is None:
-        start = next((item for item in module.exports if item.name == "_start"), None)
+    if isinstance(compiled, Component):
+        if options.invoke is not None:
+            raise UsageError(f"{name} is a component: --invoke calls a module's exports only")
+        try:
+            export = command_export(compiled, name)
+        except TypeError as error:
+            raise UsageError(str(error)) from None
+        program_args: List[str] = options.args
+    elif options.invoke is None:
+        start = next((item for item in compiled.exports if item.name == "_start"), None)
         if start is None or not isinstance(start.type, FuncType):
             raise UsageError(f"{name} exports no _start function; use --invoke NAME to call an export")
-        program_args: List[str] = options.args
+        program_args = options.args
     else:
-        functype = _function_type(module, options.invoke)
+        functype = _function_type(compiled, options.invoke)
         if len(options.args) != len(functype.params):
             raise UsageError(f"{options.invoke} takes {len(functype.params)} arguments ({functype}), "
                              f"got {len(options.args)}")
@@ -278,7 +294,9 @@ def _run(options: argparse.Namespace) -> int:
     if options.timeout is not None:
         store.set_deadline(options.timeout)
     try:
-        instance = Instance(module, {}, store)
+        if isinstance(compiled, Component):
+            return run_command(ComponentInstance(compiled, None, store).exports, export)
+        instance = Instance(compiled, {}, store)
         if options.invoke is None:
             instance.exports["_start"]()
         else:
@@ -307,7 +325,11 @@ def _print_results(results: Any) -> None:
 
 
 def _inspect(options: argparse.Namespace) -> int:
-    module = _load(options.file)
+    compiled = _load(options.file)
+    if isinstance(compiled, Component):
+        _print_world(options.file, compiled)
+        return 0
+    module = compiled
     rows: List[Tuple[str, str, str]] = [("import", f"{i.module}.{i.name}", str(i.type)) for i in module.imports]
     rows += [("export", e.name, str(e.type)) for e in module.exports]
     print(f"{options.file}: {len(module.imports)} imports, {len(module.exports)} exports")
@@ -316,6 +338,30 @@ def _inspect(options: argparse.Namespace) -> int:
         for kind, name, typ in rows:
             print(f"  {kind}  {name:<{width}}  {typ}")
     return 0
+
+
+def _print_world(path: str, component: Component) -> None:
+    """Prints ``component``'s world, WIT-like: its imports, then its exports, each interface with
+    its types and functions (the world has no name in the binary: ``root``, as wasm-tools calls it)."""
+    imports, exports = component.imports, component.exports
+    count = {side: len(items.functions) + len(items.interfaces) for side, items in (("in", imports), ("ex", exports))}
+    print(f"{path}: a component: {count['in']} imports, {count['ex']} exports")
+    print("world root {")
+    for kind, items in (("import", imports), ("export", exports)):
+        for typ in items.types.values():
+            definition = getattr(typ, "definition", None)
+            print(f"  {definition() if definition else typ};")
+        for func in items.functions.values():
+            print(f"  {kind} {func};")
+        for interface in items.interfaces.values():
+            print("  " + _interface_item(kind, interface).replace("\n", "\n  "))
+    print("}")
+
+
+def _interface_item(kind: str, interface: InterfaceType) -> str:
+    """``import NAME { ... }`` for an interface: its WIT text, ``interface NAME { ... }``, with
+    what the world does with it in place of the first word."""
+    return f"{kind} {str(interface)[len('interface '):]}"
 
 
 def _compile(options: argparse.Namespace) -> int:
