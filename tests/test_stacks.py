@@ -153,10 +153,6 @@ def test_the_main_thread_is_refused_until_its_stack_limit_is_raised():
     assert result["returned"] == result["depth"], result
 
 
-@pytest.mark.xfail(strict=True, reason="csrc/stack.h keeps a thread's stack bounds once read and looks "
-                   "again only before refusing: after the main thread's RLIMIT_STACK is lowered in the process, "
-                   "the old, larger bounds let a deep call in, and the stack, which may no longer grow that "
-                   "far, overflows (SIGSEGV); looking again at every call would cost a syscall per call")
 def test_lowering_the_main_threads_stack_limit_after_a_call_refuses_deep_calls():
     result = child_json(run_child(deep_child("""
         functions = exports(deep)
