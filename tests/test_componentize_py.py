@@ -1,5 +1,5 @@
 """A component built by a real toolchain, componentize-py (issue 16 items 4 and 5): the guest
-tests/componentize_py/app.py, world ``app`` of tests/componentize_py/wit/world.wit, called from
+tests/componentize-py/app.py, world ``app`` of tests/componentize-py/wit/world.wit, called from
 Python through the import hook, in fresh processes that load its compiled code from the cache.
 
 The component (about 18 MB) is not committed: it is built once into pytest's cache directory
@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
-import importlib.util
 import os
 import pydoc
 import shutil
@@ -32,13 +31,23 @@ from wasmpy import _hook
 from childproc import child_json, describe, run_python
 from test_cli import child_env, wasmpy_cli
 
-SOURCES = Path(__file__).parent / "componentize_py"
+# Not componentize_py/: tests/ is on sys.path, where that would be a namespace package of its name.
+SOURCES = Path(__file__).parent / "componentize-py"
 SOURCE_FILES = ("wit/world.wit", "app.py", "api.py")
 WORLD = "app"
 NAME = "cpy_app"  # the component's file, cpy_app.wasm, and so its module
 
+
+
+def _componentize_py_version() -> str | None:
+    try:
+        return importlib.metadata.version("componentize-py")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 needs_componentize_py = pytest.mark.skipif(
-    importlib.util.find_spec("componentize_py") is None,
+    _componentize_py_version() is None,
     reason="componentize-py is not installed (the components extra: pip install -e '.[components]')")
 
 # test:cpy/host@0.1.0, the interface the guest imports, by the hook's rule: the module test_cpy.host.
@@ -56,10 +65,11 @@ def read_sensor(key):
 
 
 def _key() -> str:
-    digest = hashlib.sha256(importlib.metadata.version("componentize-py").encode())
+    version = str(_componentize_py_version())
+    digest = hashlib.sha256(version.encode())
     for relative in SOURCE_FILES:
         digest.update(b"\0" + relative.encode() + b"\0" + (SOURCES / relative).read_bytes())
-    return f"{importlib.metadata.version('componentize-py')}-{digest.hexdigest()[:16]}"
+    return f"{version}-{digest.hexdigest()[:16]}"
 
 
 def _cache_root(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
