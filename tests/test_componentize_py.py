@@ -38,7 +38,6 @@ WORLD = "app"
 NAME = "cpy_app"  # the component's file, cpy_app.wasm, and so its module
 
 
-
 def _componentize_py_version() -> str | None:
     try:
         return importlib.metadata.version("componentize-py")

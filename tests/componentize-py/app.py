@@ -7,7 +7,7 @@ exported interface ``api`` is the class ``Api`` here, its resource ``counter`` t
 
 import wit_world
 from componentize_py_types import Err
-from wit_world.exports.api import Access, Color, Point, Shape_Circle, Shape_Empty, Shape_Rectangle
+from wit_world.exports.api import Access, Color, Point, Shape, Shape_Circle, Shape_Empty, Shape_Rectangle
 from wit_world.imports import host
 
 _NEXT_COLOR = {Color.RED: Color.GREEN, Color.GREEN: Color.LIGHT_BLUE, Color.LIGHT_BLUE: Color.RED}
@@ -17,7 +17,7 @@ class Api(wit_world.exports.Api):
     def move_point(self, p: Point, dx: int, dy: int) -> Point:
         return Point(x=p.x + dx, y=p.y + dy)
 
-    def area(self, s) -> float:
+    def area(self, s: Shape) -> float:
         if isinstance(s, Shape_Circle):
             return 3.0 * s.value * s.value
         if isinstance(s, Shape_Rectangle):
