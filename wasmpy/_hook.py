@@ -43,7 +43,7 @@ from ._tag import Tag
 from ._types import ImportType
 from ._wasi import WASI_MODULE, WasiConfig
 from .component._component import Component, is_component, text_is_component
-from .component._instance import _codecs, _member, _Refused, _without_version
+from .component._instance import _codecs, _member, _Refused, _without_version, listed_interfaces
 from .component._types import ResourceType
 from .component._values import camel_case, snake_case
 
@@ -414,7 +414,7 @@ def _component_attributes(compiled: Component, instance: Any) -> Dict[str, Any]:
         for attribute in dict.fromkeys((snake_case(function), function)):
             if attribute.isidentifier():
                 attributes.setdefault(attribute, value)
-    for interface in items.interfaces:
+    for interface in listed_interfaces(items):
         attributes.setdefault(_interface_attribute(interface), exports[interface])
     codecs = _codecs(compiled)
     for typ in items.types.values():
@@ -441,11 +441,15 @@ def _describe_component(path: str, name: str, compiled: Component, origins: Dict
     for function, functype in exports.functions.items():
         attribute = snake_case(function)
         lines.append(f"    {functype};" + ("" if attribute == function else f"  // {name}.{attribute}"))
-    for interface_name, interface in exports.interfaces.items():
+    listed = listed_interfaces(exports)
+    for interface_name, interface in listed.items():
         attribute = _interface_attribute(interface_name)
         lines.append(_indented(str(interface).replace("{", f"{{  // {name}.{attribute}", 1)))
     if len(lines) == 3:
         lines.append("    (none)")
+    for interface_name in exports.interfaces.keys() - listed.keys():
+        lines.append(f"    // not listed: {interface_name}, componentize-py's own (its init ran when the component "
+                     "was built)")
     if imports.functions or imports.interfaces or imports.types:
         lines += ["", "Imports (WIT), and where they come from:"]
         lines += [f"    {typ.definition() if hasattr(typ, 'definition') else typ};" for typ in imports.types.values()]

@@ -22,7 +22,7 @@ from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
 from ._resources import Resource, reading_for
-from ._types import FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
+from ._types import ComponentItems, FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
 from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
 from ._wasi import WASI_PREFIX, link_wasi
 
@@ -51,6 +51,23 @@ def _refuse_unsupported(functype: FuncType, where: str) -> None:
     if unsupported is not None:
         raise NotImplementedError(f"{where} uses the WIT type {unsupported}: wasmpy does not support "
                                   f"{unsupported.kind} values yet")
+
+
+def _is_toolchain_init(name: str, interface: InterfaceType) -> bool:
+    """Whether the exported interface ``name`` is the one componentize-py adds for its own use:
+    ``exports`` with nothing but ``init(app-name, symbols, stub-wasi)``, which it calls while
+    building the component (to load the app into the Python interpreter it snapshots); called
+    again, it traps and the instance is unusable."""
+    init = interface.functions.get("init")
+    return (name == "exports" and len(interface.functions) == 1 and not interface.interfaces and init is not None
+            and [param for param, _ in init.params] == ["app-name", "symbols", "stub-wasi"])
+
+
+def listed_interfaces(items: ComponentItems) -> Dict[str, InterfaceType]:
+    """The exported interfaces (of ``items``, a component's exports) an instance lists as its own:
+    all but componentize-py's ``init`` interface, which stays reachable by its name only."""
+    return {name: interface for name, interface in items.interfaces.items()
+            if not _is_toolchain_init(name, interface)}
 
 
 class _HostFunction:
@@ -571,17 +588,21 @@ class _Refused:
 class ComponentExports(Mapping):
     """A component instance's exports: world-level functions under their WIT names (items) and in
     snake_case (attributes); exported interfaces under their full name (``test:rich/api@0.1.0``),
-    without the version, and as their last segment in snake_case (``exports.api``)."""
+    without the version, and as their last segment in snake_case (``exports.api``).
+
+    The interface componentize-py adds for itself (``exports``, with its build-time ``init``) is
+    not listed and is no attribute; ``exports["exports"]`` still reaches it."""
 
     def __init__(self, live: _Live, component: Component, codecs: Codecs) -> None:
         items = component.exports
         self._live = live
         self._codecs = codecs
         self._types = items
+        self._listed = listed_interfaces(items)
         self._aliases: Dict[str, str] = {}
         for name in items.functions:
             self._aliases[snake_case(name)] = name
-        for name in items.interfaces:
+        for name in self._listed:
             self._aliases[_without_version(name)] = name
             self._aliases[snake_case(_without_version(name).rpartition("/")[2].rpartition(":")[2])] = name
         self._made: Dict[str, Any] = {}
@@ -627,13 +648,15 @@ class ComponentExports(Mapping):
         if name.startswith("_"):
             raise AttributeError(name)
         try:
+            if name in self._types.interfaces and name not in self._listed:
+                raise KeyError(name)  # componentize-py's own interface: an item, not an attribute
             return self[name]
         except KeyError:
             raise AttributeError(f"the component has no export named {name!r}; its exports are: "
                                  f"{', '.join(self) or '(none)'}") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._types.functions, *self._types.interfaces])
+        return iter([*self._types.functions, *self._listed])
 
     def _resource(self, name: str) -> Optional[type]:
         for typ, cls in self._live.classes.items():
@@ -642,7 +665,7 @@ class ComponentExports(Mapping):
         return None
 
     def __len__(self) -> int:
-        return len(self._types.functions) + len(self._types.interfaces)
+        return len(self._types.functions) + len(self._listed)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and (name in self._types.functions or name in self._types.interfaces
