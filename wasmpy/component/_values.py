@@ -365,7 +365,8 @@ class Codecs:
             if not isinstance(mapping, Mapping):
                 raise TypeError(f"{where}: expected a dict ({typ}), got {_describe(mapping)}")
             entries = [(prepare_key(item_key, f"{where}, key {item_key!r}"),
-                        prepare_value(item_value, f"{where}[{item_key!r}]")) for item_key, item_value in mapping.items()]
+                        prepare_value(item_value, f"{where}[{item_key!r}]"))
+                       for item_key, item_value in mapping.items()]
             # Distinct Python keys may convert to one WIT key (int subclasses with their own __eq__):
             # a map with two entries for a key would reach wasm.
             if len({entry_key for entry_key, _ in entries}) != len(entries):
