@@ -19,9 +19,11 @@ import pytest
 import wasmpy
 from wasmpy import Component, Engine, Instance
 from wasmpy._engine import compiled_code_key
-from wasmpy.component import HandleType, MapType, Primitive, ResourceType
+from wasmpy._ffi import ffi, lib
+from wasmpy.component import HandleType, ListType, MapType, OptionType, Primitive, ResourceType, TupleType
 from wasmpy.component._instance import _plan
-from wasmpy.component._types import ListType, find_unsupported
+from wasmpy.component._types import find_unsupported
+from wasmpy.component._values import Codecs
 
 from childproc import child_json, run_python
 
@@ -92,6 +94,25 @@ def test_a_resource_in_a_map_is_refused():
 
 
 # --- values both ways -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typ, value", [
+    (ListType(MapType(Primitive("string"), OptionType(Primitive("u32")))), [{}, {"a": None, "b": 3}, {"c": 0}]),
+    (MapType(Primitive("string"), MapType(Primitive("char"), Primitive("bool"))),
+     {"x": {"é": True, "y": False}, "": {}}),
+    (MapType(Primitive("s64"), TupleType((Primitive("f64"), Primitive("string")))),
+     {-2**63: (1.5, "min"), 0: (0.0, "")}),
+    (MapType(Primitive("bool"), ListType(Primitive("u8"))), {True: b"\x00\xff", False: b""}),
+])
+def test_maps_in_other_types_and_other_types_in_maps(typ, value):
+    """Without a component: the C value the codecs make (wasmtime's allocators) reads back the
+    same, and wasmtime frees it."""
+    codec = Codecs().codec(typ)
+    val = ffi.new("wasmtime_component_val_t *")
+    codec.write(codec.prepare(value, "value"), val)
+    try:
+        assert codec.read(val) == value
+    finally:
+        lib.wasmpy_component_vals_delete(val, 1)
 
 @pytest.mark.parametrize("counts", [{}, {"a": 1}, {"x": 0, "why": 2**32 - 1, "": 7, "naïve ✓": 3, "🦀": 4}])
 def test_string_to_u32_round_trips(api, counts):

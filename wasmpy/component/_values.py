@@ -3,7 +3,8 @@
 The Python shapes are componentize-py's (the guest side's), so that code and types move
 between both sides: a record is a ``@dataclass`` named in CamelCase with snake_case fields,
 a variant one dataclass per case (``Shape_Circle(value=...)``), an enum an ``enum.Enum``, flags
-an ``enum.Flag``, an option ``T`` or None, a result ``Ok(value)`` or ``Err(value)``.
+an ``enum.Flag``, an option ``T`` or None, a result ``Ok(value)`` or ``Err(value)``, a map a
+``dict``.
 
 Each type gets a codec, made once per component: ``prepare`` checks a Python value and
 makes it ready (every TypeError, ValueError and OverflowError is raised there, before any C
