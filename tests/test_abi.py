@@ -222,7 +222,11 @@ def test_type_unknown_to_wasmtime_fails():
 # function type argument; its wasmtime_component_func_t grew from 24 to 32 bytes).
 COMPONENT_STRUCTS = ["wasmtime_component_func", "wasmtime_component_instance", "wasmtime_component_val",
                      "wasmtime_component_valtype_t", "wasmtime_component_item_t", "wasmtime_component_valrecord_entry",
-                     "wasmtime_component_valvariant", "wasmtime_component_valresult", "wasmtime_component_vallist"]
+                     "wasmtime_component_valvariant", "wasmtime_component_valresult", "wasmtime_component_vallist",
+                     "wasmtime_component_valmap", "wasmtime_component_valmap_entry"]
+# The map kinds, which the ``wasmtime`` package does not spell out: checked against the library
+# itself instead (test_map_kind_constants_match_the_library).
+MAP_KINDS = {"WASMTIME_COMPONENT_MAP", "WASMTIME_COMPONENT_VALTYPE_MAP"}
 
 
 def test_component_structs_are_checked():
@@ -235,12 +239,66 @@ def test_component_kind_constants_match_wasmtime():
     """The value kinds and the type kinds are numbered differently: each constant wasmpy declares
     has the value the ``wasmtime`` package gives it (its _ffi module spells them out)."""
     theirs_module = pytest.importorskip("wasmtime._ffi")
-    ours = {name: getattr(wasmpy_lib, name) for name in dir(wasmpy_lib) if name.startswith("WASMTIME_COMPONENT_")}
+    ours = {name: getattr(wasmpy_lib, name) for name in dir(wasmpy_lib)
+            if name.startswith("WASMTIME_COMPONENT_") and name not in MAP_KINDS}
     theirs = {name: getattr(theirs_module, name).value for name in dir(theirs_module)
               if name.startswith("WASMTIME_COMPONENT_")}
     assert ours and set(ours) <= set(theirs), f"unknown to wasmtime: {sorted(set(ours) - set(theirs))}"
     assert {name: value for name, value in ours.items() if theirs[name] != value} == {}
     assert (wasmpy_lib.WASMTIME_COMPONENT_U8, wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_U8) == (2, 5)
+
+
+def test_map_kind_constants_match_the_library():
+    """The map kinds, from what the library itself gives: the type kind of a map parameter, as
+    type reflection reads it, and the kind of the map value a call returns."""
+    from pathlib import Path
+
+    from wasmpy import Instance
+    from wasmpy.component import Component
+
+    component = Component.from_file(Path(__file__).parent / "components" / "maps.wasm")
+    component_type = wasmpy_ffi.gc(wasmpy_lib.wasmtime_component_type(component._ptr),
+                                   wasmpy_lib.wasmtime_component_type_delete)
+    engine = component.engine._ptr
+    name, length = wasmpy_ffi.new("const char **"), wasmpy_ffi.new("size_t *")
+    extern = wasmpy_ffi.new("wasmtime_component_extern_t **")
+    item = wasmpy_ffi.new("wasmtime_component_item_t *")
+    for index in range(wasmpy_lib.wasmtime_component_type_export_count(component_type, engine)):
+        assert wasmpy_lib.wasmtime_component_type_export_nth(component_type, engine, index, name, length, extern)
+        if wasmpy_ffi.unpack(name[0], length[0]) == b"test:maps/api@0.1.0":
+            break
+    else:
+        pytest.fail("maps.wasm exports no test:maps/api@0.1.0")
+    wasmpy_lib.wasmtime_component_extern_type(extern[0], item)
+    wasmpy_lib.wasmtime_component_extern_delete(extern[0])
+    try:
+        assert item.kind == wasmpy_lib.WASMTIME_COMPONENT_ITEM_COMPONENT_INSTANCE
+        instance_type = item.of.component_instance
+        kinds = set()
+        for index in range(wasmpy_lib.wasmtime_component_instance_type_export_count(instance_type, engine)):
+            assert wasmpy_lib.wasmtime_component_instance_type_export_nth(instance_type, engine, index, name, length,
+                                                                          extern)
+            function = wasmpy_ffi.new("wasmtime_component_item_t *")
+            wasmpy_lib.wasmtime_component_extern_type(extern[0], function)
+            wasmpy_lib.wasmtime_component_extern_delete(extern[0])
+            result = wasmpy_ffi.new("wasmtime_component_valtype_t *")
+            if wasmpy_lib.wasmtime_component_func_type_result(function.of.component_func, result):
+                kinds.add(result.kind)
+                wasmpy_lib.wasmtime_component_valtype_delete(result)
+            wasmpy_lib.wasmtime_component_item_delete(function)
+    finally:
+        wasmpy_lib.wasmtime_component_item_delete(item)
+    # Every api function returns a map but count-entries and sum-values (u32).
+    assert kinds == {wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_MAP, wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_U32}
+    assert wasmpy_lib.WASMTIME_COMPONENT_VALTYPE_MAP == 26
+
+    groups = Instance(component, {"test:maps/host": {"tally": dict, "regroup": dict}}).exports.api.groups
+    value_kinds = []
+    result = groups._result
+    groups._result = type(result)(result.type, result.prepare, result.write,
+                                  lambda val: value_kinds.append(val.kind) or result.read(val))
+    assert groups() == {1: ["one"], 2: ["two", "deux"]}
+    assert value_kinds == [wasmpy_lib.WASMTIME_COMPONENT_MAP] and wasmpy_lib.WASMTIME_COMPONENT_MAP == 22
 
 
 def signature_mismatches(ours, theirs, path):
@@ -280,7 +338,8 @@ def signature_mismatches(ours, theirs, path):
 
 COMPONENT_FUNCTIONS = sorted(name for name in dir(wasmpy_lib) if name.startswith(("wasmtime_component_", "wasi_",
                                                                                   "wasmtime_context_set_wasi"))
-                             or name == "wasmtime_config_concurrency_support_set")
+                             or name in ("wasmtime_config_concurrency_support_set",
+                                         "wasmtime_config_wasm_component_model_map_set"))
 
 
 @pytest.mark.parametrize("name", COMPONENT_FUNCTIONS)

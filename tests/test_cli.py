@@ -530,8 +530,9 @@ def test_max_wasm_stack_option_reaches_the_engine(tmp_path):
 
 def test_no_interrupt_compiles_without_epoch_checks(tmp_path):
     """The code --no-interrupt caches has no epoch checks: the wasmtime package, with epoch
-    interruption off (and memories that never move, as wasmpy's), loads it."""
+    interruption off (and memories that never move and map types, as wasmpy's), loads it."""
     import wasmtime
+    from test_load import enable_component_model_map
 
     path = tmp_path / "quick.wat"
     path.write_text(CACHED_WAT)
@@ -542,6 +543,7 @@ def test_no_interrupt_compiles_without_epoch_checks(tmp_path):
     assert cache != Path(_hook.cache_path(str(path), wasmpy.Engine()))
     config = wasmtime.Config()
     config.memory_may_move = False
+    enable_component_model_map(config)
     engine = wasmtime.Engine(config)
     store = wasmtime.Store(engine)
     instance = wasmtime.Instance(store, wasmtime.Module.deserialize_file(engine, str(cache)), [])

@@ -817,12 +817,12 @@ def test_build_sh_rebuilds_the_committed_components(tmp_path):
     import shutil
     import subprocess
     import sys
-    for name in ("rich.wit", "gen_rich_wat.py", "build.sh", "resources.wit", "resources.wat"):
+    for name in ("rich.wit", "gen_rich_wat.py", "build.sh", "resources.wit", "resources.wat", "maps.wit", "maps.wat"):
         shutil.copy2(COMPONENTS / name, tmp_path / name)
     tools = os.path.dirname(shutil.which("wasm-tools") or sys.executable)
     environment = {**os.environ, "PYTHON": sys.executable, "PATH": f"{tools}:{os.environ.get('PATH', '')}"}
     subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=environment, capture_output=True)
-    for name in ("rich.wat", "rich.wasm", "dummy.wasm", "resources.wasm"):
+    for name in ("rich.wat", "rich.wasm", "dummy.wasm", "resources.wasm", "maps.wasm"):
         assert (tmp_path / name).read_bytes() == (COMPONENTS / name).read_bytes(), name
 
 

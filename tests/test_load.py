@@ -23,7 +23,14 @@ def package_engine(epoch_interruption: bool = True) -> wasmtime.Engine:
     config = wasmtime.Config()
     config.epoch_interruption = epoch_interruption
     config.memory_may_move = False
+    enable_component_model_map(config)
     return wasmtime.Engine(config)
+
+
+def enable_component_model_map(config: wasmtime.Config) -> None:
+    """wasmpy's engines take components with map types (component_model_map), which wasmtime
+    records in compiled code: the package's Config has no property for it."""
+    wasmtime._bindings.wasmtime_config_wasm_component_model_map_set(config.ptr(), True)
 
 
 def package_artifact(engine: wasmtime.Engine, wat: str = ADD_WAT) -> bytes:
@@ -91,10 +98,11 @@ def test_package_defaults_do_not_match(tmp_path):
 
 @pytest.mark.parametrize("via_file", [False, True])
 def test_package_default_config_matches_memory_may_move(tmp_path, via_file):
-    """The package's default Config() (memories may move, no epoch checks) is
-    Engine(memory_may_move=True, epoch_interruption=False): code loads both ways, and memory
+    """The package's default Config() (memories may move, no epoch checks, no map types) is
+    Engine(memory_may_move=True, epoch_interruption=False, component_model_map=False): code loads
+    both ways, and memory
     held by a view stays usable."""
-    engine = Engine(memory_may_move=True, epoch_interruption=False)
+    engine = Engine(memory_may_move=True, epoch_interruption=False, component_model_map=False)
     wat = ADD_WAT[:-1] + '(memory (export "memory") 1))'
     artifact = package_artifact(wasmtime.Engine(), wat)
     path = tmp_path / "add.cwasm"

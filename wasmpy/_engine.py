@@ -31,6 +31,8 @@ _FLAGS = {
     "memory_init_cow": lib.wasmtime_config_memory_init_cow_set,
     # True by default, as wasmtime's (see Engine): what async component functions need
     "concurrency_support": lib.wasmtime_config_concurrency_support_set,
+    # True by default, unlike wasmtime's (see Engine): components with map<K, V> types compile
+    "component_model_map": lib.wasmtime_config_wasm_component_model_map_set,
     # wasm features
     "threads": lib.wasmtime_config_wasm_threads_set,
     "shared_memory": lib.wasmtime_config_shared_memory_set,
@@ -229,6 +231,7 @@ def _resolve(config: Dict[str, Any]) -> Dict[str, Any]:
             raise ValueError(f"Engine option {feature}=True needs {' and '.join(f'{n}=True' for n in missing)}")
         resolved[feature] = False
     resolved.setdefault("concurrency_support", True)  # wasmtime's default, stated: see Engine
+    resolved.setdefault("component_model_map", True)  # wasmpy's default, not wasmtime's: see Engine
     stack = resolved.get("max_wasm_stack")
     if isinstance(stack, int) and stack > _DEFAULT_ASYNC_STACK and "async_stack_size" not in resolved:
         resolved["async_stack_size"] = stack
@@ -577,6 +580,13 @@ class Engine(Immutable):
     engine with it on (the ``wasmtime`` package's default): a serialized
     module loads only where the setting is the same. It needs
     ``reference_types``; ``reference_types=False`` turns it off.
+
+    ``component_model_map`` (True by default; wasmtime's default is False):
+    components may use WIT ``map<K, V>`` types (Python dicts). wasmtime
+    records it in compiled code, so code compiled with it on
+    loads only in engines with it on (the ``wasmtime`` package's engines need
+    ``wasmtime_config_wasm_component_model_map_set``; its ``Config`` has no
+    property for it), and code compiled with it off loads in either.
 
     ``instance_pool=N`` reserves, once, the memories, tables and instance
     state of N instances, which then come from that pool: instantiating gets

@@ -1,7 +1,9 @@
-/* wasmtime/component/component.h (and config.h's concurrency switch): compiled components. */
+/* wasmtime/component/component.h (and config.h's concurrency and map switches): compiled components. */
 
 /* Off: the component model's async support (and its fixed cost per call) is left out. */
 void wasmtime_config_concurrency_support_set(wasm_config_t *config, bool enable);
+/* On: components may use map<K, V> types (wasmtime's component-model-map feature, off by default). */
+void wasmtime_config_wasm_component_model_map_set(wasm_config_t *config, bool enable);
 
 typedef struct wasmtime_component_t wasmtime_component_t;
 typedef struct wasmtime_component_export_index_t wasmtime_component_export_index_t;

@@ -30,6 +30,8 @@ typedef uint8_t wasmtime_component_valtype_kind_t;
 #define WASMTIME_COMPONENT_VALTYPE_FUTURE 23
 #define WASMTIME_COMPONENT_VALTYPE_STREAM 24
 #define WASMTIME_COMPONENT_VALTYPE_ERROR_CONTEXT 25
+/* Only from engines with wasmtime_config_wasm_component_model_map_set on (component.h). */
+#define WASMTIME_COMPONENT_VALTYPE_MAP 26
 
 typedef struct wasmtime_component_resource_type wasmtime_component_resource_type_t;
 wasmtime_component_resource_type_t *wasmtime_component_resource_type_new_host(uint32_t ty);
@@ -112,6 +114,9 @@ bool wasmtime_component_stream_type_ty(const wasmtime_component_stream_type_t *t
 void wasmtime_component_map_type_key(const wasmtime_component_map_type_t *ty, wasmtime_component_valtype_t *type_ret);
 void wasmtime_component_map_type_value(const wasmtime_component_map_type_t *ty,
                                        wasmtime_component_valtype_t *type_ret);
+wasmtime_component_map_type_t *wasmtime_component_map_type_clone(const wasmtime_component_map_type_t *ty);
+bool wasmtime_component_map_type_equal(const wasmtime_component_map_type_t *a, const wasmtime_component_map_type_t *b);
+void wasmtime_component_map_type_delete(wasmtime_component_map_type_t *ptr);
 
 /* Function types. */
 typedef struct wasmtime_component_func_type_t wasmtime_component_func_type_t;

@@ -24,6 +24,8 @@ typedef uint8_t wasmtime_component_valkind_t;
 #define WASMTIME_COMPONENT_RESULT 19
 #define WASMTIME_COMPONENT_FLAGS 20
 #define WASMTIME_COMPONENT_RESOURCE 21
+/* A map<K, V>: key/value entries, in the order wasm gave them (valmap below). */
+#define WASMTIME_COMPONENT_MAP 22
 
 /* A handle to a resource (own or borrow), as values hold it: deleting it frees the handle, not the
  * resource; wasmtime_component_resource_any_drop drops an owned resource (its destructor runs). */
@@ -119,6 +121,7 @@ void wasmtime_component_vallist_new_uninit(wasmtime_component_vallist_t *out, si
 void wasmtime_component_valrecord_new_uninit(wasmtime_component_valrecord_t *out, size_t size);
 void wasmtime_component_valtuple_new_uninit(wasmtime_component_valtuple_t *out, size_t size);
 void wasmtime_component_valflags_new_uninit(wasmtime_component_valflags_t *out, size_t size);
+void wasmtime_component_valmap_new_uninit(wasmtime_component_valmap_t *out, size_t size);
 /* A heap copy of `val` (moved) for option, variant and result payloads: freed with the value. */
 wasmtime_component_val_t *wasmtime_component_val_new(wasmtime_component_val_t *val);
 /* Frees what `value` owns (not `value` itself). */

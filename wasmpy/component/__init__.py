@@ -29,7 +29,7 @@ How it is built, for whoever extends it:
 from ._component import Component, is_component
 from ._instance import ComponentExports, ComponentFunc, ComponentInstance, InterfaceExports
 from ._resources import Resource
-from ._types import (ComponentItems, EnumType, FlagsType, FuncType, HandleType, InterfaceType, ListType,
+from ._types import (ComponentItems, EnumType, FlagsType, FuncType, HandleType, InterfaceType, ListType, MapType,
                      OptionType, Primitive, RecordType, ResourceType, ResultType, TupleType, UnsupportedType,
                      VariantType, WitType)
 from ._values import Err, Ok, Some
@@ -37,6 +37,6 @@ from ._values import Err, Ok, Some
 __all__ = [
     "Component", "is_component", "ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports",
     "Resource", "Ok", "Err", "Some", "WitType", "Primitive", "ListType", "TupleType", "RecordType", "VariantType",
-    "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType", "UnsupportedType", "FuncType",
-    "InterfaceType", "ComponentItems",
+    "EnumType", "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType", "MapType", "UnsupportedType",
+    "FuncType", "InterfaceType", "ComponentItems",
 ]

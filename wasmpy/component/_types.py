@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from .._ffi import ffi, lib
 
 __all__ = ["WitType", "Primitive", "ListType", "TupleType", "RecordType", "VariantType", "EnumType",
-           "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType", "UnsupportedType",
+           "FlagsType", "OptionType", "ResultType", "ResourceType", "HandleType", "MapType", "UnsupportedType",
            "FuncType", "InterfaceType", "ComponentItems"]
 
 
@@ -156,13 +156,25 @@ class HandleType(WitType):
 
 
 @dataclass(frozen=True, eq=True)
+class MapType(WitType):
+    """``map<K, V>``: a Python dict. Only engines with ``component_model_map`` (on by default)
+    compile components that use one."""
+
+    key: WitType
+    value: WitType
+
+    def __str__(self) -> str:
+        return f"map<{self.key}, {self.value}>"
+
+
+@dataclass(frozen=True, eq=True)
 class UnsupportedType(WitType):
-    """future, stream, error-context, and kinds wasmpy does not declare (map): types wasmpy
-    cannot convert yet. A function that takes or returns one (or a resource handle) is refused
+    """future, stream, error-context, and kinds wasmpy does not declare: types wasmpy cannot
+    convert yet. A function that takes or returns one (or a resource handle) is refused
     (NotImplementedError naming the type) when it is looked up or imported."""
 
     spelling: str
-    kind: str  # "future", "stream", "error-context", "map"
+    kind: str  # "future", "stream", "error-context", "type kind N"
 
     def __str__(self) -> str:
         return self.spelling
@@ -251,6 +263,8 @@ def find_unsupported(typ: WitType, top: bool = True) -> Optional[UnsupportedType
         children = (typ.inner,)
     elif isinstance(typ, ResultType):
         children = (typ.ok, typ.err)
+    elif isinstance(typ, MapType):
+        children = (typ.key, typ.value)
     for child in children:
         found = None if child is None else find_unsupported(child, False)
         if found is not None:
@@ -389,7 +403,12 @@ def valtype_from_c(valtype: Any, names: _Names) -> WitType:
         return UnsupportedType(f"stream<{valtype_from_c(inner, names)}>" if has_inner else "stream", "stream")
     if kind == lib.WASMTIME_COMPONENT_VALTYPE_ERROR_CONTEXT:
         return UnsupportedType("error-context", "error-context")
-    # A kind wasmpy does not declare: map, for one (wasmtime's component-model-map, off by default).
+    if kind == lib.WASMTIME_COMPONENT_VALTYPE_MAP:
+        key, value = _owned_valtype(), _owned_valtype()
+        lib.wasmtime_component_map_type_key(of.map, key)
+        lib.wasmtime_component_map_type_value(of.map, value)
+        return MapType(valtype_from_c(key, names), valtype_from_c(value, names))
+    # A kind this wasmtime has and wasmpy does not declare (none in 50.0.1): refused, never guessed at.
     return UnsupportedType(f"<type kind {kind}>", f"type kind {kind}")
 
 

@@ -3,7 +3,8 @@
 The Python shapes are componentize-py's (the guest side's), so that code and types move
 between both sides: a record is a ``@dataclass`` named in CamelCase with snake_case fields,
 a variant one dataclass per case (``Shape_Circle(value=...)``), an enum an ``enum.Enum``, flags
-an ``enum.Flag``, an option ``T`` or None, a result ``Ok(value)`` or ``Err(value)``.
+an ``enum.Flag``, an option ``T`` or None, a result ``Ok(value)`` or ``Err(value)``, a map a
+``dict``.
 
 Each type gets a codec, made once per component: ``prepare`` checks a Python value and
 makes it ready (every TypeError, ValueError and OverflowError is raised there, before any C
@@ -29,8 +30,8 @@ from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 from .._ffi import ffi, lib
 from .._native import component_pack_list, component_unpack_list
 from ._resources import Resource, resource_class
-from ._types import (EnumType, FlagsType, HandleType, ListType, OptionType, Primitive, RecordType, ResultType,
-                     TupleType, UnsupportedType, VariantType, WitType)
+from ._types import (EnumType, FlagsType, HandleType, ListType, MapType, OptionType, Primitive, RecordType,
+                     ResultType, TupleType, UnsupportedType, VariantType, WitType)
 
 __all__ = ["Ok", "Err", "Some", "Codec", "Codecs", "snake_case", "camel_case"]
 
@@ -280,7 +281,8 @@ class Codecs:
             return {"bool": _bool_codec, "char": _char_codec, "string": _string_codec}[typ.name](typ)
         maker = {ListType: self._list, TupleType: self._tuple, RecordType: self._record,
                  VariantType: self._variant, EnumType: self._enum, FlagsType: self._flags,
-                 OptionType: self._option, ResultType: self._result, HandleType: self._handle}.get(type(typ))
+                 OptionType: self._option, ResultType: self._result, HandleType: self._handle,
+                 MapType: self._map}.get(type(typ))
         if maker is None:
             return self._unsupported(typ)
         return maker(typ)  # type: ignore[operator]
@@ -396,6 +398,48 @@ class Codecs:
             vector = val.of.list
             data = vector.data
             return bytes(data[index].of.u8 for index in range(vector.size))
+
+        return Codec(typ, prepare, write, read)
+
+    def _map(self, typ: MapType) -> Codec:
+        """map<K, V>: a dict (any Mapping as an argument), its entries in wasm's order. WIT keys
+        are bool, integers, char or string, whose Python values are hashable. wasmtime passes the
+        entries wasm gives as they are, a key twice included: the last entry wins, as in
+        ``dict(pairs)`` (tests/test_component_map.py)."""
+        key, value = self.codec(typ.key), self.codec(typ.value)
+        prepare_key, write_key, read_key = key.prepare, key.write, key.read
+        prepare_value, write_value, read_value = value.prepare, value.write, value.read
+
+        def prepare(mapping: Any, where: str) -> List[Tuple[Any, Any]]:
+            if not isinstance(mapping, Mapping):
+                raise TypeError(f"{where}: expected a dict ({typ}), got {_describe(mapping)}")
+            entries = [(prepare_key(item_key, f"{where}, key {item_key!r}"),
+                        prepare_value(item_value, f"{where}[{item_key!r}]"))
+                       for item_key, item_value in mapping.items()]
+            # Distinct Python keys may convert to one WIT key (int subclasses with their own __eq__):
+            # a map with two entries for a key would reach wasm.
+            if len({entry_key for entry_key, _ in entries}) != len(entries):
+                raise ValueError(f"{where}: two keys of the mapping are the same {typ.key} ({typ})")
+            return entries
+
+        def write(entries: List[Tuple[Any, Any]], out: Any) -> None:
+            out.kind = lib.WASMTIME_COMPONENT_MAP
+            vector = ffi.addressof(out.of, "map")
+            lib.wasmtime_component_valmap_new_uninit(vector, len(entries))
+            data = vector.data
+            for index, (entry_key, entry_value) in enumerate(entries):
+                entry = data[index]
+                write_key(entry_key, ffi.addressof(entry, "key"))
+                write_value(entry_value, ffi.addressof(entry, "value"))
+
+        def read(val: Any) -> Dict[Any, Any]:
+            vector = val.of.map
+            data = vector.data
+            result = {}
+            for index in range(vector.size):
+                entry = data[index]
+                result[read_key(ffi.addressof(entry, "key"))] = read_value(ffi.addressof(entry, "value"))
+            return result
 
         return Codec(typ, prepare, write, read)
 
