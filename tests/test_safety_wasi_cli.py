@@ -311,7 +311,7 @@ def test_run_names_a_file_that_is_not_utf8_with_replacement_characters(tmp_path)
 
 
 def test_run_of_something_that_is_not_a_path_is_a_type_error():
-    with pytest.raises(TypeError, match="path or a wasmpy.Module"):
+    with pytest.raises(TypeError, match="a path, a wasmpy.Module or a wasmpy.Component, not int"):
         wasmpy.run(42)
 
 
