@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
-from ._resources import Resource, resource_class
+from ._resources import Resource, host_prepare, host_read, host_write, passing, resource_class
 from ._types import (EnumType, FlagsType, HandleType, ListType, OptionType, Primitive, RecordType, ResultType,
                      TupleType, UnsupportedType, VariantType, WitType)
 
@@ -581,10 +581,14 @@ class Codecs:
 
     @staticmethod
     def _handle(typ: HandleType) -> Codec:
-        """own<R> and borrow<R> of a resource the component exports: objects of its Resource class
-        (see _resources). Handles inside other types are refused before a codec is asked for."""
+        """own<R> and borrow<R>: objects of the Resource class of a resource the component exports,
+        or of the Python class of one it imports (see _resources), anywhere in a value."""
         resource = typ.resource
+        if resource.imported:
+            return Codec(typ, lambda value, where: host_prepare(typ, value, where),
+                         lambda value, out: host_write(typ, value, out), lambda val: host_read(typ, val))
         expected = camel_case(resource.name or "resource")
+        owned = typ.owned
 
         def prepare(value: Any, where: str) -> Any:
             if not isinstance(value, Resource) or value._resource_type != resource:
@@ -592,11 +596,10 @@ class Codecs:
             if type(value) is not resource_class(resource):
                 raise TypeError(f"{where}: expected a {expected} of this component instance, got one of another")
             value._require_open(where)
+            passing(value, owned, where)  # checked again under the store's lock, before any write
             return value
 
         def write(value: Any, out: Any) -> None:
-            # Under the store's lock, unlike prepare: another thread may have closed it in between.
-            value._require_open(f"passing a {expected} to wasm")
             out.kind = lib.WASMTIME_COMPONENT_RESOURCE
             out.of.resource = lib.wasmtime_component_resource_any_clone(value._handle)
 
