@@ -350,3 +350,92 @@ def test_objects_wasm_holds_in_a_forked_child():
     """)
     assert_clean_exit(proc)
     assert proc.stdout.strip().splitlines()[-1] == '{"child": [0, [[3], 5, [3, 5]]], "parent": []}'
+
+
+# --- Handles nested in other types -----------------------------------------------------------
+
+def test_a_list_of_objects_from_an_import(api, host):
+    # many(4): the import make-many returns list<thing>; the guest sums get() and drops each.
+    assert api.many(4) == 0 + 1 + 2 + 3
+    assert host.closed == [0, 1, 2, 3]
+
+
+def test_an_import_returning_a_list_with_another_object_is_a_type_error(component, host):
+    host.make_many = lambda n: [host.Thing(1), 5]
+    with pytest.raises(TypeError, match=r"the result of the import .*#make-many\[1\]: expected a Thing"):
+        Instance(component, imports(host)).exports.api.many(2)
+
+
+def test_lists_of_owned_and_borrowed_objects(instance, api, host):
+    a, b = host.Thing(30), host.Thing(40)
+    assert api.inspect_list([a, b, a]) == 100
+    assert host.closed == [] and table_size(instance) == 0  # borrows: lent for the call only
+    assert api.take_list([a, b]) == 70
+    assert host.closed == [30, 40] and table_size(instance) == 0
+
+
+def test_an_object_moved_twice_in_one_call_is_closed_once(instance, api, host):
+    thing = host.Thing(5)
+    assert api.take_list([thing, thing]) == 10
+    assert host.closed == [5] and table_size(instance) == 0
+
+
+def test_a_record_holding_an_object_both_ways(instance, api, host):
+    holder = api.wrap(6)
+    assert type(holder) is api.Holder and holder.name == "held"
+    assert type(holder.item) is host.Thing and holder.item.value == 6
+    assert host.closed == [] and table_size(instance) == 0
+    assert api.unwrap(holder) == 6 + len("held")
+    assert api.unwrap({"name": "x", "item": host.Thing(2)}) == 2 + 1
+    assert host.closed == [6, 2]
+
+
+def test_optional_borrows_both_ways(api, host):
+    thing = host.Thing(8)
+    assert api.maybe(thing) == 8 and api.maybe(None) == 1000
+    # peek-host: the guest lends its thing to the import peek (option<borrow<thing>>), then none.
+    assert api.peek_host(5) == 5 + 1000
+    first, second = host.peeked
+    assert type(first) is host.Thing and first.value == 5 and second is None
+    assert host.closed == [5]
+
+
+def test_a_result_holding_an_object(api, host):
+    thing = api.attempt(True)
+    assert type(thing) is host.Thing and thing.value == 7
+    with pytest.raises(Err) as raised:
+        api.attempt(False)
+    assert raised.value.value == "no"
+    assert host.closed == []
+
+
+def test_lists_of_the_components_own_resources(api):
+    counters = api.counters(3)
+    assert [type(c) for c in counters] == [api.Counter] * 3 and [c.get() for c in counters] == [0, 1, 2]
+    assert api.sum_counters(counters) == 3  # borrows: still open
+    assert not any(c.closed for c in counters)
+    assert api.drop_counters(counters) == 3  # owned: moved into wasm, which dropped them
+    assert all(c.closed for c in counters) and api.counter_drops() == 3
+
+
+def test_a_resource_moved_twice_in_one_call_is_refused_before_wasm(api):
+    counter = api.Counter(4)
+    with pytest.raises(ValueError, match=r"argument 'cs' of drop-counters\[1\]: this Counter is already passed"):
+        api.drop_counters([counter, counter])
+    assert not counter.closed and api.drop_counters([counter]) == 4
+
+
+def test_a_closed_resource_in_a_list_is_refused_before_wasm(api):
+    kept, closed = api.Counter(1), api.Counter(2)
+    closed.close()
+    with pytest.raises(wasmpy.WasmError, match=r"argument 'cs' of drop-counters\[1\]: the Counter is closed"):
+        api.drop_counters([kept, closed])
+    assert not kept.closed and api.drop_counters([kept]) == 1  # the instance did not trap
+
+
+def test_a_resource_of_another_instance_in_a_list_is_refused(component, api, host):
+    other = Instance(component, imports(host)).exports.api
+    with pytest.raises(TypeError, match=r"drop-counters\[0\]: expected a Counter of this component instance"):
+        api.drop_counters([other.Counter(1)])
+    with pytest.raises(TypeError, match=r"take-list\[0\]: expected a Thing .WIT thing., got Counter"):
+        api.take_list([api.Counter(1)])
