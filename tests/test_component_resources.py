@@ -266,6 +266,13 @@ def test_exceptions_of_methods_and_close_reach_the_caller(api, host, call, where
         call(api, host)
 
 
+def test_close_cannot_close_the_store_wasm_is_running_in(instance, api, host):
+    host.Thing.close = lambda self: instance.store.close()
+    with pytest.raises(wasmpy.WasmError, match="cannot close the store while its wasm code is running"):
+        api.roundtrip(1)
+    assert not instance.store.closed
+
+
 def test_the_destructor_of_a_representation_wasmpy_does_not_know_does_nothing(instance, host):
     # What the linker's destructor data is: wasmtime can only name representations wasmpy gave,
     # but an unknown one must not fail either.

@@ -236,7 +236,7 @@ class _Linker:
                     shown = "nothing" if cls is None else f"a {type(cls).__name__}"
                     raise LinkError(f"missing import {where}{name}: expected a Python class under "
                                     f"{camel_case(name)!r} or {name!r} for WIT resource {name}, got {shown}")
-                host = HostResource(cls, resource, self.resources.table, self.store._handle, f"{where}{name}")
+                host = HostResource(cls, self.resources.table, self.store._handle)
                 handle = ffi.new_handle(host)
                 self.handles.append(handle)
                 self.hosts[resource] = host, handle

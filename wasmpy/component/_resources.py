@@ -32,7 +32,8 @@ from .._native import component_set_pending
 from .._ownership import Owner
 from ._types import HandleType, ResourceType
 
-__all__ = ["Resource", "HostResource", "HostTable", "InstanceResources", "calling", "check_passed", "finish_call", "host_tag"]
+__all__ = ["Resource", "HostResource", "HostTable", "InstanceResources", "calling", "check_passed", "finish_call",
+           "host_tag"]
 
 _STACK_EXHAUSTED = 3
 _REP_LIMIT = 2**32  # representations are u32
@@ -82,7 +83,9 @@ class HostTable:
         if entry is None:
             return None, False
         index = 1 if owned else 2
-        entry[index] = max(entry[index] - 1, 0)
+        if entry[index] == 0:  # none of that kind: nothing to take back
+            return entry[0], False
+        entry[index] -= 1
         last = owned and entry[1] == 0
         if entry[1] == 0 and entry[2] == 0:
             del self._entries[rep]
@@ -119,15 +122,13 @@ class HostResource:
     """A resource a component imports, in one instance: the Python class that defines it (the
     data of its destructor, which outlives every instance of the store)."""
 
-    __slots__ = ("cls", "resource", "tag", "table", "lock", "where")
+    __slots__ = ("cls", "tag", "table", "lock")
 
-    def __init__(self, cls: type, resource: ResourceType, table: HostTable, lock: Any, where: str) -> None:
+    def __init__(self, cls: type, table: HostTable, lock: Any) -> None:
         self.cls = cls
-        self.resource = resource
         self.tag = host_tag(cls)
         self.table = table
         self.lock = lock  # the store's handle, held again while close() runs
-        self.where = where
 
     def destroy(self, rep: int) -> None:
         """wasm dropped an owned handle: the object's close() runs if it was the last."""
