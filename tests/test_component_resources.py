@@ -110,6 +110,11 @@ def test_the_guest_makes_calls_and_drops_a_python_object(api, host):
     assert host.closed == [6]
 
 
+def test_an_exported_interface_using_the_resource_shows_its_class(api, host):
+    assert api.Thing is host.Thing
+    assert str(api.create.type) == "create: func(value: u32) -> thing"
+
+
 def test_an_object_wasm_returns_is_the_one_its_constructor_made(instance, api, host):
     made = []
     original = host.Thing.__init__
@@ -287,6 +292,21 @@ def test_the_destructor_of_a_representation_wasmpy_does_not_know_does_nothing(in
         table.get(12345)
 
 
+def test_the_table_counts_the_handles_of_each_object():
+    from wasmpy.component._resources import HostTable
+
+    table, thing, other = HostTable(), object(), object()
+    rep = table.lend(thing, owned=True)
+    assert table.lend(thing, owned=False) == rep == table.lend(thing, owned=True)
+    assert table.lend(other, owned=True) != rep and len(table) == 2
+    assert table.unlend(rep, owned=False) == (thing, False)
+    assert table.unlend(rep, owned=False) == (thing, False)  # no borrow left: nothing changes
+    assert table.unlend(rep, owned=True) == (thing, False)
+    assert table.get(rep) is thing
+    assert table.unlend(rep, owned=True) == (thing, True) and len(table) == 1
+    assert table.unlend(rep, owned=True) == (None, False)  # gone
+
+
 def test_a_store_closed_while_wasm_holds_objects():
     result = run_python(f"""
 import gc
@@ -299,7 +319,12 @@ instance.store.close()
 gc.collect()
 instance = None
 gc.collect()
-assert host.closed == [], host.closed  # wasm never dropped it: the store took it with it
+# Dropped with no close: the store (and its linker's destructor data) freed by the collector.
+instance = Instance(Component.from_file({str(HOST_RESOURCES)!r}), imports(host))
+instance.exports.api.keep(host.Thing(4))
+instance = None
+gc.collect()
+assert host.closed == [], host.closed  # wasm never dropped them: the stores took them with them
 print("ok")
 """)
     assert_clean_exit(result)

@@ -624,6 +624,8 @@ class InterfaceExports(types.ModuleType):
         for typ in interface.types.values():
             if isinstance(typ, ResourceType) and typ in live.classes:
                 setattr(self, camel_case(typ.name or "resource"), live.classes[typ])
+            elif isinstance(typ, ResourceType) and typ in live.resources.hosts:  # an imported one it uses
+                setattr(self, camel_case(typ.name or "resource"), live.resources.hosts[typ].cls)
         for typ in interface.types.values():
             for class_name, cls in codecs.python_types(typ).items():
                 if isinstance(cls, type) and cls.__module__ == GENERATED_MODULE:
