@@ -263,6 +263,17 @@ def test_a_static_function_returning_another_class_is_a_type_error(component, ho
         api.roundtrip(1)
 
 
+def test_an_object_a_refused_call_did_not_take_is_not_held(component, host):
+    host.Thing.make = staticmethod(lambda value: "not a thing")
+    instance = Instance(component, imports(host))
+    with pytest.raises(TypeError):
+        instance.exports.api.make_static(1)  # the instance trapped: wasmtime refuses to enter it
+    thing = host.Thing(3)
+    with pytest.raises(Trap, match="cannot enter component instance"):
+        instance.exports.api.keep(thing)
+    assert table_size(instance) == 0 and host.closed == []
+
+
 @pytest.mark.parametrize("call, where", [(lambda api, host: api.roundtrip(12), "get"),
                                          (lambda api, host: api.roundtrip(6), "close"),
                                          (lambda api, host: api.take(host.Thing(7)), "close")])
