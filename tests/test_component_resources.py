@@ -482,3 +482,30 @@ def test_a_resource_of_another_instance_in_a_list_is_refused(component, api, hos
         api.drop_counters([other.Counter(1)])
     with pytest.raises(TypeError, match=r"take-list\[0\]: expected a Thing .WIT thing., got Counter"):
         api.take_list([api.Counter(1)])
+
+
+def test_the_import_hook_takes_the_class_from_the_interfaces_module(mods):
+    import importlib
+    import shutil
+
+    name = mods.name("hostres")
+    shutil.copy(HOST_RESOURCES, mods.path / f"{name}.wasm")
+    package = mods.path / "test_hostres"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "host.py").write_text(
+        "closed = []\n"
+        "class Thing:\n"
+        "    def __init__(self, value): self.value = value\n"
+        "    def get(self): return self.value\n"
+        "    def add(self, amount): self.value += amount\n"
+        "    @staticmethod\n"
+        "    def make(value): return Thing(value)\n"
+        "    def close(self): closed.append(self.value)\n"
+        "def consume(thing): return thing.value\n"
+        "def make_many(n): return [Thing(i) for i in range(n)]\n"
+        "def peek(thing): return 0 if thing is None else thing.get()\n")
+    (package / "lens.py").write_text("def look(thing): return thing.get()\n")
+    module = importlib.import_module(name)
+    assert module.api.roundtrip(2) == 3
+    assert importlib.import_module("test_hostres.host").closed == [3]
