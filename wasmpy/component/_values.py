@@ -600,8 +600,15 @@ class Codecs:
             return value
 
         def write(value: Any, out: Any) -> None:
+            # Open: check_passed saw it under the store's lock, which is still held. A value no call
+            # checked is written a bool, which wasmtime refuses (never a NULL handle to clone).
+            handle = getattr(value, "_handle", None)
+            if handle is None:  # pragma: no cover
+                out.kind = lib.WASMTIME_COMPONENT_BOOL
+                out.of.boolean = False
+                return
             out.kind = lib.WASMTIME_COMPONENT_RESOURCE
-            out.of.resource = lib.wasmtime_component_resource_any_clone(value._handle)
+            out.of.resource = lib.wasmtime_component_resource_any_clone(handle)
 
         def read(val: Any) -> Any:
             cls = resource_class(resource)
