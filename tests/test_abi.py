@@ -351,6 +351,23 @@ def test_component_function_signature_matches_wasmtime(name):
     assert not problems, "wasmpy's declaration differs from wasmtime's:\n" + "\n".join(problems)
 
 
+def test_host_resource_functions_are_declared():
+    """Resources Python defines (wasmpy/component/_resources.py) use these: each is compared with
+    wasmtime's by the signature test above, the destructor's function pointer type included."""
+    needed = ["wasmtime_component_linker_instance_add_resource", "wasmtime_component_resource_type_new_host",
+              "wasmtime_component_resource_host_new", "wasmtime_component_resource_host_rep",
+              "wasmtime_component_resource_host_type", "wasmtime_component_resource_host_owned",
+              "wasmtime_component_resource_host_clone", "wasmtime_component_resource_host_delete",
+              "wasmtime_component_resource_any_to_host", "wasmtime_component_resource_host_to_any",
+              "wasmtime_component_resource_any_type", "wasmtime_component_resource_any_drop"]
+    assert [name for name in needed if name not in COMPONENT_FUNCTIONS] == []
+    destructor = wasmpy_ffi.typeof(wasmpy_lib.wasmtime_component_linker_instance_add_resource).args[4]
+    assert destructor is wasmpy_ffi.typeof("wasmtime_component_resource_destructor_t")
+    assert destructor.args == tuple(map(wasmpy_ffi.typeof, ("void *", "wasmtime_context_t *", "uint32_t")))
+    theirs = bindings._wasmtime_component_linker_instance_add_resource.argtypes[4]
+    assert signature_mismatches(destructor, (theirs._argtypes_, theirs._restype_), "destructor") == []
+
+
 def test_signature_slips_are_caught():
     """The signature comparison catches a wasmtime 49 declaration of the 50 callback."""
     scratch = cffi.FFI()

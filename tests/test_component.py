@@ -817,12 +817,13 @@ def test_build_sh_rebuilds_the_committed_components(tmp_path):
     import shutil
     import subprocess
     import sys
-    for name in ("rich.wit", "gen_rich_wat.py", "build.sh", "resources.wit", "resources.wat", "maps.wit", "maps.wat"):
+    for name in ("rich.wit", "gen_rich_wat.py", "build.sh", "resources.wit", "resources.wat", "maps.wit", "maps.wat",
+                 "host_resources.wit", "host_resources.wat"):
         shutil.copy2(COMPONENTS / name, tmp_path / name)
     tools = os.path.dirname(shutil.which("wasm-tools") or sys.executable)
     environment = {**os.environ, "PYTHON": sys.executable, "PATH": f"{tools}:{os.environ.get('PATH', '')}"}
     subprocess.run(["sh", str(tmp_path / "build.sh")], check=True, env=environment, capture_output=True)
-    for name in ("rich.wat", "rich.wasm", "dummy.wasm", "resources.wasm", "maps.wasm"):
+    for name in ("rich.wat", "rich.wasm", "dummy.wasm", "resources.wasm", "maps.wasm", "host_resources.wasm"):
         assert (tmp_path / name).read_bytes() == (COMPONENTS / name).read_bytes(), name
 
 
@@ -939,11 +940,18 @@ print(outcomes)
     assert_clean_exit(result)
 
 
-def test_resources_a_python_host_defines_are_refused_for_now():
+def test_a_resource_a_component_imports_is_a_python_class():
+    # Python defines it (tests/test_component_resources.py): a class under its name, or a LinkError.
     wat = """
 (component
   (import "test:host/things" (instance $things (export "thing" (type (sub resource)))))
 )
 """
-    with pytest.raises(NotImplementedError, match="resources defined by Python"):
+    with pytest.raises(wasmpy.LinkError, match="missing import test:host/things#thing: expected a Python class "
+                                               "under 'Thing' or 'thing'"):
         Instance(Component(wat), {"test:host/things": {}})
+
+    class Thing:
+        pass
+
+    assert list(Instance(Component(wat), {"test:host/things": {"Thing": Thing}}).exports) == []

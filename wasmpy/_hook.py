@@ -381,7 +381,8 @@ def _component_imports_of(importer: str, compiled: Component) -> Tuple[Dict[str,
         module_name = component_import_module(interface_name)
         namespace = _component_namespace(module_name, importer, f"the interface {interface_name}")
         for function, functype in interface.functions.items():
-            if _member(namespace, function) is None:
+            # [constructor]r, [method]r.m, [static]r.f are the resource's class's (the linker checks them).
+            if not function.startswith("[") and _member(namespace, function) is None:
                 raise LinkError(f"missing import {interface_name}#{function}: {importer} imports it (WIT {functype}), "
                                 f"but module {module_name!r} has no attribute {snake_case(function)!r}")
         imports[interface_name], origins[interface_name] = namespace, f"module {module_name}"

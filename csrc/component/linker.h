@@ -23,6 +23,14 @@ wasmtime_error_t *wasmtime_component_linker_instance_add_func(wasmtime_component
                                                               const char *name, size_t name_len,
                                                               wasmtime_component_func_callback_t callback,
                                                               void *data, void (*finalizer)(void *));
+/* Runs when wasm drops an owned handle of a host resource: `rep` is its representation. */
+typedef wasmtime_error_t *(*wasmtime_component_resource_destructor_t)(void *data, wasmtime_context_t *context,
+                                                                      uint32_t rep);
+/* Defines the host resource type `resource` (borrowed: the caller deletes it) under `name`. */
+wasmtime_error_t *wasmtime_component_linker_instance_add_resource(
+    wasmtime_component_linker_instance_t *linker_instance, const char *name, size_t name_len,
+    const wasmtime_component_resource_type_t *resource, wasmtime_component_resource_destructor_t destructor,
+    void *data, void (*finalizer)(void *));
 /* WASI 0.2 from the store's WASI context (wasmtime_context_set_wasi). */
 wasmtime_error_t *wasmtime_component_linker_add_wasip2(wasmtime_component_linker_t *linker);
 wasmtime_error_t *wasmtime_component_linker_instantiate(const wasmtime_component_linker_t *linker,

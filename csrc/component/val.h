@@ -36,6 +36,30 @@ bool wasmtime_component_resource_any_owned(const wasmtime_component_resource_any
 wasmtime_error_t *wasmtime_component_resource_any_drop(wasmtime_context_t *ctx,
                                                        const wasmtime_component_resource_any_t *resource);
 void wasmtime_component_resource_any_delete(wasmtime_component_resource_any_t *resource);
+/* Owned by the caller: wasmtime_component_resource_type_delete. */
+wasmtime_component_resource_type_t *wasmtime_component_resource_any_type(
+    const wasmtime_component_resource_any_t *resource);
+
+/* A resource the host defines, outside any store: its representation `rep` (wasmpy's index in
+ * the store's table of Python objects) and its type `ty` (the tag given to
+ * wasmtime_component_resource_type_new_host). */
+typedef struct wasmtime_component_resource_host wasmtime_component_resource_host_t;
+wasmtime_component_resource_host_t *wasmtime_component_resource_host_new(bool owned, uint32_t rep, uint32_t ty);
+wasmtime_component_resource_host_t *wasmtime_component_resource_host_clone(
+    const wasmtime_component_resource_host_t *resource);
+uint32_t wasmtime_component_resource_host_rep(const wasmtime_component_resource_host_t *resource);
+uint32_t wasmtime_component_resource_host_type(const wasmtime_component_resource_host_t *resource);
+bool wasmtime_component_resource_host_owned(const wasmtime_component_resource_host_t *resource);
+void wasmtime_component_resource_host_delete(wasmtime_component_resource_host_t *resource);
+/* A handle to a host resource as the host resource it is: an owned handle is taken out of the
+ * store's table (its destructor does not run); an error if it is not a host resource. */
+wasmtime_error_t *wasmtime_component_resource_any_to_host(wasmtime_context_t *ctx,
+                                                          const wasmtime_component_resource_any_t *resource,
+                                                          wasmtime_component_resource_host_t **ret);
+/* A host resource as a handle in the store's table, to pass to wasm. */
+wasmtime_error_t *wasmtime_component_resource_host_to_any(wasmtime_context_t *ctx,
+                                                          const wasmtime_component_resource_host_t *resource,
+                                                          wasmtime_component_resource_any_t **ret);
 
 struct wasmtime_component_val;
 struct wasmtime_component_valrecord_entry;

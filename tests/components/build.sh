@@ -4,6 +4,7 @@
 #   dummy.wasm  rich.wit's world with exports that trap (wasm-tools component embed --dummy)
 #   resources.wasm  from resources.wit and resources.wat (written by hand)
 #   maps.wasm   from maps.wit and maps.wat (written by hand)
+#   host_resources.wasm  from host_resources.wit and host_resources.wat (written by hand)
 set -eu
 cd "$(dirname "$0")"
 "${PYTHON:-python3}" gen_rich_wat.py
@@ -22,3 +23,7 @@ wasm-tools component embed maps.wit maps.wat -o maps.core.wasm
 wasm-tools component new maps.core.wasm -o maps.wasm
 rm maps.core.wasm
 wasm-tools validate maps.wasm
+wasm-tools component embed host_resources.wit host_resources.wat -o host_resources.core.wasm
+wasm-tools component new host_resources.core.wasm -o host_resources.wasm
+rm host_resources.core.wasm
+wasm-tools validate host_resources.wasm

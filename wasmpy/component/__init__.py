@@ -20,7 +20,9 @@ How it is built, for whoever extends it:
   list<u8>) in C from a per-function plan (``_instance._plan``); any other call, and any value
   the C path does not take as it is, goes through the codecs, which raise every error.
 - ``_resources``: resources the component exports, as a class per instance (``Resource``);
-  resources a Python host defines (``wasmtime_component_linker_instance_add_resource``) are next.
+  resources it imports, Python classes whose objects wasm holds through a per-store table
+  (``wasmtime_component_linker_instance_add_resource``, an ``extern "Python"`` destructor);
+  the per-thread context that tells the shared codecs which instance a call's handles are of.
 - ``_instance``: the linker (Python imports as ``extern "Python"`` host functions), the
   instance, its exports, and the calls.
 - ``_component``: compiling, (de)serializing, ``is_component`` (for the import hook).

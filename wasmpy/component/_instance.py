@@ -21,8 +21,8 @@ from .._ownership import Owner
 from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
-from ._resources import Resource, reading_for
-from ._types import ComponentItems, FuncType, HandleType, InterfaceType, ListType, Primitive, ResourceType, ResultType
+from ._resources import HostResource, InstanceResources, Resource, calling, check_passed, finish_call
+from ._types import ComponentItems, FuncType, InterfaceType, ListType, Primitive, ResourceType, ResultType, has_handles
 from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
 from ._wasi import WASI_PREFIX, link_wasi
 
@@ -70,16 +70,23 @@ def listed_interfaces(items: ComponentItems) -> Dict[str, InterfaceType]:
             if not _is_toolchain_init(name, interface)}
 
 
+def _uses_handles(functype: FuncType) -> bool:
+    return any(has_handles(typ) for _, typ in functype.params) or has_handles(functype.result)
+
+
 class _HostFunction:
     """A Python function imported by a component: what the C callback needs to call it."""
 
-    __slots__ = ("fn", "where", "params", "result", "top_level_result", "ok_is_plain", "lock")
+    __slots__ = ("fn", "where", "params", "result", "top_level_result", "ok_is_plain", "lock", "resources")
 
-    def __init__(self, fn: Callable[..., Any], functype: FuncType, codecs: Codecs, where: str, lock: Any) -> None:
+    def __init__(self, fn: Callable[..., Any], functype: FuncType, codecs: Codecs, where: str, lock: Any,
+                 resources: InstanceResources) -> None:
         self.fn = fn
         # The store's lock (its handle, not the Store: no cycle through the store's list of host
         # functions), held again while Python runs, so that the store refuses to close under wasm.
         self.lock = lock
+        # The instance's resources when handles are among the values (their codecs need them).
+        self.resources = resources if _uses_handles(functype) else None
         self.where = where
         self.params = [codecs.codec(typ) for _, typ in functype.params]
         self.result = None if functype.result is None else codecs.codec(functype.result)
@@ -89,7 +96,12 @@ class _HostFunction:
 
     def invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
         with self.lock:
-            self._invoke(args, nargs, results, nresults)
+            if self.resources is None:
+                self._invoke(args, nargs, results, nresults)
+            else:
+                # The host handles of the results are wasm's once the callback returns: nothing to settle.
+                with calling(self.resources):
+                    self._invoke(args, nargs, results, nresults)
 
     def _invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
         values = [codec.read(args + index) for index, codec in enumerate(self.params[:nargs])]
@@ -162,13 +174,16 @@ def _find_interface(imports: Any, name: str) -> Any:
 class _Linker:
     """A wasmtime component linker being filled with a component's imports."""
 
-    def __init__(self, component: Component, store: Store, codecs: Codecs) -> None:
+    def __init__(self, component: Component, store: Store, codecs: Codecs, resources: InstanceResources) -> None:
         self.component = component
         self.store = store
         self.codecs = codecs
+        self.resources = resources
         self.ptr = ffi.gc(lib.wasmtime_component_linker_new(component.engine._ptr),
                           lib.wasmtime_component_linker_delete)
-        self.handles: List[Any] = []  # the host functions' data, which must outlive every instance of the store
+        # The host functions' and resources' data, which must outlive every instance of the store.
+        self.handles: List[Any] = []
+        self.hosts: Dict[ResourceType, Tuple[HostResource, Any]] = {}  # each resource's, and its data's handle
 
     def define(self, imports: Any) -> None:
         items = self.component.imports
@@ -177,14 +192,12 @@ class _Linker:
                             f"'test:rich/host', world-level functions) to namespaces and functions, "
                             f"not {type(imports).__name__}")
         link_wasi(self.ptr, self.store, items.interfaces, self._check)
-        for name, interface in items.interfaces.items():
-            resources = [typ for typ in interface.types.values() if isinstance(typ, ResourceType)]
-            if resources and not name.startswith(WASI_PREFIX):
-                raise NotImplementedError(f"the import {name} has resource types ({', '.join(map(str, resources))}): "
-                                          "wasmpy does not support resources defined by Python yet")
         root = lib.wasmtime_component_linker_root(self.ptr)
         try:
+            self._add_resources(root, items.types, items.functions, imports or {}, "")
             for name, functype in items.functions.items():
+                if name.startswith("["):
+                    continue
                 fn = _member(imports or {}, name)
                 if fn is None:
                     raise LinkError(f"missing import {name}: expected a Python function for WIT {functype}")
@@ -207,7 +220,10 @@ class _Linker:
         self._check(lib.wasmtime_component_linker_instance_add_instance(parent, encoded, len(encoded), out),
                     f"cannot define the import {name}")
         try:
+            self._add_resources(out[0], interface.types, interface.functions, namespace, f"{name}#")
             for function_name, functype in interface.functions.items():
+                if function_name.startswith("["):  # [constructor]r, [method]r.m, [static]r.f: _add_resources
+                    continue
                 fn = _member(namespace, function_name)
                 where = f"{name}#{function_name}"
                 if fn is None:
@@ -219,12 +235,54 @@ class _Linker:
         finally:
             lib.wasmtime_component_linker_instance_delete(out[0])
 
+    def _add_resources(self, linker_instance: Any, types: Mapping[str, Any], functions: Mapping[str, FuncType],
+                       namespace: Any, where: str) -> None:
+        """Defines the resources among ``types`` from their classes in ``namespace``: each its type,
+        and its constructor, methods and static functions (among ``functions``) from the class. A
+        resource another import defines (``use a.{thing}``) is that one again, its class needed once."""
+        for type_name, resource in types.items():
+            if not isinstance(resource, ResourceType) or not resource.imported:
+                continue
+            if resource.interface is not None and resource.interface.startswith(WASI_PREFIX):
+                continue  # defined by wasmtime's WASI (link_wasi)
+            host, handle = self.hosts.get(resource, (None, None))
+            if host is None:
+                name = resource.name or type_name
+                cls = _resource_class_of(namespace, name)
+                if not isinstance(cls, type):
+                    shown = "nothing" if cls is None else f"a {type(cls).__name__}"
+                    raise LinkError(f"missing import {where}{name}: expected a Python class under "
+                                    f"{camel_case(name)!r} or {name!r} for WIT resource {name}, got {shown}")
+                host = HostResource(cls, self.resources.table, self.store._handle)
+                handle = ffi.new_handle(host)
+                self.handles.append(handle)
+                self.hosts[resource] = host, handle
+                self.resources.hosts[resource] = host
+            encoded = type_name.encode()
+            resource_type = lib.wasmtime_component_resource_type_new_host(host.tag)
+            try:
+                self._check(lib.wasmtime_component_linker_instance_add_resource(
+                    linker_instance, encoded, len(encoded), resource_type, lib.wasmpy_component_resource_destructor,
+                    handle, ffi.NULL), f"cannot define the import {where}{type_name}")
+            finally:
+                lib.wasmtime_component_resource_type_delete(resource_type)
+            for function_name, functype in functions.items():
+                fn = _resource_function(host.cls, type_name, function_name)
+                if fn is None:
+                    continue
+                if fn is _MISSING:
+                    member = function_name.partition(".")[2]
+                    raise LinkError(f"missing import {where}{function_name}: the class {host.cls.__name__} given for "
+                                    f"WIT resource {type_name} has no {snake_case(member)!r} (WIT {functype})")
+                self._add_function(linker_instance, function_name, fn, functype, f"{where}{function_name}")
+
     def _add_function(self, linker_instance: Any, name: str, fn: Any, functype: FuncType, where: str) -> None:
         if not callable(fn):
             raise LinkError(f"import {where}: expected a Python function for WIT {functype}, "
                             f"got {type(fn).__name__}")
         _refuse_unsupported(functype, f"the import {where}")
-        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle))
+        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle,
+                                              self.resources))
         self.handles.append(handle)
         encoded = name.encode()
         self._check(lib.wasmtime_component_linker_instance_add_func(
@@ -238,13 +296,45 @@ class _Linker:
             raise LinkError(f"{doing}: {failure.message if isinstance(failure, Trap) else failure}")
 
 
+_MISSING = object()
+
+
+def _resource_class_of(namespace: Any, name: str) -> Any:
+    """The class ``namespace`` gives for the WIT resource ``name``: under its CamelCase name
+    (``Thing``), its WIT name or its snake_case; None if it has none."""
+    found = _member(namespace, camel_case(name))
+    return found if found is not None else _member(namespace, name)
+
+
+def _resource_function(cls: type, resource: str, wit_name: str) -> Any:
+    """What the import ``wit_name`` of the resource ``resource`` calls: the class for
+    ``[constructor]r``, a function calling the object's method for ``[method]r.m``, the class's
+    attribute for ``[static]r.f``; _MISSING when the class lacks it, None for another function."""
+    if wit_name == f"[constructor]{resource}":
+        return cls
+    for prefix in (f"[method]{resource}.", f"[static]{resource}."):
+        if wit_name.startswith(prefix):
+            member = wit_name[len(prefix):]
+            found = _member(cls, member)
+            if found is None:
+                return _MISSING
+            if prefix.startswith("[static]"):
+                return found
+            attribute = member if hasattr(cls, member) else snake_case(member)
+            # Looked up on the object, so that a subclass's override is the one wasm calls.
+            return lambda self, *args: getattr(self, attribute)(*args)
+    return None
+
+
 class ComponentInstance(Instance):
     """An instantiated component: ``Instance(component, imports, store)``.
 
     ``imports`` maps WIT interface names (``"test:rich/host"``, with or without ``@version``) to
     namespaces (a dict, module or any object) whose members are named in WIT (``get-name``) or
     in snake_case (``get_name``); world-level function imports are given by name at the top of
-    the mapping. An exception a Python import raises reaches the Python caller unchanged.
+    the mapping; a resource an interface defines is a Python class under its name (``Thing`` or
+    ``thing``: see wasmpy.component._resources). An exception a Python import raises reaches
+    the Python caller unchanged.
     ``store`` defaults to a new Store on the component's engine. WASI interfaces (``wasi:*``)
     come from the store's WASI configuration (its safe default when it has none).
     """
@@ -263,7 +353,8 @@ class ComponentInstance(Instance):
         keep_trap_handlers_first()
         instance = ffi.new("wasmtime_component_instance_t *")
         with store._lock:
-            linker = _Linker(component, store, codecs)
+            resources = InstanceResources(store)
+            linker = _Linker(component, store, codecs, resources)
             linker.define(imports)
             # Host functions' data lives as long as the store, which may still call them.
             store.__dict__.setdefault("_component_host_functions", []).extend(linker.handles)
@@ -275,7 +366,7 @@ class ComponentInstance(Instance):
         self._instance = instance
         # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
         # so that dropping the last reference frees the store at once (as for modules).
-        self.exports = ComponentExports(_Live(store, instance, {}), component, codecs)
+        self.exports = ComponentExports(_Live(store, instance, resources.classes, resources), component, codecs)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
@@ -348,11 +439,10 @@ class ComponentFunc(ComponentCaller, Owner):
         self._names = [snake_case(name) for name, _ in functype.params]
         self._result = None if functype.result is None else codecs.codec(functype.result)
         self._top_level_result = isinstance(functype.result, ResultType)
-        self._classes = live.classes
-        # Resources passed where WIT takes ownership move into wasm: closed once the call is made.
-        self._moves = [index for index, (_, typ) in enumerate(functype.params)
-                       if isinstance(typ, HandleType) and typ.owned]
-        self._borrows = any(isinstance(typ, HandleType) and not typ.owned for _, typ in functype.params)
+        # The instance's resources when handles are among the values, at any depth: guest resources
+        # passed where WIT takes ownership move into wasm (closed once the call is made), host
+        # resources get handles (see _resources).
+        self._resources = live.resources if _uses_handles(functype) else None
         self._result_count = 0 if self._result is None else 1
         # Reused by every call: calls into a store are serialised by its lock, and a nested call (from
         # a Python import) is done with both before the outer call's wasmtime_component_func_call
@@ -377,11 +467,14 @@ class ComponentFunc(ComponentCaller, Owner):
         if len(args) != len(params):
             raise TypeError(f"{self.type.name}() takes {len(params)} argument{'s' * (len(params) != 1)} "
                             f"({self.type.signature()}), got {len(args)}")
-        if self._moves or self._borrows:  # resources are checked against this instance's classes
-            with reading_for(self._classes):
-                prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
-        else:
-            prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
+        if self._resources is None:
+            return self._convert_and_call(args, None)
+        with calling(self._resources) as call:  # resources are checked against this instance's classes
+            return self._convert_and_call(args, call)
+
+    def _convert_and_call(self, args: Tuple[Any, ...], call: Any) -> Any:
+        params = self._params
+        prepared = [codec.prepare(value, where) for (where, codec), value in zip(params, args)]
         store = self._store
         handle = store._handle
         count = len(prepared)
@@ -389,6 +482,8 @@ class ComponentFunc(ComponentCaller, Owner):
         with handle:
             if handle.closed:
                 raise WasmError("the store is closed")
+            if call is not None:
+                check_passed(call)
             if count:
                 c_args = ffi.new("wasmtime_component_val_t[]", count)
                 try:
@@ -396,14 +491,13 @@ class ComponentFunc(ComponentCaller, Owner):
                         codec.write(value, c_args + index)
                     status = lib.wasmpy_component_call(self._func, store._ctx, c_args, count, results,
                                                        self._result_count, handle.stack_needed, error)
+                    if call is not None:  # before the arguments' handles are freed: it reads them
+                        finish_call(call, status != _STACK_EXHAUSTED)
                 finally:
                     lib.wasmpy_component_vals_delete(c_args, count)
             else:
                 status = lib.wasmpy_component_call(self._func, store._ctx, ffi.NULL, 0, results, self._result_count,
                                                    handle.stack_needed, error)
-            if self._moves and status != _STACK_EXHAUSTED:
-                for index in self._moves:
-                    prepared[index]._forget()
             if store._wasi_ready:
                 handle.flush_output()
             if status:
@@ -412,8 +506,7 @@ class ComponentFunc(ComponentCaller, Owner):
             if self._result is None:
                 return None
             try:
-                with reading_for(self._classes):
-                    value = self._result.read(results)
+                value = self._result.read(results)
             finally:
                 lib.wasmpy_component_vals_delete(results, 1)
         if self._top_level_result:
@@ -438,12 +531,14 @@ class ComponentFunc(ComponentCaller, Owner):
 
 
 class _Live(NamedTuple):
-    """A component instance as its exports need it: its store, its wasmtime instance, and the
-    classes of the resources it exports (by ResourceType; filled by ComponentExports)."""
+    """A component instance as its exports need it: its store, its wasmtime instance, the
+    classes of the resources it exports (by ResourceType; filled by ComponentExports), and all
+    its resources (whose ``classes`` these are)."""
 
     store: Store
     instance: Any  # wasmtime_component_instance_t *
     classes: Dict[ResourceType, type]
+    resources: InstanceResources
 
 
 def _export_func(live: _Live, parent_index: Any, name: str, functype: FuncType,
@@ -546,6 +641,8 @@ class InterfaceExports(types.ModuleType):
         for typ in interface.types.values():
             if isinstance(typ, ResourceType) and typ in live.classes:
                 setattr(self, camel_case(typ.name or "resource"), live.classes[typ])
+            elif isinstance(typ, ResourceType) and typ in live.resources.hosts:  # an imported one it uses
+                setattr(self, camel_case(typ.name or "resource"), live.resources.hosts[typ].cls)
         for typ in interface.types.values():
             for class_name, cls in codecs.python_types(typ).items():
                 if isinstance(cls, type) and cls.__module__ == GENERATED_MODULE:
@@ -606,16 +703,17 @@ class ComponentExports(Mapping):
             self._aliases[_without_version(name)] = name
             self._aliases[snake_case(_without_version(name).rpartition("/")[2].rpartition(":")[2])] = name
         self._made: Dict[str, Any] = {}
-        # Resource classes first: any function's results may hold handles of any of them.
+        # Resource classes first: any function's results may hold handles of any of them. Those
+        # the component imports (and an exported interface uses) are the Python classes given.
         for typ in items.types.values():
-            if isinstance(typ, ResourceType):
+            if isinstance(typ, ResourceType) and not typ.imported:
                 live.classes[typ] = _resource_class(
                     live, typ, items.functions,
                     lambda name: _export_func(live, ffi.NULL, name, items.functions[name], codecs, name),
                     "wasmpy.component")
         for interface in items.interfaces.values():
             for typ in interface.types.values():
-                if isinstance(typ, ResourceType):
+                if isinstance(typ, ResourceType) and not typ.imported:
                     live.classes[typ] = _resource_class(
                         live, typ, interface.functions,
                         lambda wit_name, _i=interface: _interface_function(live, _i, wit_name, codecs),  # type: ignore[misc]

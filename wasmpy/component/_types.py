@@ -12,6 +12,7 @@ happens per call.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -132,10 +133,13 @@ class ResultType(WitType):
 @dataclass(frozen=True, eq=True)
 class ResourceType(WitType):
     """A resource type, as a component's instance type exports it: its name, and the interface
-    (instance) that exports it (two interfaces may each have a resource of the same name)."""
+    (instance) that exports it (two interfaces may each have a resource of the same name).
+    ``imported``: the component imports it (Python defines it); an exported interface that uses
+    it (``use host.{thing}``) has this same ResourceType, not one of its own."""
 
     name: Optional[str]
     interface: Optional[str] = None
+    imported: bool = False
 
     def __str__(self) -> str:
         return self.name or "<resource>"
@@ -170,8 +174,8 @@ class MapType(WitType):
 @dataclass(frozen=True, eq=True)
 class UnsupportedType(WitType):
     """future, stream, error-context, and kinds wasmpy does not declare: types wasmpy cannot
-    convert yet. A function that takes or returns one (or a resource handle) is refused
-    (NotImplementedError naming the type) when it is looked up or imported."""
+    convert yet. A function that takes or returns one is refused (NotImplementedError naming
+    the type) when it is looked up or imported."""
 
     spelling: str
     kind: str  # "future", "stream", "error-context", "type kind N"
@@ -242,14 +246,11 @@ class ComponentItems:
         return "\n".join(parts)
 
 
-def find_unsupported(typ: WitType, top: bool = True) -> Optional[UnsupportedType]:
+def find_unsupported(typ: WitType) -> Optional[UnsupportedType]:
     """The first type in ``typ`` that wasmpy cannot convert yet (None if there is none):
-    future, stream, error-context, or a resource handle inside another type (``top``: ``typ``
-    is a parameter or result itself, where handles are converted)."""
+    future, stream, error-context."""
     if isinstance(typ, UnsupportedType):
         return typ
-    if isinstance(typ, HandleType):
-        return None if top else UnsupportedType(str(typ), "resource inside another type")
     children: Tuple[Optional[WitType], ...] = ()
     if isinstance(typ, ListType):
         children = (typ.element,)
@@ -266,10 +267,25 @@ def find_unsupported(typ: WitType, top: bool = True) -> Optional[UnsupportedType
     elif isinstance(typ, MapType):
         children = (typ.key, typ.value)
     for child in children:
-        found = None if child is None else find_unsupported(child, False)
+        found = None if child is None else find_unsupported(child)
         if found is not None:
             return found
     return None
+
+
+def has_handles(typ: Optional[WitType]) -> bool:
+    """Whether a value of ``typ`` may hold a resource handle (own or borrow), at any depth."""
+    if isinstance(typ, HandleType):
+        return True
+    if not dataclasses.is_dataclass(typ) or isinstance(typ, ResourceType):
+        return False
+    # Every field of a composite type's dataclass: its element types, or (name, type) pairs.
+    for part in dataclasses.fields(typ):
+        value = getattr(typ, part.name)
+        for child in value if isinstance(value, tuple) else (value,):
+            if any(has_handles(t) for t in (child if isinstance(child, tuple) else (child,))):
+                return True
+    return False
 
 
 # ------------------------------------------------------------------------------------------
@@ -294,16 +310,35 @@ def _text(pointer: Any, length: int) -> str:
 
 
 class _Names:
-    """The named types in scope while an instance's types are read: (owned C type, name) pairs.
+    """The named types in scope while an instance's types are read: (owned C type, name) pairs,
+    and (owned C type, ResourceType) pairs for resources.
 
     A resource is named by comparing resource types (``wasmtime_component_resource_type_equal``);
-    the others by comparing value types."""
+    the others by comparing value types. ``imported``: the resources of the component's imports,
+    while its exports are read (shared by every scope), with the entries that own their C types."""
 
-    def __init__(self, parent: Optional["_Names"] = None, interface: Optional[str] = None) -> None:
+    def __init__(self, parent: Optional["_Names"] = None, interface: Optional[str] = None,
+                 imported: Optional[List[Tuple[Any, ResourceType, Any]]] = None) -> None:
         self.parent = parent
         self.interface = interface
+        self.imported: List[Tuple[Any, ResourceType, Any]] = (parent.imported if parent is not None
+                                                              else [] if imported is None else imported)
         self.valtypes: List[Tuple[Any, str]] = []
-        self.resources: List[Tuple[Any, str]] = []
+        self.resources: List[Tuple[Any, ResourceType]] = []
+
+    def add_resource(self, resource: Any, name: str, importing: bool, owner: Any) -> ResourceType:
+        """Names the ``wasmtime_component_resource_type_t *`` ``resource`` (owned by ``owner``) in
+        this scope: the ResourceType of an import it is (an export using an imported resource),
+        or a new one."""
+        for known, typ, _ in self.imported:
+            if lib.wasmtime_component_resource_type_equal(known, resource):
+                break
+        else:
+            typ = ResourceType(name, self.interface, importing)
+            if importing:
+                self.imported.append((resource, typ, owner))
+        self.resources.append((resource, typ))
+        return typ
 
     def name_of(self, valtype: Any) -> Optional[str]:
         scope: Optional[_Names] = self
@@ -318,10 +353,13 @@ class _Names:
         """The ResourceType of a ``wasmtime_component_resource_type_t *`` in scope."""
         scope: Optional[_Names] = self
         while scope is not None:
-            for known, name in scope.resources:
+            for known, typ in scope.resources:
                 if lib.wasmtime_component_resource_type_equal(known, resource):
-                    return ResourceType(name, scope.interface)
+                    return typ
             scope = scope.parent
+        for known, typ, _ in self.imported:
+            if lib.wasmtime_component_resource_type_equal(known, resource):
+                return typ
         return ResourceType(None)
 
 
@@ -444,16 +482,16 @@ class _Entries:
             self.items.append((name, item))
 
 
-def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names], interface: Optional[str]) -> Tuple[
+def _read_items(entries: _Entries, engine_ptr: Any, names: _Names, importing: bool) -> Tuple[
         Dict[str, FuncType], Dict[str, InterfaceType], Dict[str, WitType]]:
-    """Functions, interfaces and named types of a list of items (of ``interface``, None at the top),
-    named in one scope."""
-    names = _Names(outer, interface)
+    """Functions, interfaces and named types of a list of items, named in the scope ``names``
+    (``importing``: they are the component's imports)."""
+    resources: Dict[str, ResourceType] = {}
     for name, item in entries.items:  # the named types first: functions refer to them
         if item.kind == lib.WASMTIME_COMPONENT_ITEM_TYPE:
             names.valtypes.append((ffi.addressof(item.of, "type"), name))
         elif item.kind == lib.WASMTIME_COMPONENT_ITEM_RESOURCE:
-            names.resources.append((item.of.resource, name))
+            resources[name] = names.add_resource(item.of.resource, name, importing, entries)
     functions: Dict[str, FuncType] = {}
     interfaces: Dict[str, InterfaceType] = {}
     types: Dict[str, WitType] = {}
@@ -465,13 +503,14 @@ def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names], int
             instance = item.of.component_instance
             nested = _Entries(lib.wasmtime_component_instance_type_export_count(instance, engine_ptr),
                               functools.partial(lib.wasmtime_component_instance_type_export_nth, instance, engine_ptr))
-            nested_functions, nested_interfaces, nested_types = _read_items(nested, engine_ptr, names, name)
+            nested_functions, nested_interfaces, nested_types = _read_items(nested, engine_ptr, _Names(names, name),
+                                                                            importing)
             interfaces[name] = InterfaceType(name, nested_functions, nested_types, nested_interfaces)
         elif kind == lib.WASMTIME_COMPONENT_ITEM_TYPE:
             typ = valtype_from_c(ffi.addressof(item.of, "type"), names)
             types[name] = typ
         elif kind == lib.WASMTIME_COMPONENT_ITEM_RESOURCE:
-            types[name] = ResourceType(name, interface)
+            types[name] = resources[name]
         # core modules, core functions and nested component types are not Python-callable: left out
     return functions, interfaces, types
 
@@ -479,10 +518,12 @@ def _read_items(entries: _Entries, engine_ptr: Any, outer: Optional[_Names], int
 def component_items(component_ptr: Any, engine_ptr: Any) -> Tuple[ComponentItems, ComponentItems]:
     """(imports, exports) of a ``wasmtime_component_t *``."""
     component_type = ffi.gc(lib.wasmtime_component_type(component_ptr), lib.wasmtime_component_type_delete)
-    described = []
+    described: List[ComponentItems] = []
+    imported: List[Tuple[Any, ResourceType, Any]] = []  # the exports' resources are compared with these
     for count, nth in ((lib.wasmtime_component_type_import_count, lib.wasmtime_component_type_import_nth),
                        (lib.wasmtime_component_type_export_count, lib.wasmtime_component_type_export_nth)):
         entries = _Entries(count(component_type, engine_ptr), functools.partial(nth, component_type, engine_ptr))
-        functions, interfaces, types = _read_items(entries, engine_ptr, None, None)
+        importing = not described
+        functions, interfaces, types = _read_items(entries, engine_ptr, _Names(imported=imported), importing)
         described.append(ComponentItems(functions, interfaces, types))
     return described[0], described[1]

@@ -29,7 +29,7 @@ from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
 from .._native import component_pack_list, component_unpack_list
-from ._resources import Resource, resource_class
+from ._resources import Resource, host_prepare, host_read, host_write, passing, resource_class
 from ._types import (EnumType, FlagsType, HandleType, ListType, MapType, OptionType, Primitive, RecordType,
                      ResultType, TupleType, UnsupportedType, VariantType, WitType)
 
@@ -673,10 +673,14 @@ class Codecs:
 
     @staticmethod
     def _handle(typ: HandleType) -> Codec:
-        """own<R> and borrow<R> of a resource the component exports: objects of its Resource class
-        (see _resources). Handles inside other types are refused before a codec is asked for."""
+        """own<R> and borrow<R>: objects of the Resource class of a resource the component exports,
+        or of the Python class of one it imports (see _resources), anywhere in a value."""
         resource = typ.resource
+        if resource.imported:
+            return Codec(typ, lambda value, where: host_prepare(typ, value, where),
+                         lambda value, out: host_write(typ, value, out), lambda val: host_read(typ, val))
         expected = camel_case(resource.name or "resource")
+        owned = typ.owned
 
         def prepare(value: Any, where: str) -> Any:
             if not isinstance(value, Resource) or value._resource_type != resource:
@@ -684,13 +688,19 @@ class Codecs:
             if type(value) is not resource_class(resource):
                 raise TypeError(f"{where}: expected a {expected} of this component instance, got one of another")
             value._require_open(where)
+            passing(value, owned, where)  # checked again under the store's lock, before any write
             return value
 
         def write(value: Any, out: Any) -> None:
-            # Under the store's lock, unlike prepare: another thread may have closed it in between.
-            value._require_open(f"passing a {expected} to wasm")
+            # Open: check_passed saw it under the store's lock, which is still held. A value no call
+            # checked is written a bool, which wasmtime refuses (never a NULL handle to clone).
+            handle = getattr(value, "_handle", None)
+            if handle is None:  # pragma: no cover
+                out.kind = lib.WASMTIME_COMPONENT_BOOL
+                out.of.boolean = False
+                return
             out.kind = lib.WASMTIME_COMPONENT_RESOURCE
-            out.of.resource = lib.wasmtime_component_resource_any_clone(value._handle)
+            out.of.resource = lib.wasmtime_component_resource_any_clone(handle)
 
         def read(val: Any) -> Any:
             cls = resource_class(resource)
