@@ -21,6 +21,8 @@ from wasmpy._ffi import ffi, lib
 from wasmpy._native import (component_prepare_record, component_prepare_tuple, component_read_record,
                             component_read_tuple, component_write_record, component_write_tuple)
 
+from childproc import assert_clean_exit, run_python
+
 KINDS = ["bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char", "string"]
 # More fields than the C code's small buffers hold (16), and more flat values than the canonical
 # ABI passes as parameters (16): wasm gets the record in memory.
@@ -297,13 +299,15 @@ def test_bad_results_of_an_import_raise_in_the_caller(rich):
         api.roundtrip_tuple((1, "x", 2.0))
 
 
-# --- What reaches C is checked --------------------------------------------------------------
+# --- What reaches C is checked; what it makes is freed -------------------------------------
 
 def _address(val) -> int:
     return int(ffi.cast("uintptr_t", val))
 
 
-def test_the_c_functions_check_their_arguments(exports):
+def check_the_c_functions() -> None:
+    """The C functions refuse what they do not convert, and leave nothing half-made (run in a
+    child by the test below: a missing check would crash)."""
     point = dataclasses.make_dataclass("Point", ["x", "y"])
     kinds = bytes([lib.WASMTIME_COMPONENT_S32, lib.WASMTIME_COMPONENT_STRING])
     assert component_prepare_record(point(1, "a"), point, ("x", "y"), kinds) == (1, "a")
@@ -322,10 +326,16 @@ def test_the_c_functions_check_their_arguments(exports):
     val = ffi.new("wasmtime_component_val_t *")
     with pytest.raises(ValueError, match="a null address"):
         component_write_record(0, (b"x", b"y"), kinds, (1, "a"))
+    with pytest.raises(ValueError, match="a null address"):
+        component_read_tuple(0, kinds)
+    with pytest.raises(TypeError, match="the address must be an int"):
+        component_read_record(None, kinds, point)
     with pytest.raises(TypeError, match="names must be a tuple"):
         component_write_record(_address(val), (b"x",), kinds, (1, "a"))
     with pytest.raises(TypeError, match="names must be bytes"):
         component_write_record(_address(val), (b"x", "y"), kinds, (1, "a"))
+    with pytest.raises(TypeError, match="prepared must be a tuple"):
+        component_write_tuple(_address(val), kinds, [1, "a"])
     with pytest.raises(ValueError, match="field 1 is not a value prepare makes"):
         component_write_record(_address(val), (b"x", b"y"), kinds, (1, 2))
     with pytest.raises(ValueError, match="field 0 is not a value prepare makes"):
@@ -353,3 +363,41 @@ def test_the_c_functions_check_their_arguments(exports):
         assert component_read_tuple(_address(val), kinds) == (3, "")
     finally:
         lib.wasmpy_component_vals_delete(val, 1)
+
+
+def test_the_c_functions_check_their_arguments():
+    proc = run_python("""
+        import test_component_records
+        test_component_records.check_the_c_functions()
+        print("ok")
+    """, timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_many_calls_free_what_they_make():
+    """Records and tuples made for each call (strings and field names copied) and the results are
+    freed: memory stays flat over many calls (in a child, undisturbed by the other tests)."""
+    proc = run_python(f"""
+        import resource
+        from wasmpy import Component, Instance
+        from test_component_records import RECORDS_WAT, _all, _api
+        exports = Instance(Component(RECORDS_WAT)).exports
+        api = _api(Component.from_file({str(RICH)!r}))
+        value, point = _all(exports, 1), api.Point(1, 2)
+        items = (True, 1, 2, 3, 4, 5, 6, 7, 8, 1.0, 2.0, "c", "é" * 100)
+        def run(count):
+            for index in range(count):
+                assert exports.echo_all(value).f_string == value.f_string
+                assert exports.echo_all_tuple(items)[-1] == items[-1]
+                assert api.roundtrip_point(point) == point
+                assert api.roundtrip_tuple((1, "x" * 100, 2.0))[0] == 1
+        run(5000)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        run(30000)
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        assert after - before < 8 * 1024, (before, after)  # KiB: a leak of 300 bytes a call is 9 MB
+        print("ok")
+    """, timeout=300)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
