@@ -1,6 +1,7 @@
 /* Records and tuples whose fields are all of the simple WIT types (bool, integers, floats, char,
- * string) converted in C, for the record and tuple codecs of wasmpy/component/_values.py: the
- * Python codecs cost about 1 us per record to prepare, 2.5 to write and 1.3 to read.
+ * string) converted in C, for the record and tuple codecs of wasmpy/component/_values.py: for a
+ * record of two s32 (rich.wasm's point), the Python codecs take about 0.5 us to prepare it, 3 to
+ * write it and 1.5 to read it, these 0.1, 0.4 and 0.4.
  *
  * Included into native.c after component/call.c, whose component_arg and component_result convert
  * each field with the rules of the C path of a call. A value prepare does not take as it is (not
