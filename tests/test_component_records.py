@@ -99,7 +99,8 @@ RECORDS_WAT = f"""
   (func (export "echo-wide") (param "x" $wide) (result $wide) (canon lift (core func $i "echo-in-memory") {_LIFT}))
   (func (export "echo-wide-tuple") (param "x" (tuple {" ".join(kind for _, kind in WIDE)}))
     (result (tuple {" ".join(kind for _, kind in WIDE)})) (canon lift (core func $i "echo-in-memory") {_LIFT}))
-  (func (export "echo-points") (param "x" (list $all)) (result (list $all)) (canon lift (core func $i "echo-list") {_LIFT}))
+  (func (export "echo-points") (param "x" (list $all)) (result (list $all))
+    (canon lift (core func $i "echo-list") {_LIFT}))
 )
 """
 

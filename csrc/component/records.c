@@ -232,7 +232,8 @@ static PyObject *component_write_record(PyObject *module, PyObject *const *args,
     wasmtime_component_valrecord_new_uninit(&record, (size_t)count);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *name = PyTuple_GetItem(names, i); /* borrowed, bytes: checked above */
-        wasm_byte_vec_new(&record.data[i].name, (size_t)PyBytes_Size(name), (const wasm_byte_t *)PyBytes_AsString(name));
+        wasm_byte_vec_new(&record.data[i].name, (size_t)PyBytes_Size(name),
+                          (const wasm_byte_t *)PyBytes_AsString(name));
         component_field_copy(&record.data[i].val, &values[i]);
     }
     if (values != small)
