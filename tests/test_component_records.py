@@ -281,6 +281,24 @@ def test_records_through_a_python_import(rich):
     assert api.roundtrip_person({"name": "bo", "age": 1, "tags": []}) == api.Person("bo", 1, [])
 
 
+def test_which_records_c_converts(rich, monkeypatch):
+    """Point (two s32) goes through C both ways, as an argument and as an import's result;
+    person (with a list<string>) keeps the Python codec."""
+    import wasmpy.component._values as values
+    prepared = []
+
+    def spy(value, cls, attributes, kinds):
+        prepared.append(cls.__name__)
+        return component_prepare_record(value, cls, attributes, kinds)
+
+    monkeypatch.setattr(values, "component_prepare_record", spy)
+    api = _api(rich)
+    assert api.roundtrip_point(api.Point(1, 2)) == api.Point(1, 2)
+    assert prepared == ["Point", "Point"]
+    assert api.roundtrip_person(api.Person("ann", 30, ["a"])) == api.Person("ann", 30, ["a"])
+    assert prepared == ["Point", "Point"]
+
+
 def test_what_an_import_returns_the_python_way(rich):
     api = _api(rich, echo_point=lambda point: {"x": point.y, "y": point.x})
     assert api.roundtrip_point(api.Point(1, 2)) == api.Point(2, 1)
