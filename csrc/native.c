@@ -1464,6 +1464,7 @@ static PyType_Spec caller_spec = {
 
 #include "component/call.c" /* ComponentCaller: the same, for component functions */
 #include "component/lists.c" /* lists of simple WIT types, both ways */
+#include "component/records.c" /* records and tuples of simple WIT types, both ways */
 
 /* The class vectorcall_subclass() makes: `spec_name` is "module.name", `doc` the docstring or None. */
 static PyObject *subclass_from_spec(PyObject *cls, PyObject *spec_name, PyObject *doc)
@@ -1863,6 +1864,20 @@ static PyMethodDef module_methods[] = {
      "bytes; None if the Python way must convert it."},
     {"component_unpack_list", (PyCFunction)(void (*)(void))component_unpack_list, METH_FASTCALL,
      "component_unpack_list(val_address, kind): the Python list of a component list value of a simple kind."},
+    {"component_prepare_record", (PyCFunction)(void (*)(void))component_prepare_record, METH_FASTCALL,
+     "component_prepare_record(value, cls, attributes, kinds): the attributes of a record of simple field "
+     "kinds, as a tuple for component_write_record; None if the Python way must convert it."},
+    {"component_prepare_tuple", (PyCFunction)(void (*)(void))component_prepare_tuple, METH_FASTCALL,
+     "component_prepare_tuple(value, kinds): a tuple of simple kinds, for component_write_tuple; None if the "
+     "Python way must convert it."},
+    {"component_write_record", (PyCFunction)(void (*)(void))component_write_record, METH_FASTCALL,
+     "component_write_record(out_address, names, kinds, prepared): fills a component value with a record."},
+    {"component_write_tuple", (PyCFunction)(void (*)(void))component_write_tuple, METH_FASTCALL,
+     "component_write_tuple(out_address, kinds, prepared): fills a component value with a tuple."},
+    {"component_read_record", (PyCFunction)(void (*)(void))component_read_record, METH_FASTCALL,
+     "component_read_record(val_address, kinds, cls): cls(*fields) of a record value of simple field kinds."},
+    {"component_read_tuple", (PyCFunction)(void (*)(void))component_read_tuple, METH_FASTCALL,
+     "component_read_tuple(val_address, kinds): the Python tuple of a tuple value of simple kinds."},
     {"output_stream", output_stream, METH_VARARGS,
      "output_stream(handle, write): (callback, data, finalizer) addresses of a WASI output stream."},
     {NULL},

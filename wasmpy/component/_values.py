@@ -25,10 +25,11 @@ import dataclasses
 import enum
 import keyword
 from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Dict, Generic, List, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generic, List, Optional, Tuple, TypeVar, Union
 
 from .._ffi import ffi, lib
-from .._native import component_pack_list, component_unpack_list
+from .._native import (component_pack_list, component_prepare_record, component_prepare_tuple, component_read_record,
+                       component_read_tuple, component_unpack_list, component_write_record, component_write_tuple)
 from ._resources import Resource, host_prepare, host_read, host_write, passing, resource_class
 from ._types import (EnumType, FlagsType, HandleType, ListType, MapType, OptionType, Primitive, RecordType,
                      ResultType, TupleType, UnsupportedType, VariantType, WitType)
@@ -454,6 +455,10 @@ class Codecs:
                 raise TypeError(f"{where}: expected a tuple of {count} ({typ}), got {len(value)} items")
             return [codec.prepare(item, f"{where}[{index}]") for index, (codec, item) in enumerate(zip(codecs, value))]
 
+        simple = _simple_fields(typ.elements)
+        if simple is not None:
+            return self._simple_tuple(typ, prepare, *simple)
+
         def write(items: List[Any], out: Any) -> None:
             out.kind = lib.WASMTIME_COMPONENT_TUPLE
             vector = ffi.addressof(out.of, "tuple")
@@ -465,6 +470,25 @@ class Codecs:
         def read(val: Any) -> Tuple[Any, ...]:
             data = val.of.tuple.data
             return tuple(codec.read(data + index) for index, codec in enumerate(codecs))
+
+        return Codec(typ, prepare, write, read)
+
+    @staticmethod
+    def _simple_tuple(typ: TupleType, prepare_items: Callable[[Any, str], List[Any]], kinds: bytes,
+                      as_given: List[Optional[Callable[[Any], Any]]]) -> Codec:
+        """A tuple of bool, integers, floats, char and string: converted in C (csrc/component/records.c)
+        where the items are what C takes as they are, else item by item as other tuples."""
+        def prepare(value: Any, where: str) -> Tuple[Any, ...]:
+            prepared = component_prepare_tuple(value, kinds)
+            if prepared is None:  # explains what C refused, or converts it (int subclasses, other sequences)
+                prepared = _given(prepare_items(value, where), as_given)
+            return prepared
+
+        def write(prepared: Tuple[Any, ...], out: Any) -> None:
+            component_write_tuple(int(ffi.cast("uintptr_t", out)), kinds, prepared)
+
+        def read(val: Any) -> Tuple[Any, ...]:
+            return component_read_tuple(int(ffi.cast("uintptr_t", val)), kinds)
 
         return Codec(typ, prepare, write, read)
 
@@ -493,6 +517,10 @@ class Codecs:
                 prepared.append(codec.prepare(item, f"{where}.{attribute}"))
             return prepared
 
+        simple = _simple_fields([field_type for _, field_type in typ.fields])
+        if simple is not None:
+            return self._simple_record(typ, cls, prepare, *simple)
+
         def write(items: List[Any], out: Any) -> None:
             out.kind = lib.WASMTIME_COMPONENT_RECORD
             vector = ffi.addressof(out.of, "record")
@@ -507,6 +535,29 @@ class Codecs:
             data = val.of.record.data
             return cls(*[codec.read(ffi.addressof(data[index], "val"))
                          for index, (_, _, _, codec) in enumerate(fields)])
+
+        return Codec(typ, prepare, write, read)
+
+    @staticmethod
+    def _simple_record(typ: RecordType, cls: type, prepare_fields: Callable[[Any, str], List[Any]], kinds: bytes,
+                       as_given: List[Optional[Callable[[Any], Any]]]) -> Codec:
+        """A record of bool, integers, floats, char and string fields: converted in C
+        (csrc/component/records.c) when the value is a ``cls`` whose fields C takes as they are,
+        else field by field as other records (mappings, other objects, int subclasses...)."""
+        attributes = tuple(snake_case(name) for name, _ in typ.fields)
+        names = tuple(name.encode() for name, _ in typ.fields)
+
+        def prepare(value: Any, where: str) -> Tuple[Any, ...]:
+            prepared = component_prepare_record(value, cls, attributes, kinds)
+            if prepared is None:  # explains what C refused, or converts it
+                prepared = _given(prepare_fields(value, where), as_given)
+            return prepared
+
+        def write(prepared: Tuple[Any, ...], out: Any) -> None:
+            component_write_record(int(ffi.cast("uintptr_t", out)), names, kinds, prepared)
+
+        def read(val: Any) -> Any:
+            return component_read_record(int(ffi.cast("uintptr_t", val)), kinds, cls)
 
         return Codec(typ, prepare, write, read)
 
@@ -710,6 +761,25 @@ class Codecs:
             return cls._adopt(lib.wasmtime_component_resource_any_clone(val.of.resource))
 
         return Codec(typ, prepare, write, read)
+
+
+# What C takes for a field of a simple kind, made from what the field's codec prepared: the char
+# codec gives a code point, the string codec UTF-8; the others give exact bools, ints and floats.
+_AS_GIVEN: Dict[str, Callable[[Any], Any]] = {"char": chr, "string": bytes.decode}
+
+
+def _simple_fields(types: Sequence[WitType]) -> Optional[Tuple[bytes, List[Optional[Callable[[Any], Any]]]]]:
+    """The value kinds of the fields of a record or tuple for csrc/component/records.c, and what
+    turns a field's prepared value into what C takes (None: as it is); None unless every field
+    is of the simple types (bool, integers, floats, char, string)."""
+    if not all(isinstance(field, Primitive) for field in types):
+        return None
+    names = [field.name for field in types]  # type: ignore[attr-defined]
+    return bytes(_VALUE_KINDS[name] for name in names), [_AS_GIVEN.get(name) for name in names]
+
+
+def _given(prepared: List[Any], as_given: List[Optional[Callable[[Any], Any]]]) -> Tuple[Any, ...]:
+    return tuple(item if convert is None else convert(item) for convert, item in zip(as_given, prepared))
 
 
 def _require_list(value: Any, typ: ListType, where: str) -> None:
