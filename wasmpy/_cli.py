@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from ._engine import Engine
 from ._errors import ExitTrap, Trap, WasmError
 from ._func import Func
-from ._hook import _holds_component, _load_cached, compile_to_cache, configure_import_hook
+from ._hook import compile_to_cache, configure_import_hook, holds_component, load_cached
 from ._instance import Instance
 from ._module import Module
 from ._run import command_export, program_name, run_command
@@ -201,7 +201,7 @@ def _load_program(path: str, engine: Engine) -> Union[Module, Component]:
     compiled (and cached)."""
     _check_file(path)
     try:
-        return _load_cached(path, engine, None, None)
+        return load_cached(path, engine)
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror or error}") from None
 
@@ -210,7 +210,7 @@ def _load(path: str) -> Union[Module, Component]:
     _check_file(path)
     try:
         with open(path, "rb") as file:
-            kind = Component if _holds_component(file) else Module
+            kind = Component if holds_component(file) else Module
         return kind.from_file(path)
     except OSError as error:
         raise CommandError(f"{path}: {error.strerror or error}") from None

@@ -43,9 +43,8 @@ from ._tag import Tag
 from ._types import ImportType
 from ._wasi import WASI_MODULE, WasiConfig
 from .component._component import Component, is_component, text_is_component
-from .component._instance import _codecs, _member, _Refused, _without_version, listed_interfaces
-from .component._types import ResourceType
-from .component._values import camel_case, snake_case
+from .component._instance import listed_interfaces
+from .component._values import interface_attribute, namespace_member, snake_case, without_version
 
 __all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "compile_to_cache",
            "WasmImportError", "hook_store", "component_import_module", "WORLD_IMPORTS_MODULE"]
@@ -247,9 +246,9 @@ class WasmLoader(importlib.abc.FileLoader):
         module.__cached__ = cache_path(self.path, compiled.engine, component=True) if _cache_enabled else None
         if module.__spec__ is not None:
             module.__spec__.cached = module.__cached__
-        attributes = _component_attributes(compiled, instance)
-        for attribute, value in attributes.items():
-            setattr(module, attribute, value)
+        for attribute, value in instance.exports.module_attributes().items():
+            if not _is_dunder(attribute):
+                setattr(module, attribute, value)
         module.__doc__ = _describe_component(self.path, name, compiled, origins)
 
     def get_source(self, fullname: str) -> Optional[str]:
@@ -331,7 +330,7 @@ def component_import_module(interface: str) -> str:
     ``ns_pkg``, its names in snake_case: ``my-org:http-tools/fetch-api`` is
     ``my_org_http_tools.fetch_api``); an interface named without a package (``import foo:
     interface {...}`` in a world) from the module ``foo``."""
-    package, slash, last = _without_version(interface).rpartition("/")
+    package, slash, last = without_version(interface).rpartition("/")
     if not slash:
         return snake_case(last)
     return f"{snake_case(package.replace(':', '-'))}.{snake_case(last)}"
@@ -339,7 +338,7 @@ def component_import_module(interface: str) -> str:
 
 def _given(name: str, snake: bool) -> Any:
     """What ``configure_import_hook(component_imports=...)`` gives the import ``name``, if anything."""
-    for key in dict.fromkeys((name, _without_version(name), snake_case(name) if snake else name)):
+    for key in dict.fromkeys((name, without_version(name), snake_case(name) if snake else name)):
         if key in _component_imports:
             return _component_imports[key]
     return _MISSING
@@ -365,7 +364,7 @@ def _component_imports_of(importer: str, compiled: Component) -> Tuple[Dict[str,
             wanted = ", ".join(f"{f} (WIT {t})" for f, t in items.functions.items()
                                if _given(f, snake=True) is _MISSING)
             world_module = _component_namespace(WORLD_IMPORTS_MODULE, importer, f"the functions {wanted}")
-        value = _member(world_module, function)
+        value = namespace_member(world_module, function)
         if value is None:
             raise LinkError(f"missing import {function}: {importer} imports the function {function} (WIT {functype}), "
                             f"but module {WORLD_IMPORTS_MODULE!r} has no attribute {snake_case(function)!r}")
@@ -382,7 +381,7 @@ def _component_imports_of(importer: str, compiled: Component) -> Tuple[Dict[str,
         namespace = _component_namespace(module_name, importer, f"the interface {interface_name}")
         for function, functype in interface.functions.items():
             # [constructor]r, [method]r.m, [static]r.f are the resource's class's (the linker checks them).
-            if not function.startswith("[") and _member(namespace, function) is None:
+            if not function.startswith("[") and namespace_member(namespace, function) is None:
                 raise LinkError(f"missing import {interface_name}#{function}: {importer} imports it (WIT {functype}), "
                                 f"but module {module_name!r} has no attribute {snake_case(function)!r}")
         imports[interface_name], origins[interface_name] = namespace, f"module {module_name}"
@@ -401,38 +400,6 @@ def _component_namespace(module_name: str, importer: str, wanted: str) -> Any:
                         f"gives none") from None
 
 
-def _component_attributes(compiled: Component, instance: Any) -> Dict[str, Any]:
-    """A hook-loaded component's module attributes: world-level functions (snake_case, and the WIT
-    name where that is an identifier), interfaces under their last segment, generated types."""
-    items = compiled.exports
-    exports = instance.exports
-    attributes: Dict[str, Any] = {}
-    for function, functype in items.functions.items():
-        try:
-            value = exports[function]
-        except NotImplementedError as refusal:  # future, stream...: refused when called, as in interfaces
-            value = _Refused(str(refusal), functype)
-        for attribute in dict.fromkeys((snake_case(function), function)):
-            if attribute.isidentifier():
-                attributes.setdefault(attribute, value)
-    for interface in listed_interfaces(items):
-        attributes.setdefault(_interface_attribute(interface), exports[interface])
-    codecs = _codecs(compiled)
-    for typ in items.types.values():
-        if isinstance(typ, ResourceType):
-            names = [camel_case(typ.name or "resource")]
-        else:
-            names = list(codecs.python_types(typ))
-        for class_name in names:
-            attributes.setdefault(class_name, exports[class_name])
-    return {name: value for name, value in attributes.items() if not _is_dunder(name)}
-
-
-def _interface_attribute(interface: str) -> str:
-    """An exported interface's attribute: its last segment in snake_case (``api``)."""
-    return snake_case(_without_version(interface).rpartition("/")[2].rpartition(":")[2])
-
-
 def _describe_component(path: str, name: str, compiled: Component, origins: Dict[str, str]) -> str:
     """The docstring of a hook-loaded component: its exports and imports in WIT, with the Python
     names of the exports and where each import came from (as ``// comments``)."""
@@ -444,7 +411,7 @@ def _describe_component(path: str, name: str, compiled: Component, origins: Dict
         lines.append(f"    {functype};" + ("" if attribute == function else f"  // {name}.{attribute}"))
     listed = listed_interfaces(exports)
     for interface_name, interface in listed.items():
-        attribute = _interface_attribute(interface_name)
+        attribute = interface_attribute(interface_name)
         lines.append(_indented(str(interface).replace("{", f"{{  // {name}.{attribute}", 1)))
     if len(lines) == 3:
         lines.append("    (none)")
@@ -506,32 +473,28 @@ def _compile(path: str, engine: Engine, name: str, write_cache: Optional[bool] =
     ``kind`` is Module or Component, or None for what the file holds.
     """
     try:
-        return _load_cached(path, engine, write_cache, kind)
+        return load_cached(path, engine, write_cache, kind)
     except CompileError as error:
         raise WasmImportError(f"cannot import {name}: {error}", name=name, path=path) from None
 
 
-def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None) -> Module:
-    """The module in the file ``path``, from the import hook's cache if that is current, else
-    compiled (CompileError naming the file) and cached unless ``write_cache`` is False; as
-    :func:`_compile`, which imports use, and the command line.
+def load_cached(path: str, engine: Engine, write_cache: Optional[bool] = None,
+                kind: Optional[Type[Compiled]] = None) -> Compiled:
+    """The module or component (``kind``: Module or Component; None: what the file holds) in
+    the file ``path``, from the import hook's cache if that is current, else compiled
+    (CompileError naming the file) and cached unless ``write_cache`` is False (None: whether
+    the cache is on and ``not sys.dont_write_bytecode``); for imports (:func:`_compile`),
+    ``wasmpy.run`` and the command line.
 
     A warm load reads the sidecar (a few hundred bytes) and maps the artifact; the source is
     read and hashed only when its size or mtime differ from the sidecar's.
     """
-    compiled = _load_cached(path, engine, write_cache, Module)
-    assert isinstance(compiled, Module)
-    return compiled
-
-
-def _load_cached(path: str, engine: Engine, write_cache: Optional[bool], kind: Optional[Type[Compiled]]) -> Compiled:
-    """:func:`load_cached` for a module or a component (``kind``; None: what the file holds)."""
     if write_cache is None:
         write_cache = _cache_enabled and not sys.dont_write_bytecode
     with open(path, "rb") as file:
         status = os.fstat(file.fileno())
         if kind is None:
-            kind = Component if _holds_component(file) else Module
+            kind = Component if holds_component(file) else Module
         cache = cache_path(path, engine, component=kind is Component)
         source: Optional[bytes] = None
         if _cache_enabled:
@@ -555,7 +518,7 @@ def _load_cached(path: str, engine: Engine, write_cache: Optional[bool], kind: O
 _SNIFF_SIZE = 4096
 
 
-def _holds_component(file: Any) -> bool:
+def holds_component(file: Any) -> bool:
     """Whether the open file holds a component (else a core module), from its first bytes: a
     binary's layer field, or the first token of WAT text after its comments (read on as far as
     they go); the file is left at its start."""
@@ -595,7 +558,7 @@ def compile_to_cache(path: str, engine: Optional[Engine] = None) -> Optional[str
     (e.g. a read-only directory).
     """
     engine = engine or Engine.default()
-    compiled = _load_cached(path, engine, True, None)  # compiles if stale; a CompileError names the file
+    compiled = load_cached(path, engine, True, None)  # compiles if stale; a CompileError names the file
     cache = cache_path(path, engine, component=isinstance(compiled, Component))
     return cache if os.path.exists(cache) else None
 

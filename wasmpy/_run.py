@@ -142,9 +142,9 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     if isinstance(target, (Module, Component)):
         compiled, name = target, type(target).__name__.lower()
     elif isinstance(target, (str, bytes, os.PathLike)):
-        from ._hook import _load_cached  # the hook is built on this module's layer, not below it
+        from ._hook import load_cached  # the hook is built on this module's layer, not below it
 
-        compiled = _load_cached(os.fsdecode(target), Engine.default(), None, None)  # a module or a component
+        compiled = load_cached(os.fsdecode(target), Engine.default())  # a module or a component
         name = program_name(target)
     else:
         raise TypeError(f"run() takes a path, a wasmpy.Module or a wasmpy.Component, not {type(target).__name__}")

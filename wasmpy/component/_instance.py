@@ -23,7 +23,8 @@ from .._store import Store
 from ._component import Component
 from ._resources import HostResource, InstanceResources, Resource, calling, check_passed, finish_call
 from ._types import ComponentItems, FuncType, InterfaceType, ListType, Primitive, ResourceType, ResultType, has_handles
-from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
+from ._values import (_VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, interface_attribute,
+                      namespace_member, snake_case, without_version)
 from ._wasi import WASI_PREFIX, link_wasi
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
@@ -145,27 +146,11 @@ def wasmpy_component_host_call(data: Any, context: Any, functype: Any, args: Any
     return ffi.NULL
 
 
-def _member(namespace: Any, wit_name: str) -> Any:
-    """``namespace``'s member for the WIT name ``wit_name`` (``get-name``), or its snake_case
-    (``get_name``), as a mapping key or an attribute; None if it has neither."""
-    for name in dict.fromkeys((wit_name, snake_case(wit_name))):
-        if isinstance(namespace, Mapping):
-            if name in namespace:
-                return namespace[name]
-        elif hasattr(namespace, name):
-            return getattr(namespace, name)
-    return None
-
-
-def _without_version(name: str) -> str:
-    return name.partition("@")[0]
-
-
 def _find_interface(imports: Any, name: str) -> Any:
     """The namespace ``imports`` gives the interface ``name`` (with or without its @version)."""
     if not isinstance(imports, Mapping):
         return None
-    for key in dict.fromkeys((name, _without_version(name))):
+    for key in dict.fromkeys((name, without_version(name))):
         if key in imports:
             return imports[key]
     return None
@@ -198,7 +183,7 @@ class _Linker:
             for name, functype in items.functions.items():
                 if name.startswith("["):
                     continue
-                fn = _member(imports or {}, name)
+                fn = namespace_member(imports or {}, name)
                 if fn is None:
                     raise LinkError(f"missing import {name}: expected a Python function for WIT {functype}")
                 self._add_function(root, name, fn, functype, name)
@@ -209,7 +194,7 @@ class _Linker:
                 if namespace is None:
                     raise LinkError(f"missing import {name}: expected a namespace (a dict, module or object) "
                                     f"with its functions ({', '.join(interface.functions) or 'none'}) under "
-                                    f"{_without_version(name)!r}")
+                                    f"{without_version(name)!r}")
                 self._add_interface(root, name, interface, namespace)
         finally:
             lib.wasmtime_component_linker_instance_delete(root)
@@ -224,14 +209,14 @@ class _Linker:
             for function_name, functype in interface.functions.items():
                 if function_name.startswith("["):  # [constructor]r, [method]r.m, [static]r.f: _add_resources
                     continue
-                fn = _member(namespace, function_name)
+                fn = namespace_member(namespace, function_name)
                 where = f"{name}#{function_name}"
                 if fn is None:
                     raise LinkError(f"missing import {where}: the namespace given for {name} has no "
                                     f"{function_name!r} or {snake_case(function_name)!r} (WIT {functype})")
                 self._add_function(out[0], function_name, fn, functype, where)
             for nested_name, nested in interface.interfaces.items():
-                self._add_interface(out[0], nested_name, nested, _member(namespace, nested_name))
+                self._add_interface(out[0], nested_name, nested, namespace_member(namespace, nested_name))
         finally:
             lib.wasmtime_component_linker_instance_delete(out[0])
 
@@ -302,8 +287,8 @@ _MISSING = object()
 def _resource_class_of(namespace: Any, name: str) -> Any:
     """The class ``namespace`` gives for the WIT resource ``name``: under its CamelCase name
     (``Thing``), its WIT name or its snake_case; None if it has none."""
-    found = _member(namespace, camel_case(name))
-    return found if found is not None else _member(namespace, name)
+    found = namespace_member(namespace, camel_case(name))
+    return found if found is not None else namespace_member(namespace, name)
 
 
 def _resource_function(cls: type, resource: str, wit_name: str) -> Any:
@@ -315,7 +300,7 @@ def _resource_function(cls: type, resource: str, wit_name: str) -> Any:
     for prefix in (f"[method]{resource}.", f"[static]{resource}."):
         if wit_name.startswith(prefix):
             member = wit_name[len(prefix):]
-            found = _member(cls, member)
+            found = namespace_member(cls, member)
             if found is None:
                 return _MISSING
             if prefix.startswith("[static]"):
@@ -700,8 +685,8 @@ class ComponentExports(Mapping):
         for name in items.functions:
             self._aliases[snake_case(name)] = name
         for name in self._listed:
-            self._aliases[_without_version(name)] = name
-            self._aliases[snake_case(_without_version(name).rpartition("/")[2].rpartition(":")[2])] = name
+            self._aliases[without_version(name)] = name
+            self._aliases[interface_attribute(name)] = name
         self._made: Dict[str, Any] = {}
         # Resource classes first: any function's results may hold handles of any of them. Those
         # the component imports (and an exported interface uses) are the Python classes given.
@@ -771,6 +756,33 @@ class ComponentExports(Mapping):
 
     def __dir__(self) -> List[str]:
         return sorted(set(self._aliases) | set(dir(type(self))))
+
+    def module_attributes(self) -> Dict[str, Any]:
+        """The exports as the attributes of a Python module (what the import hook makes of a
+        component): world-level functions in snake_case (and under their WIT name where that is an
+        identifier), exported interfaces under their last segment (``api``), and the generated
+        classes of world-level types. A function wasmpy cannot call yet (future, stream...) is
+        there too, and raises NotImplementedError naming the type when called, as in interfaces."""
+        items = self._types
+        attributes: Dict[str, Any] = {}
+        for function, functype in items.functions.items():
+            try:
+                value = self[function]
+            except NotImplementedError as refusal:
+                value = _Refused(str(refusal), functype)
+            for attribute in dict.fromkeys((snake_case(function), function)):
+                if attribute.isidentifier():
+                    attributes.setdefault(attribute, value)
+        for interface in self._listed:
+            attributes.setdefault(interface_attribute(interface), self[interface])
+        for typ in items.types.values():
+            if isinstance(typ, ResourceType):
+                names = [camel_case(typ.name or "resource")]
+            else:
+                names = list(self._codecs.python_types(typ))
+            for class_name in names:
+                attributes.setdefault(class_name, self[class_name])
+        return attributes
 
     def __repr__(self) -> str:
         return f"<wasmpy component exports: {', '.join(self)}>"

@@ -98,6 +98,29 @@ def camel_case(name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in name.split("-"))
 
 
+def without_version(name: str) -> str:
+    """A WIT interface or package name without its ``@version``: ``test:rich/api``."""
+    return name.partition("@")[0]
+
+
+def interface_attribute(name: str) -> str:
+    """The attribute of an exported interface: its last segment in snake_case
+    (``test:rich/api@0.1.0`` -> ``api``)."""
+    return snake_case(without_version(name).rpartition("/")[2].rpartition(":")[2])
+
+
+def namespace_member(namespace: Any, wit_name: str) -> Any:
+    """``namespace``'s member for the WIT name ``wit_name`` (``get-name``), or its snake_case
+    (``get_name``), as a mapping key or an attribute; None if it has neither."""
+    for name in dict.fromkeys((wit_name, snake_case(wit_name))):
+        if isinstance(namespace, Mapping):
+            if name in namespace:
+                return namespace[name]
+        elif hasattr(namespace, name):
+            return getattr(namespace, name)
+    return None
+
+
 def upper_snake_case(name: str) -> str:
     """A WIT case name as an enum member's name: ``light-blue`` -> ``LIGHT_BLUE``."""
     return name.replace("-", "_").upper()
