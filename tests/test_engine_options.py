@@ -110,7 +110,16 @@ def test_a_cache_directory_wasmtime_cannot_make_is_a_value_error(tmp_path):
 
 # --- memory sizes ---------------------------------------------------------------------------------------
 
-MEMORY_CHILD = """
+# Children measuring their address space use one malloc arena: a thread's first allocation (the
+# epoch ticker's, say) would otherwise reserve a 64 MiB arena of its own at any moment, inside a
+# measurement.
+ONE_ARENA = """
+    import ctypes
+    M_ARENA_MAX = -8
+    assert ctypes.CDLL(None).mallopt(M_ARENA_MAX, 1) == 1
+"""
+
+MEMORY_CHILD = ONE_ARENA + """
     import json
     from wasmpy import Engine, Instance, Module, Store
 
@@ -164,7 +173,7 @@ def test_memory_reservation_guard_and_growth_reach_wasmtime():
     assert result["growth 4 MiB, no guard"] == {"reserved": 64 * 1024 + 4 * MiB, "pages": 65}
 
 
-POOL_CHILD = """
+POOL_CHILD = ONE_ARENA + """
     import json
     import wasmpy
     from wasmpy._engine import pool_address_space
