@@ -46,7 +46,8 @@ __version__: str  # wasmpy's version, read when first asked for (see __getattr__
 
 install_import_hook()
 _signals.wrap_faulthandler()
-_native.set_main_thread(threading.main_thread().ident)
+# The main thread is running, so it has an ident (typeshed allows None, for a thread not yet started).
+_native.set_main_thread(typing.cast(int, threading.main_thread().ident))
 _native.set_errors(WasmError, WasmException)
 
 __all__ = [

@@ -24,6 +24,8 @@ class AnyRef:
     """
 
     __slots__ = ("_store", "_ref", "__weakref__")
+    _store: Store  # set in _take
+    _ref: Any  # the rooted wasmtime_anyref_t * this object owns
 
     @classmethod
     def _take(cls, store: Store, ref) -> "AnyRef":

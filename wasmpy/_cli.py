@@ -6,7 +6,7 @@ import argparse
 import os
 import resource
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 from ._engine import Engine
 from ._errors import ExitTrap, Trap, WasmError
@@ -298,15 +298,17 @@ def _run(options: argparse.Namespace) -> int:
             return run_command(ComponentInstance(compiled, None, store).exports, export)
         instance = Instance(compiled, {}, store)
         if options.invoke is None:
-            instance.exports["_start"]()
+            cast(Func, instance.exports["_start"])()  # a function: checked in the module's exports above
         else:
             # A WASI reactor is set up before any other export is called (item access: an export
             # may be named like a method of the exports, e.g. get).
             exports = instance.exports
-            if (options.invoke != "_initialize" and "_initialize" in exports
-                    and isinstance(exports["_initialize"], Func)):
-                exports["_initialize"]()
-            _print_results(instance.exports[options.invoke](*call_args))
+            if options.invoke != "_initialize" and "_initialize" in exports:
+                initialize = exports["_initialize"]
+                if isinstance(initialize, Func):
+                    initialize()
+            # A function: _function_type checked it in the module's exports.
+            _print_results(cast(Func, instance.exports[options.invoke])(*call_args))
         return 0
     except ExitTrap as exit:
         return exit.code

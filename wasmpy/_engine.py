@@ -147,6 +147,7 @@ class _CraneliftFlags(Mapping[str, Any]):
     a dict's, and it pickles (with the engine: Engine.__reduce__)."""
 
     __slots__ = ("_flags",)
+    _flags: Dict[str, Any]
 
     def __init__(self, flags: Mapping[str, Any]) -> None:
         object.__setattr__(self, "_flags", dict(sorted(flags.items())))

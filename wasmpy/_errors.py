@@ -130,6 +130,9 @@ class WasmException(Trap):
     as any Python exception does.
     """
 
+    # The payload and its values as wasm had them (Val), for exceptions wasm made: exception_from_exnref.
+    _exact_payload: Optional[Tuple[Tuple[object, ...], Tuple[object, ...]]] = None
+
     def __init__(self, tag: Tag, payload: Tuple[object, ...], frames: Optional[List[Frame]] = None) -> None:
         super().__init__(f"wasm exception: tag {getattr(tag, 'type', tag)}, payload {payload!r}", None, frames)
         self.tag = tag
@@ -249,9 +252,9 @@ def take_call_failure(status: int, trap_out, error_out) -> WasmError:
     try:
         frames = ffi.new("wasm_frame_vec_t *")
         lib.wasmtime_error_wasm_trace(error, frames)
-        status = ffi.new("int *")
-        if lib.wasmtime_error_exit_status(error, status):
-            return ExitTrap(status[0], _take_frames(frames))
+        exit_status = ffi.new("int *")
+        if lib.wasmtime_error_exit_status(error, exit_status):
+            return ExitTrap(exit_status[0], _take_frames(frames))
         return Trap(error_message(error), None, _take_frames(frames))
     finally:
         lib.wasmtime_error_delete(error)

@@ -10,7 +10,7 @@ from ._checks import require_instance
 from ._engine import Engine
 from ._errors import LinkError, Trap, WasmError, WasmException
 from ._ffi import ffi, lib
-from ._native import (Caller, HostFunc, bind_func, checked_host_trampoline_address, host_trampoline_address,
+from ._native import (Caller, FuncCall, HostFunc, bind_func, checked_host_trampoline_address, host_trampoline_address,
                       make_host_func, values_configure, vectorcall_subclass)
 from ._ownership import Owner, init_once
 from ._store import Store
@@ -42,7 +42,9 @@ class Func(Caller, Owner):
     """
 
     __slots__ = ("_store", "_calls", "type", "name", "__weakref__")
-    type: FuncType  # set in C (make_host_func, bind_func)
+    _store: Store  # these three set in C (make_host_func, bind_func)
+    _calls: FuncCall
+    type: FuncType
     name: str
 
     def __setattr__(self, name: str, value: Any) -> None:

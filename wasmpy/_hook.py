@@ -15,6 +15,7 @@ that starts with ``(component``): see :class:`WasmLoader` for what each becomes,
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import importlib
 import importlib.abc
@@ -27,7 +28,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from types import ModuleType
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union, cast
 
 from ._checks import require_instance
 from ._engine import Engine, compiled_code_key
@@ -43,7 +44,7 @@ from ._tag import Tag
 from ._types import ImportType
 from ._wasi import WASI_MODULE, WasiConfig
 from .component._component import Component, is_component, text_is_component
-from .component._instance import listed_interfaces
+from .component._instance import ComponentInstance, listed_interfaces
 from .component._values import interface_attribute, namespace_member, snake_case, without_version
 
 __all__ = ["install_import_hook", "uninstall_import_hook", "configure_import_hook", "compile_to_cache",
@@ -217,19 +218,22 @@ class WasmLoader(importlib.abc.FileLoader):
                 values.append(value)
         store = _store_for(name, wanted, values, imports_wasi)
         if store.engine is not compiled.engine:  # joining a store of another engine
-            compiled = _compile(self.path, store.engine, name)
+            # kind=Module (_compile's default): load_cached makes a Module or raises.
+            compiled = cast(Module, _compile(self.path, store.engine, name))
         given: Dict[str, Dict[str, Any]] = {}  # the values looked up once, by namespace and name
         for imported, value in zip(wanted, values):
             given.setdefault(imported.module, {})[imported.name] = value
         instance = Instance(compiled, given, store)
-        if "_initialize" in instance.exports:  # a WASI reactor; a command's _start is left to the caller
-            instance.exports["_initialize"]()
-        module.__wasm_instance__ = instance
+        initialize = instance.exports["_initialize"] if "_initialize" in instance.exports else None
+        if isinstance(initialize, Func):  # a WASI reactor; a command's _start is left to the caller
+            initialize()
+        setattr(module, "__wasm_instance__", instance)  # attributes ModuleType does not declare
         module.__doc__ = _describe(self.path, compiled)
         # Where the compiled code is cached, as for a .py file's .pyc (whether or not it was written).
-        module.__cached__ = cache_path(self.path, store.engine) if _cache_enabled else None
+        cached = cache_path(self.path, store.engine) if _cache_enabled else None
+        setattr(module, "__cached__", cached)
         if module.__spec__ is not None:
-            module.__spec__.cached = module.__cached__
+            module.__spec__.cached = cached
         for export, item in instance.exports.items():
             if not _is_dunder(export):
                 setattr(module, export, item)
@@ -241,11 +245,12 @@ class WasmLoader(importlib.abc.FileLoader):
             store = Store(compiled.engine, wasi=_wasi if _wasi is not None else WasiConfig(argv=[name]))
         else:
             store = Store(compiled.engine)
-        instance = Instance(compiled, imports, store)
-        module.__wasm_instance__ = instance
-        module.__cached__ = cache_path(self.path, compiled.engine, component=True) if _cache_enabled else None
+        instance = ComponentInstance(compiled, imports, store)
+        setattr(module, "__wasm_instance__", instance)
+        cached = cache_path(self.path, compiled.engine, component=True) if _cache_enabled else None
+        setattr(module, "__cached__", cached)
         if module.__spec__ is not None:
-            module.__spec__.cached = module.__cached__
+            module.__spec__.cached = cached
         for attribute, value in instance.exports.module_attributes().items():
             if not _is_dunder(attribute):
                 setattr(module, attribute, value)
@@ -736,13 +741,19 @@ def _loader_details():
     ]
 
 
+# What pkgutil.iter_modules asks of each finder (a functools.singledispatch function): there since
+# Python 3.4 but undocumented, so typeshed does not declare it.
+_iter_importer_modules: functools._SingleDispatchCallable[Iterator[Tuple[str, bool]]] = getattr(
+    pkgutil, "iter_importer_modules")
+
+
 class WasmFileFinder(importlib.machinery.FileFinder):
     """Python's directory finder, made by the hook: it knows ``.wasm`` and ``.wat`` files too."""
 
 
 def _iter_modules(finder: WasmFileFinder, prefix: str = "") -> Iterator[Tuple[str, bool]]:
     """``pkgutil.iter_modules`` for the hook's directories: Python's modules, then the wasm ones."""
-    python_modules = pkgutil.iter_importer_modules.dispatch(importlib.machinery.FileFinder)
+    python_modules = _iter_importer_modules.dispatch(importlib.machinery.FileFinder)
     seen = set()
     for name, is_package in python_modules(finder, prefix):
         seen.add(name)
@@ -758,7 +769,7 @@ def _iter_modules(finder: WasmFileFinder, prefix: str = "") -> Iterator[Tuple[st
             yield prefix + stem, False
 
 
-pkgutil.iter_importer_modules.register(WasmFileFinder, _iter_modules)
+_iter_importer_modules.register(WasmFileFinder, _iter_modules)
 _path_hook = WasmFileFinder.path_hook(*_loader_details())
 
 

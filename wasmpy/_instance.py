@@ -34,13 +34,16 @@ def extern_from_c(store: Store, item, name: str, externtype: Optional[ExternType
     """The wasmpy object for a ``wasmtime_extern_t``; ``externtype`` saves asking wasmtime for its type."""
     kind = item.kind
     if kind == lib.WASMTIME_EXTERN_FUNC:
-        return Func._from_c(store, ffi.addressof(item.of, "func"), name, externtype)
+        return Func._from_c(store, ffi.addressof(item.of, "func"), name,
+                            externtype if isinstance(externtype, FuncType) else None)
     if kind == lib.WASMTIME_EXTERN_MEMORY:
         return Memory._from_c(store, ffi.addressof(item.of, "memory"))
     if kind == lib.WASMTIME_EXTERN_GLOBAL:
-        return Global._from_c(store, ffi.addressof(item.of, "global"), externtype)
+        return Global._from_c(store, ffi.addressof(item.of, "global"),
+                              externtype if isinstance(externtype, GlobalType) else None)
     if kind == lib.WASMTIME_EXTERN_TABLE:
-        return Table._from_c(store, ffi.addressof(item.of, "table"), externtype)
+        return Table._from_c(store, ffi.addressof(item.of, "table"),
+                             externtype if isinstance(externtype, TableType) else None)
     if kind == lib.WASMTIME_EXTERN_TAG:
         return Tag._from_c(store, ffi.addressof(item.of, "tag"), externtype)
     raise NotImplementedError(f"exports of kind {kind} (e.g. shared memories) are not supported yet")
@@ -301,7 +304,7 @@ class Instance(Owner):
     def _instantiate(store: Store, module: Module, plan: _Plan, values: List[Extern]) -> bytes:
         """The instance (its ``wasmtime_instance_t``, as bytes), in one C call where it can."""
         instance = instantiate(store, store._handle, plan.address, values)
-        if instance is not NotImplemented:
+        if isinstance(instance, bytes):  # else NotImplemented
             return instance
         # a closed store, too little native stack: here, they raise as they always have
         with store._lock:
@@ -408,7 +411,7 @@ class Exports(Mapping):  # wrappers are made on first access, so instantiating s
         store, instance, types = self.__state
         if type(types[name]) is FuncType:  # functions, the most common exports, are made in C
             func = export_func(store, store._handle, instance, name, types[name])
-            if func is not NotImplemented:
+            if isinstance(func, Func):  # else NotImplemented
                 return func
         encoded = name.encode("utf-8", "surrogateescape")
         item = ffi.new("wasmtime_extern_t *")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any, Callable, Mapping, Optional, Sequence, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union, cast
 
 from ._engine import Engine
 from ._errors import ExitTrap, WasmError
+from ._func import Func
 from ._instance import Instance
 from ._module import Module
 from ._store import Store
@@ -176,7 +177,7 @@ def run(target: Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]", Modu
     instance = Instance(compiled, given, store)
     exports._exports = instance.exports
     try:
-        instance.exports["_start"]()
+        cast(Func, instance.exports["_start"])()  # a function: checked in the module's exports above
     except ExitTrap as exit:
         return exit.code
     return 0

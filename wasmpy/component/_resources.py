@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 import threading
 import weakref
-from typing import Any, ClassVar, Dict, List, Optional, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple, Type, cast
 
 from .._errors import WasmError, take_call_failure
 from .._ffi import ffi, lib
@@ -212,10 +212,12 @@ class calling:
         _current.call = self.call.previous
 
 
-def resource_class(resource: ResourceType) -> Optional[type]:
+def resource_class(resource: ResourceType) -> Optional[Type[Resource]]:
     """The class of ``resource`` for the instance being called (None outside a call)."""
     call = _current.call
-    return None if call is None else call.resources.classes.get(resource)
+    # The classes are Resource subclasses (component/_instance.py's _resource_class makes them),
+    # held as plain types by InstanceResources.classes and _Live.classes.
+    return None if call is None else cast("Optional[Type[Resource]]", call.resources.classes.get(resource))
 
 
 def passing(resource: "Resource", owned: bool, where: str) -> None:

@@ -660,7 +660,7 @@ class Codecs:
         cls.__module__ = GENERATED_MODULE
         self.classes[typ] = cls
         names = [flag.encode() for flag in typ.flags]
-        bit_of = {flag: 1 << index for index, flag in enumerate(typ.flags)}
+        bit_of: Dict[Union[str, bytes], int] = {flag: 1 << index for index, flag in enumerate(typ.flags)}
         bit_of.update({name: 1 << index for index, name in enumerate(names)})
 
         def prepare(value: Any, where: str) -> List[bytes]:
