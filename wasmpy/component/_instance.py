@@ -16,7 +16,8 @@ from .._checks import require_instance
 from .._errors import LinkError, Trap, WasmError, take_call_failure
 from .._ffi import ffi, lib
 from .._instance import Instance
-from .._native import ComponentCaller, component_set_pending, component_take_pending, vectorcall_subclass
+from .._native import (ComponentCaller, ComponentHost, component_host_callback_address, component_set_pending,
+                        component_take_pending, vectorcall_subclass)
 from .._ownership import Owner
 from .._signals import keep_trap_handlers_first
 from .._store import Store
@@ -103,6 +104,17 @@ class _HostFunction:
                 with calling(self.resources):
                     self._invoke(args, nargs, results, nresults)
 
+    def invoke_at(self, args_address: int, nargs: int, results_address: int, nresults: int) -> None:
+        """The whole call the Python way, for the C callback (csrc/component/host.c) when the
+        arguments are not what its plan says."""
+        self.invoke(ffi.cast("wasmtime_component_val_t *", args_address), nargs,
+                    ffi.cast("wasmtime_component_val_t *", results_address), nresults)
+
+    def finish_at(self, value: Any, results_address: int, nresults: int) -> None:
+        """Converts and writes a value the function returned, for the C callback when it does not
+        take it as it is (the codecs explain why, or convert it)."""
+        self._finish(value, ffi.cast("wasmtime_component_val_t *", results_address), nresults)
+
     def _invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
         values = [codec.read(args + index) for index, codec in enumerate(self.params[:nargs])]
         if self.top_level_result:  # returning is ok; raising wasmpy.Err(value) is err
@@ -115,6 +127,9 @@ class _HostFunction:
                     value = Ok(value)
         else:
             value = self.fn(*values)
+        self._finish(value, results, nresults)
+
+    def _finish(self, value: Any, results: Any, nresults: int) -> None:
         if self.result is None:
             if value is not None:
                 raise TypeError(f"{self.where} returns nothing in WIT, but the Python function returned "
@@ -143,6 +158,10 @@ def wasmpy_component_host_call(data: Any, context: Any, functype: Any, args: Any
         component_set_pending(exception)
         return lib.wasmtime_error_new(_HOST_ERROR)
     return ffi.NULL
+
+
+# The C callback of the Python imports of simple WIT types (csrc/component/host.c).
+_FAST_HOST_CALLBACK = ffi.cast("wasmtime_component_func_callback_t", component_host_callback_address())
 
 
 def _member(namespace: Any, wit_name: str) -> Any:
@@ -281,13 +300,21 @@ class _Linker:
             raise LinkError(f"import {where}: expected a Python function for WIT {functype}, "
                             f"got {type(fn).__name__}")
         _refuse_unsupported(functype, f"the import {where}")
-        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle,
-                                              self.resources))
-        self.handles.append(handle)
+        host = _HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle, self.resources)
+        kinds, result_kind = _plan(functype)
+        if kinds is not None:
+            # Simple WIT types: called and converted in C (csrc/component/host.c), which hands the
+            # Python way (the codecs) any result it does not take as it is.
+            fast = ComponentHost(self.store._handle, fn, kinds, result_kind, host.invoke_at, host.finish_at)
+            self.handles.append(fast)
+            callback, data = _FAST_HOST_CALLBACK, ffi.cast("void *", fast.data_address())
+        else:
+            data = ffi.new_handle(host)
+            self.handles.append(data)
+            callback = lib.wasmpy_component_host_call
         encoded = name.encode()
         self._check(lib.wasmtime_component_linker_instance_add_func(
-            linker_instance, encoded, len(encoded), lib.wasmpy_component_host_call, handle, ffi.NULL),
-            f"cannot define the import {where}")
+            linker_instance, encoded, len(encoded), callback, data, ffi.NULL), f"cannot define the import {where}")
 
     @staticmethod
     def _check(error: Any, doing: str) -> None:
