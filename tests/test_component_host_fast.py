@@ -15,7 +15,7 @@ import pytest
 import wasmpy
 import wasmpy.component._instance as component_instance
 from childproc import assert_clean_exit, run_python
-from test_component_fast import RICH, VALUES, Big, Echo, outcome, python_functions_called
+from test_component_fast import RICH, VALUES, Big, Echo, Text, outcome, python_functions_called
 from wasmpy import Component, Instance, Store
 from wasmpy._native import ComponentHost, component_host_callback_address
 
@@ -33,12 +33,12 @@ def make(component, way, host=None, log=None, store=None):
     imports = {"test:rich/host": host or Echo(), "log": log or (lambda message: None)}
     if way == "c":
         return Instance(component, imports, store=store).exports
-    planned = component_instance._plan
-    component_instance._plan = lambda functype: (None, component_instance._NO_RESULT)
+    planned = component_instance._host_plan
+    component_instance._host_plan = lambda functype, codecs: (None, component_instance._NO_RESULT, ())
     try:
         return Instance(component, imports, store=store).exports
     finally:
-        component_instance._plan = planned
+        component_instance._host_plan = planned
 
 
 def first_valid(kind):
@@ -83,6 +83,43 @@ def test_both_ways_agree_on_every_result(component, kind):
     assert component_instance._take_pending() is None  # nothing left behind
 
 
+# What imports taking and returning records and tuples of simple fields return, made from their
+# argument (of the import's own record class): values C takes, values the codecs convert, errors.
+COMPOUND_RESULTS = {
+    "point": (lambda p: p, lambda p: type(p)(-2**31, 2**31 - 1), lambda p: type(p)(2**31, 0),
+              lambda p: type(p)("a", 1), lambda p: type(p)(Big(1), 2), lambda p: type(p)(True, 2),
+              lambda p: type(p)(1.0, 2), lambda p: {"x": 1, "y": 2}, lambda p: {"x": 1}, lambda p: (1, 2),
+              lambda p: None, lambda p: type("Other", (), {"x": 1, "y": 2})()),
+    "tuple": (lambda t: t, lambda t: [1, "a", 2.0], lambda t: (256, "a", 1.0), lambda t: (1, "\ud800", 1.0),
+              lambda t: (1, "a"), lambda t: "abc", lambda t: (1, Text("x"), 1.0), lambda t: (True, "a", 1.0),
+              lambda t: (1, "a", Big(2)), lambda t: (1, "a", 2**2000), lambda t: (1, "é" * 1000, -0.0)),
+    "two": (lambda a, b: (a, b), lambda a, b: (2**32, b), lambda a, b: [a, b * 3], lambda a, b: (a, None)),
+}
+COMPOUND_ARGUMENTS = {"point": lambda api: (api.Point(-5, 7),), "tuple": lambda api: ((255, "é😀", 0.5),),
+                      "two": lambda api: (2**32 - 1, "b")}
+
+
+@pytest.mark.parametrize("kind", list(COMPOUND_RESULTS))
+def test_both_ways_agree_on_records_and_tuples(component, kind):
+    """Records and tuples of simple fields, as parameters (what the function receives) and as
+    results (what the export's caller gets, or the error it raises)."""
+    for reply in COMPOUND_RESULTS[kind]:
+        outcomes = {}
+        for way in WAYS:
+            received = []
+            host = Echo()
+
+            def echo(*args, reply=reply, received=received):
+                received.append(repr(args))
+                return reply(*args)
+            host.replies[f"echo_{kind}"] = echo
+            api = make(component, way, host).api
+            outcomes[way] = outcome(lambda: api[f"roundtrip-{kind}"](*COMPOUND_ARGUMENTS[kind](api))), received
+        assert outcomes["c"] == outcomes["python"], (kind, outcomes)
+        assert outcomes["c"][1], kind  # the import was called
+    assert component_instance._take_pending() is None
+
+
 def test_results_are_the_values_returned(component):
     host = Echo()
     host.replies.update(echo_u64=lambda _: 2**64 - 1, echo_s8=lambda _: -128, echo_f32=lambda _: 0.1,
@@ -109,7 +146,7 @@ def test_simple_imports_run_no_python_of_wasmpy(component):
     exports = make(component, "c", host)
     api, call_log = exports.api, exports.call_log  # the exports made first: their making runs Python
     for function in (api.roundtrip_u32, api.roundtrip_string, api.roundtrip_bytes, api.roundtrip_s32,
-                     api.roundtrip_point):
+                     api.roundtrip_point, api.roundtrip_tuple, api.roundtrip_person):
         assert function
     assert python_functions_called(lambda: api.roundtrip_u32(5)) == []
     assert python_functions_called(lambda: api.roundtrip_string("x")) == []
@@ -119,7 +156,15 @@ def test_simple_imports_run_no_python_of_wasmpy(component):
     assert "finish_at" in called and "wasmpy_component_host_call" not in called
     assert calls == [5, 7]
     point = api.Point(1, 2)
-    assert "wasmpy_component_host_call" in python_functions_called(lambda: api.roundtrip_point(point))
+    for call in (lambda: api.roundtrip_point(point), lambda: api.roundtrip_tuple((1, "a", 2.0))):
+        called = python_functions_called(call)  # records and tuples of simple fields: the import in C
+        assert "_call_slow" in called  # (the export goes the Python way)
+        assert "wasmpy_component_host_call" not in called and "finish_at" not in called
+    host.replies["echo_point"] = lambda value: {"x": 1, "y": 2}  # a mapping: the codecs convert it
+    called = python_functions_called(lambda: api.roundtrip_point(point))
+    assert "finish_at" in called and "wasmpy_component_host_call" not in called
+    person = api.Person("ann", 3, ["a"])  # list<string>: the Python way
+    assert "wasmpy_component_host_call" in python_functions_called(lambda: api.roundtrip_person(person))
     python_api = make(component, "python", host).api
     assert python_api.roundtrip_u32
     assert "wasmpy_component_host_call" in python_functions_called(lambda: python_api.roundtrip_u32(5))
@@ -216,16 +261,22 @@ def test_component_host_checks_its_arguments(component):
     handle = Store(component.engine)._handle
     fn = print
     with pytest.raises(TypeError):
-        ComponentHost(object(), fn, b"", 255, fn, fn)
+        ComponentHost(object(), fn, b"", 255, (None,), fn, fn)
     with pytest.raises(TypeError, match="callable"):
-        ComponentHost(handle, 5, b"", 255, fn, fn)
+        ComponentHost(handle, 5, b"", 255, (None,), fn, fn)
     with pytest.raises(ValueError, match="too many"):
-        ComponentHost(handle, fn, bytes(17), 255, fn, fn)
+        ComponentHost(handle, fn, bytes(17), 255, (None,), fn, fn)
     with pytest.raises(ValueError, match="parameter kind"):
-        ComponentHost(handle, fn, b"\x20", 255, fn, fn)
+        ComponentHost(handle, fn, b"\x20", 255, (None,), fn, fn)
     with pytest.raises(ValueError, match="result kind"):
-        ComponentHost(handle, fn, b"", 100, fn, fn)
-    assert ComponentHost(handle, fn, b"\x00", 255, fn, fn).data_address() != 0
+        ComponentHost(handle, fn, b"", 100, (None,), fn, fn)
+    with pytest.raises(TypeError, match="one item per parameter"):
+        ComponentHost(handle, fn, b"\x00", 255, (None,), fn, fn)
+    with pytest.raises(TypeError, match="the spec of a record must be a tuple of 4 items"):
+        ComponentHost(handle, fn, b"\x0e", 255, (None, None), fn, fn)
+    with pytest.raises(TypeError, match="the spec of a tuple must be a tuple of 1 items"):
+        ComponentHost(handle, fn, b"", 15, ((b"", 1),), fn, fn)
+    assert ComponentHost(handle, fn, b"\x00", 255, (None, None), fn, fn).data_address() != 0
     assert component_host_callback_address() != 0
 
 

@@ -105,8 +105,8 @@ class ComponentHost:
     """What the C callback of a component's Python import of simple WIT types needs."""
 
     def __new__(cls, handle: StoreHandle, fn: Callable[..., object], param_kinds: bytes, result_kind: int,
-                invoke: Callable[[int, int, int, int], None], finish: Callable[[object, int, int], None],
-                /) -> ComponentHost: ...
+                specs: tuple[tuple[object, ...] | None, ...], invoke: Callable[[int, int, int, int], None],
+                finish: Callable[[object, int, int], None], /) -> ComponentHost: ...
     def data_address(self) -> int: ...
 
 @final

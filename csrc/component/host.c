@@ -1,11 +1,13 @@
 /* ComponentHost: a Python function a component imports, called from wasm without leaving C when
  * its parameters and result are all of the simple WIT types (bool, integers, floats, char,
- * string; list<u8>): the C callback converts the arguments, calls the function and converts its
- * result. Every other import keeps the cffi callback of wasmpy/component/_instance.py.
+ * string; list<u8>) or records and tuples of the simple types but list<u8>: the C callback
+ * converts the arguments, calls the function and converts its result. Every other import keeps
+ * the cffi callback of wasmpy/component/_instance.py.
  *
- * Included into native.c after component/call.c, whose component_arg and component_result
- * convert the values with the rules of the C path of calls; GIL handling is the core host
- * trampoline's (enter_python/leave_python). A result C does not take as it is (the wrong type,
+ * Included into native.c after component/call.c and component/records.c: component_arg and
+ * component_result convert the simple values with the rules of the C path of calls, records.c's
+ * functions the records and tuples (their `spec`, from _instance.py's plan, is checked by them
+ * on use); GIL handling is the core host trampoline's (enter_python/leave_python). A result C does not take as it is (the wrong type,
  * out of range, a lone surrogate, a str subclass) is handed to the Python way (`finish`, the
  * codecs), which converts it or raises its own error: every message lives in
  * wasmpy/component/_values.py. The function is called once whatever way its result goes.
@@ -27,10 +29,16 @@ typedef struct {
     PyObject *invoke;     /* the whole call the Python way: callable(args_address, nargs, results_address,
                            * nresults) */
     PyObject *finish;     /* the Python way of a result: callable(value, results_address, nresults) */
+    PyObject *specs;      /* a tuple, an item per parameter and one for the result: for a record
+                           * (field kinds, class, attributes, field names), for a tuple (item kinds,),
+                           * else None */
     Py_ssize_t nparams;
     uint8_t kinds[MAX_FAST_VALUES];
     uint8_t result_kind;  /* COMPONENT_NO_RESULT: the function returns nothing */
 } ComponentHost;
+
+/* The last kind of a plan: those of ComponentCaller's, then records and tuples. */
+#define COMPONENT_HOST_LAST_KIND WASMTIME_COMPONENT_TUPLE
 
 static int component_host_traverse(ComponentHost *self, visitproc visit, void *arg)
 {
@@ -39,6 +47,7 @@ static int component_host_traverse(ComponentHost *self, visitproc visit, void *a
     Py_VISIT(self->fn);
     Py_VISIT(self->invoke);
     Py_VISIT(self->finish);
+    Py_VISIT(self->specs);
     return 0;
 }
 
@@ -48,6 +57,7 @@ static int component_host_clear(ComponentHost *self)
     Py_CLEAR(self->fn);
     Py_CLEAR(self->invoke);
     Py_CLEAR(self->finish);
+    Py_CLEAR(self->specs);
     return 0;
 }
 
@@ -60,13 +70,13 @@ static void component_host_dealloc(ComponentHost *self)
 
 static PyObject *component_host_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *handle, *fn, *invoke, *finish;
+    PyObject *handle, *fn, *invoke, *finish, *specs;
     const char *kinds;
     Py_ssize_t count;
     int result_kind;
     if ((kwargs != NULL && PyDict_Size(kwargs) != 0) ||
-        !PyArg_ParseTuple(args, "O!Oy#iOO:ComponentHost", StoreHandleType, &handle, &fn, &kinds, &count,
-                          &result_kind, &invoke, &finish))
+        !PyArg_ParseTuple(args, "O!Oy#iO!OO:ComponentHost", StoreHandleType, &handle, &fn, &kinds, &count,
+                          &result_kind, &PyTuple_Type, &specs, &invoke, &finish))
         return NULL;
     if (!PyCallable_Check(fn) || !PyCallable_Check(invoke) || !PyCallable_Check(finish)) {
         PyErr_SetString(PyExc_TypeError, "ComponentHost: fn, invoke and finish must be callable");
@@ -77,13 +87,28 @@ static PyObject *component_host_new(PyTypeObject *type, PyObject *args, PyObject
         return NULL;
     }
     for (Py_ssize_t i = 0; i < count; i++)
-        if ((uint8_t)kinds[i] > COMPONENT_FAST_LAST_KIND) {
+        if ((uint8_t)kinds[i] > COMPONENT_HOST_LAST_KIND) {
             PyErr_SetString(PyExc_ValueError, "ComponentHost: a parameter kind the C path does not convert");
             return NULL;
         }
-    if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_FAST_LAST_KIND)) {
+    if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_HOST_LAST_KIND)) {
         PyErr_SetString(PyExc_ValueError, "ComponentHost: a result kind the C path does not convert");
         return NULL;
+    }
+    if (!PyTuple_CheckExact(specs) || PyTuple_Size(specs) != count + 1) {
+        PyErr_SetString(PyExc_TypeError, "ComponentHost: specs must be a tuple of one item per parameter and "
+                                         "one for the result");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        int kind = i < count ? (uint8_t)kinds[i] : result_kind;
+        Py_ssize_t size = kind == WASMTIME_COMPONENT_RECORD ? 4 : kind == WASMTIME_COMPONENT_TUPLE ? 1 : -1;
+        PyObject *spec = PyTuple_GetItem(specs, i); /* borrowed */
+        if (size > 0 && (!PyTuple_CheckExact(spec) || PyTuple_Size(spec) != size)) {
+            PyErr_Format(PyExc_TypeError, "ComponentHost: the spec of a %s must be a tuple of %zd items",
+                         kind == WASMTIME_COMPONENT_RECORD ? "record" : "tuple", size);
+            return NULL;
+        }
     }
     ComponentHost *self = (ComponentHost *)alloc_instance(type);
     if (self == NULL)
@@ -92,6 +117,7 @@ static PyObject *component_host_new(PyTypeObject *type, PyObject *args, PyObject
     self->fn = Py_NewRef(fn);
     self->invoke = Py_NewRef(invoke);
     self->finish = Py_NewRef(finish);
+    self->specs = Py_NewRef(specs);
     self->nparams = count;
     memcpy(self->kinds, kinds, (size_t)count);
     self->result_kind = (uint8_t)result_kind;
@@ -138,6 +164,70 @@ static int component_host_result(PyObject *value, uint8_t kind, wasmtime_compone
     return 1;
 }
 
+/* The spec of parameter `index` (nparams: of the result); borrowed. */
+static PyObject *component_host_spec_of(ComponentHost *host, Py_ssize_t index)
+{
+    return PyTuple_GetItem(host->specs, index); /* a tuple of nparams + 1 items: checked when made */
+}
+
+/* The Python value of the argument `val` (of the plan's kind for parameter `index`); NULL with an
+ * exception. */
+static PyObject *component_host_param(ComponentHost *host, Py_ssize_t index, wasmtime_component_val_t *val)
+{
+    uint8_t kind = host->kinds[index];
+    if (kind <= COMPONENT_FAST_LAST_KIND)
+        return component_result(val, kind);
+    PyObject *spec = component_host_spec_of(host, index);
+    PyObject *address = PyLong_FromVoidPtr(val);
+    if (address == NULL)
+        return NULL;
+    PyObject *value;
+    if (kind == WASMTIME_COMPONENT_RECORD) {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 0), PyTuple_GetItem(spec, 1)};
+        value = component_read_record(NULL, args, 3);
+    } else {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 0)};
+        value = component_read_tuple(NULL, args, 2);
+    }
+    Py_DECREF(address);
+    return value;
+}
+
+/* component_host_result for a record or tuple result, with records.c's prepare and write. */
+static int component_host_compound_result(ComponentHost *host, PyObject *value, wasmtime_component_val_t *out)
+{
+    PyObject *spec = component_host_spec_of(host, host->nparams);
+    PyObject *kinds = PyTuple_GetItem(spec, 0);
+    int is_record = host->result_kind == WASMTIME_COMPONENT_RECORD;
+    PyObject *prepared;
+    if (is_record) {
+        PyObject *args[] = {value, PyTuple_GetItem(spec, 1), PyTuple_GetItem(spec, 2), kinds};
+        prepared = component_prepare_record(NULL, args, 4);
+    } else {
+        PyObject *args[] = {value, kinds};
+        prepared = component_prepare_tuple(NULL, args, 2);
+    }
+    if (prepared == NULL)
+        return -1;
+    if (prepared == Py_None) {
+        Py_DECREF(prepared);
+        return 0;
+    }
+    PyObject *address = PyLong_FromVoidPtr(out);
+    PyObject *done = NULL;
+    if (address != NULL && is_record) {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 3), kinds, prepared};
+        done = component_write_record(NULL, args, 4);
+    } else if (address != NULL) {
+        PyObject *args[] = {address, kinds, prepared};
+        done = component_write_tuple(NULL, args, 3);
+    }
+    Py_XDECREF(address);
+    Py_DECREF(prepared);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 1;
+}
+
 /* The call, once the store's lock is held: 0, or -1 with an exception. */
 static int component_host_invoke(ComponentHost *host, wasmtime_component_val_t *args, size_t nargs,
                                  wasmtime_component_val_t *results, size_t nresults)
@@ -155,7 +245,7 @@ static int component_host_invoke(ComponentHost *host, wasmtime_component_val_t *
     PyObject *values[MAX_FAST_VALUES];
     size_t made = 0;
     for (; made < nargs; made++) {
-        values[made] = component_result(&args[made], host->kinds[made]);
+        values[made] = component_host_param(host, (Py_ssize_t)made, &args[made]);
         if (values[made] == NULL)
             break;
     }
@@ -169,6 +259,8 @@ static int component_host_invoke(ComponentHost *host, wasmtime_component_val_t *
         taken = value == Py_None;
     else if (nresults == 0) /* wasmtime wants no result written: the Python way checks the value only */
         taken = 0;
+    else if (host->result_kind > COMPONENT_FAST_LAST_KIND)
+        taken = component_host_compound_result(host, value, &results[0]);
     else
         taken = component_host_result(value, host->result_kind, &results[0]);
     if (taken == 0) { /* explains the refusal, or converts and writes the value */
@@ -233,8 +325,9 @@ static PyMethodDef component_host_methods[] = {
 };
 
 static PyType_Slot component_host_slots[] = {
-    {Py_tp_doc, "ComponentHost(handle, fn, param_kinds, result_kind, invoke, finish): what the C callback of a "
-                "component's Python import of simple WIT types needs (kinds as for ComponentCaller's plan; "
+    {Py_tp_doc, "ComponentHost(handle, fn, param_kinds, result_kind, specs, invoke, finish): what the C callback "
+                "of a component's Python import of simple WIT types needs (kinds as for ComponentCaller's plan, "
+                "and record and tuple, whose specs say more; "
                 "invoke(args_address, nargs, results_address, nresults): the whole call the Python way; "
                 "finish(value, results_address, nresults): a result C does not take, the Python way)."},
     {Py_tp_new, component_host_new},

@@ -23,8 +23,9 @@ from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
 from ._resources import HostResource, InstanceResources, Resource, calling, check_passed, finish_call
-from ._types import ComponentItems, FuncType, InterfaceType, ListType, Primitive, ResourceType, ResultType, has_handles
-from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, snake_case
+from ._types import (ComponentItems, FuncType, InterfaceType, ListType, Primitive, RecordType, ResourceType, ResultType,
+                     TupleType, has_handles)
+from ._values import _VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, _simple_fields, camel_case, snake_case
 from ._wasi import WASI_PREFIX, link_wasi
 
 __all__ = ["ComponentInstance", "ComponentFunc", "ComponentExports", "InterfaceExports"]
@@ -301,11 +302,11 @@ class _Linker:
                             f"got {type(fn).__name__}")
         _refuse_unsupported(functype, f"the import {where}")
         host = _HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle, self.resources)
-        kinds, result_kind = _plan(functype)
+        kinds, result_kind, specs = _host_plan(functype, self.codecs)
         if kinds is not None:
             # Simple WIT types: called and converted in C (csrc/component/host.c), which hands the
             # Python way (the codecs) any result it does not take as it is.
-            fast = ComponentHost(self.store._handle, fn, kinds, result_kind, host.invoke_at, host.finish_at)
+            fast = ComponentHost(self.store._handle, fn, kinds, result_kind, specs, host.invoke_at, host.finish_at)
             self.handles.append(fast)
             callback, data = _FAST_HOST_CALLBACK, ffi.cast("void *", fast.data_address())
         else:
@@ -444,6 +445,41 @@ def _plan(functype: FuncType) -> Tuple[Optional[bytes], int]:
     if len(kinds) > 16 or result is None or None in kinds:
         return None, _NO_RESULT
     return bytes(kinds), result  # type: ignore[arg-type]
+
+
+def _host_plan_kind(typ: Any, codecs: Codecs) -> Tuple[Optional[int], Any]:
+    """The kind csrc/component/host.c converts ``typ`` as, and its spec: _plan_kind's, or a record
+    or tuple of bool, integers, floats, char and string (records.c's), whose spec is (field kinds,
+    class, attributes, field names) for a record, (item kinds,) for a tuple; (None, None) for any
+    other type. ``typ``'s codec is made already (and with it a record's class)."""
+    kind = _plan_kind(typ)
+    if kind is not None:
+        return kind, None
+    if isinstance(typ, RecordType):
+        simple = _simple_fields([field for _, field in typ.fields])
+        if simple is not None:
+            return int(lib.WASMTIME_COMPONENT_RECORD), (
+                simple[0], codecs.classes[typ], tuple(snake_case(name) for name, _ in typ.fields),
+                tuple(name.encode() for name, _ in typ.fields))
+    elif isinstance(typ, TupleType):
+        simple = _simple_fields(typ.elements)
+        if simple is not None:
+            return int(lib.WASMTIME_COMPONENT_TUPLE), (simple[0],)
+    return None, None
+
+
+def _host_plan(functype: FuncType, codecs: Codecs) -> Tuple[Optional[bytes], int, Tuple[Any, ...]]:
+    """How csrc/component/host.c converts the calls of a Python import of type ``functype``: the
+    kinds of its parameters, of its result, and their specs (see _host_plan_kind); None for the
+    kinds when one has none (the import then goes the Python way)."""
+    planned = [_host_plan_kind(typ, codecs) for _, typ in functype.params]
+    result: Tuple[Optional[int], Any] = (_NO_RESULT, None)
+    if functype.result is not None:
+        result = _host_plan_kind(functype.result, codecs)
+    if len(planned) > 16 or result[0] is None or any(kind is None for kind, _ in planned):
+        return None, _NO_RESULT, ()
+    return (bytes(kind for kind, _ in planned), result[0],  # type: ignore[misc]
+            tuple(spec for _, spec in [*planned, result]))
 
 
 @vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
