@@ -2,8 +2,9 @@
 
 ``wasmpy.Instance(component, imports, store)`` makes a :class:`ComponentInstance` (a subclass
 of :class:`wasmpy.Instance`). Imports go through a wasmtime component linker: each Python
-function becomes a host function whose C callback (``wasmpy_component_host_call``, an
-``extern "Python"`` of cffi) converts the arguments, calls it and converts its result back.
+function becomes a host function whose C callback converts the arguments, calls it and converts
+its result back: csrc/component/host.c's for simple WIT types (see _host_plan), else
+``wasmpy_component_host_call`` (an ``extern "Python"`` of cffi) with the codecs.
 """
 
 from __future__ import annotations
