@@ -333,3 +333,60 @@ def test_a_dropped_instance_frees_its_imports():
     """, timeout=120)
     assert_clean_exit(proc)
     assert proc.stdout.strip().endswith("ok")
+
+
+# An export that runs `n` rounds of a loop (long enough for ticks of the epoch, at which a call
+# keeping the GIL releases it), then calls the Python import `tick` and returns what it returned.
+SPIN_WAT = """
+(component
+  (import "tick" (func $tick (param "x" u32) (result u32)))
+  (core func $tick_lowered (canon lower (func $tick)))
+  (core module $m
+    (import "host" "tick" (func $tick (param i32) (result i32)))
+    (func (export "spin") (param $n i32) (result i32)
+      (local $i i32)
+      (block $done
+        (loop $again
+          (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br $again)))
+      (call $tick (local.get $n))))
+  (core instance $i (instantiate $m (with "host" (instance (export "tick" (func $tick_lowered))))))
+  (func (export "spin") (param "n" u32) (result u32) (canon lift (core func $i "spin"))))
+"""
+
+
+def test_an_import_called_after_ticks_released_the_gil():
+    """wasm running long releases the GIL at a tick; the import called after that takes it back
+    (and other threads ran meanwhile). In a child: a mistake there crashes or hangs."""
+    proc = run_python(f"""
+        import threading, time
+        from wasmpy import Component, Instance, Store
+        component = Component({SPIN_WAT!r})
+        for release_gil in (False, True):
+            counted, seen = [], []
+            def tick(n):
+                seen.append(len(counted))  # how far the other thread got while wasm ran
+                return n + 1
+            spin = Instance(component, {{"tick": tick}}, Store(component.engine, release_gil=release_gil)).exports.spin
+            stop = threading.Event()
+            def count():
+                while not stop.is_set():
+                    counted.append(1)
+                    time.sleep(0)
+            other = threading.Thread(target=count)
+            other.start()
+            try:
+                ran_during = 0
+                for n in (1, 30_000_000, 1, 60_000_000):
+                    before = len(counted)
+                    assert spin(n) == n + 1, n
+                    ran_during += seen[-1] > before
+            finally:
+                stop.set()
+                other.join()
+            assert ran_during, release_gil  # the other thread ran while wasm did
+        print("ok")
+    """, timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
