@@ -390,3 +390,49 @@ def test_an_import_called_after_ticks_released_the_gil():
     """, timeout=120)
     assert_clean_exit(proc)
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_the_c_callback_called_directly():
+    """The callback as wasmtime calls it, on values made here: the plan's kinds go through C,
+    arguments of other kinds (wasmtime never passes them) the whole call the Python way, a result
+    C does not take the codecs' way, and an exception is kept for the call it ends. In a child:
+    a mistake there crashes."""
+    proc = run_python("""
+        from wasmpy import Engine, Store
+        from wasmpy._ffi import ffi, lib
+        from wasmpy._native import ComponentHost, component_host_callback_address, component_take_pending
+        calls = []
+        class Refusal(Exception):
+            pass
+        def fn(value):
+            calls.append(("fn", value))
+            if value == 0:
+                raise Refusal("zero")
+            return value + 1 if value < 100 else str(value)
+        store = Store(Engine())
+        host = ComponentHost(store._handle, fn, bytes([lib.WASMTIME_COMPONENT_U32]), lib.WASMTIME_COMPONENT_U32,
+                             (None, None), lambda args, nargs, results, nresults: calls.append(("invoke", nargs)),
+                             lambda value, results, nresults: calls.append(("finish", value, nresults)))
+        callback = ffi.cast("wasmtime_component_func_callback_t", component_host_callback_address())
+        data = ffi.cast("void *", host.data_address())
+        args = ffi.new("wasmtime_component_val_t[1]")
+        results = ffi.new("wasmtime_component_val_t[1]")
+        def call(kind, value):
+            args[0].kind = kind
+            args[0].of.u32 = value
+            return callback(data, ffi.NULL, ffi.NULL, args, 1, results, 1)
+        assert call(lib.WASMTIME_COMPONENT_U32, 41) == ffi.NULL
+        assert results[0].kind == lib.WASMTIME_COMPONENT_U32 and results[0].of.u32 == 42
+        assert call(lib.WASMTIME_COMPONENT_S32, 5) == ffi.NULL
+        assert call(lib.WASMTIME_COMPONENT_U32, 500) == ffi.NULL
+        assert calls == [("fn", 41), ("invoke", 1), ("fn", 500), ("finish", "500", 1)], calls
+        error = call(lib.WASMTIME_COMPONENT_U32, 0)
+        assert error != ffi.NULL
+        lib.wasmtime_error_delete(error)
+        raised = component_take_pending()
+        assert type(raised) is Refusal and raised.__traceback__ is not None
+        assert store._handle.depth == 0  # the callback gave the store's lock back every time
+        print("ok")
+    """, timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
