@@ -1745,6 +1745,8 @@ static wasm_trap_t *checked_host_trampoline(void *env, wasmtime_caller_t *caller
     return trap;
 }
 
+#include "component/host.c" /* ComponentHost: the same, for Python imports of components */
+
 static PyObject *trampoline_address(PyObject *module, PyObject *unused)
 {
     return PyLong_FromUnsignedLongLong((unsigned long long)(uintptr_t)&host_trampoline);
@@ -1859,6 +1861,9 @@ static PyMethodDef module_methods[] = {
      "component_set_pending(exception): what a Python import of a component raised, for the call it ends."},
     {"component_take_pending", component_take_pending, METH_NOARGS,
      "The exception a Python import of a component raised on this thread (None if none), taken."},
+    {"component_host_callback_address", component_host_callback_address, METH_NOARGS,
+     "The address of the C callback (wasmtime_component_func_callback_t) of a ComponentHost (data: its "
+     "data_address())."},
     {"component_pack_list", (PyCFunction)(void (*)(void))component_pack_list, METH_FASTCALL,
      "component_pack_list(kind, items): the wasmtime_component_val_t array of a list of a simple kind, as "
      "bytes; None if the Python way must convert it."},
@@ -1906,6 +1911,7 @@ static int add_types(PyObject *module)
         {&caller_spec, "Caller", &CallerType},
         {&component_caller_spec, "ComponentCaller", &ComponentCallerType},
         {&host_spec, "HostFunc", NULL},
+        {&component_host_spec, "ComponentHost", NULL},
     };
     for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         PyObject *type = PyType_FromSpec(types[i].spec);

@@ -2,8 +2,9 @@
 
 ``wasmpy.Instance(component, imports, store)`` makes a :class:`ComponentInstance` (a subclass
 of :class:`wasmpy.Instance`). Imports go through a wasmtime component linker: each Python
-function becomes a host function whose C callback (``wasmpy_component_host_call``, an
-``extern "Python"`` of cffi) converts the arguments, calls it and converts its result back.
+function becomes a host function whose C callback converts the arguments, calls it and converts
+its result back: csrc/component/host.c's for simple WIT types (see _host_plan), else
+``wasmpy_component_host_call`` (an ``extern "Python"`` of cffi) with the codecs.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from .._checks import require_instance
 from .._errors import LinkError, Trap, WasmError, take_call_failure
 from .._ffi import ffi, lib
 from .._instance import Instance
-from .._native import ComponentCaller, component_set_pending, component_take_pending, vectorcall_subclass
+from .._native import (ComponentCaller, ComponentHost, component_host_callback_address, component_set_pending,
+                        component_take_pending, vectorcall_subclass)
 from .._ownership import Owner
 from .._signals import keep_trap_handlers_first
 from .._store import Store
 from ._component import Component
 from ._resources import HostResource, InstanceResources, Resource, calling, check_passed, finish_call
-from ._types import ComponentItems, FuncType, InterfaceType, ListType, Primitive, ResourceType, ResultType, has_handles
-from ._values import (_VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, camel_case, interface_attribute,
+from ._types import (ComponentItems, FuncType, InterfaceType, ListType, Primitive, RecordType, ResourceType, ResultType,
+                     TupleType, has_handles)
+from ._values import (_VALUE_KINDS, GENERATED_MODULE, Codecs, Err, Ok, _simple_fields, camel_case, interface_attribute,
                       namespace_member, snake_case, without_version)
 from ._wasi import WASI_PREFIX, link_wasi
 
@@ -104,6 +107,17 @@ class _HostFunction:
                 with calling(self.resources):
                     self._invoke(args, nargs, results, nresults)
 
+    def invoke_at(self, args_address: int, nargs: int, results_address: int, nresults: int) -> None:
+        """The whole call the Python way, for the C callback (csrc/component/host.c) when the
+        arguments are not what its plan says."""
+        self.invoke(ffi.cast("wasmtime_component_val_t *", args_address), nargs,
+                    ffi.cast("wasmtime_component_val_t *", results_address), nresults)
+
+    def finish_at(self, value: Any, results_address: int, nresults: int) -> None:
+        """Converts and writes a value the function returned, for the C callback when it does not
+        take it as it is (the codecs explain why, or convert it)."""
+        self._finish(value, ffi.cast("wasmtime_component_val_t *", results_address), nresults)
+
     def _invoke(self, args: Any, nargs: int, results: Any, nresults: int) -> None:
         values = [codec.read(args + index) for index, codec in enumerate(self.params[:nargs])]
         if self.top_level_result:  # returning is ok; raising wasmpy.Err(value) is err
@@ -116,6 +130,9 @@ class _HostFunction:
                     value = Ok(value)
         else:
             value = self.fn(*values)
+        self._finish(value, results, nresults)
+
+    def _finish(self, value: Any, results: Any, nresults: int) -> None:
         if self.result is None:
             if value is not None:
                 raise TypeError(f"{self.where} returns nothing in WIT, but the Python function returned "
@@ -144,6 +161,10 @@ def wasmpy_component_host_call(data: Any, context: Any, functype: Any, args: Any
         component_set_pending(exception)
         return lib.wasmtime_error_new(_HOST_ERROR)
     return ffi.NULL
+
+
+# The C callback of the Python imports of simple WIT types (csrc/component/host.c).
+_FAST_HOST_CALLBACK = ffi.cast("wasmtime_component_func_callback_t", component_host_callback_address())
 
 
 def _find_interface(imports: Any, name: str) -> Any:
@@ -266,13 +287,21 @@ class _Linker:
             raise LinkError(f"import {where}: expected a Python function for WIT {functype}, "
                             f"got {type(fn).__name__}")
         _refuse_unsupported(functype, f"the import {where}")
-        handle = ffi.new_handle(_HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle,
-                                              self.resources))
-        self.handles.append(handle)
+        host = _HostFunction(fn, functype, self.codecs, f"the import {where}", self.store._handle, self.resources)
+        kinds, result_kind, specs = _host_plan(functype, self.codecs)
+        if kinds is not None:
+            # Simple WIT types: called and converted in C (csrc/component/host.c), which hands the
+            # Python way (the codecs) any result it does not take as it is.
+            fast = ComponentHost(self.store._handle, fn, kinds, result_kind, specs, host.invoke_at, host.finish_at)
+            self.handles.append(fast)
+            callback, data = _FAST_HOST_CALLBACK, ffi.cast("void *", fast.data_address())
+        else:
+            data = ffi.new_handle(host)
+            self.handles.append(data)
+            callback = lib.wasmpy_component_host_call
         encoded = name.encode()
         self._check(lib.wasmtime_component_linker_instance_add_func(
-            linker_instance, encoded, len(encoded), lib.wasmpy_component_host_call, handle, ffi.NULL),
-            f"cannot define the import {where}")
+            linker_instance, encoded, len(encoded), callback, data, ffi.NULL), f"cannot define the import {where}")
 
     @staticmethod
     def _check(error: Any, doing: str) -> None:
@@ -402,6 +431,41 @@ def _plan(functype: FuncType) -> Tuple[Optional[bytes], int]:
     if len(kinds) > 16 or result is None or None in kinds:
         return None, _NO_RESULT
     return bytes(kinds), result  # type: ignore[arg-type]
+
+
+def _host_plan_kind(typ: Any, codecs: Codecs) -> Tuple[Optional[int], Any]:
+    """The kind csrc/component/host.c converts ``typ`` as, and its spec: _plan_kind's, or a record
+    or tuple of bool, integers, floats, char and string (records.c's), whose spec is (field kinds,
+    class, attributes, field names) for a record, (item kinds,) for a tuple; (None, None) for any
+    other type. ``typ``'s codec is made already (and with it a record's class)."""
+    kind = _plan_kind(typ)
+    if kind is not None:
+        return kind, None
+    if isinstance(typ, RecordType):
+        simple = _simple_fields([field for _, field in typ.fields])
+        if simple is not None:
+            return int(lib.WASMTIME_COMPONENT_RECORD), (
+                simple[0], codecs.classes[typ], tuple(snake_case(name) for name, _ in typ.fields),
+                tuple(name.encode() for name, _ in typ.fields))
+    elif isinstance(typ, TupleType):
+        simple = _simple_fields(typ.elements)
+        if simple is not None:
+            return int(lib.WASMTIME_COMPONENT_TUPLE), (simple[0],)
+    return None, None
+
+
+def _host_plan(functype: FuncType, codecs: Codecs) -> Tuple[Optional[bytes], int, Tuple[Any, ...]]:
+    """How csrc/component/host.c converts the calls of a Python import of type ``functype``: the
+    kinds of its parameters, of its result, and their specs (see _host_plan_kind); None for the
+    kinds when one has none (the import then goes the Python way)."""
+    planned = [_host_plan_kind(typ, codecs) for _, typ in functype.params]
+    result: Tuple[Optional[int], Any] = (_NO_RESULT, None)
+    if functype.result is not None:
+        result = _host_plan_kind(functype.result, codecs)
+    if len(planned) > 16 or result[0] is None or any(kind is None for kind, _ in planned):
+        return None, _NO_RESULT, ()
+    return (bytes(kind for kind, _ in planned), result[0],  # type: ignore[misc]
+            tuple(spec for _, spec in [*planned, result]))
 
 
 @vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
