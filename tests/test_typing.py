@@ -146,10 +146,6 @@ def test_public_surface_has_types_not_any(mypy, tmp_path):
         assert "Any" not in found and PUBLIC_SURFACE[expression] in found, (expression, found)
 
 
-# Files whose mypy errors are known and being fixed (the lead removes them from here once they are).
-NOT_YET_TYPE_CLEAN = {"wasmpy/component/_instance.py"}
-
-
 def test_the_package_passes_mypy(mypy):
     """The package's own code type-checks (it ships py.typed, so users' checkers read it): mypy
     run as ``mypy wasmpy`` from the directory holding the package, with its configuration if any."""
@@ -158,8 +154,7 @@ def test_the_package_passes_mypy(mypy):
     # 0: no errors, 1: errors; anything else (a crash, a usage error) checked nothing.
     assert result.returncode in (0, 1) and re.search(r"^(Success|Found \d+ errors?)", result.stdout, re.M), output
     errors = [line for line in result.stdout.splitlines() if re.match(r"^[^:]+:\d+: error:", line)]
-    unexpected = [line for line in errors if Path(line.split(":", 1)[0]).as_posix() not in NOT_YET_TYPE_CLEAN]
-    assert not unexpected, "\n".join(unexpected)
+    assert not errors, "\n".join(errors)
 
 
 def test_native_stubs_match_the_extension(mypy, tmp_path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Mapping
-from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple, cast
 
 from .._checks import require_instance
 from .._errors import LinkError, Trap, WasmError, take_call_failure
@@ -380,7 +380,10 @@ class ComponentInstance(Instance):
         self._instance = instance
         # The exports hold the store and the wasmtime instance, not this object: no reference cycle,
         # so that dropping the last reference frees the store at once (as for modules).
-        self.exports = ComponentExports(_Live(store, instance, resources.classes, resources), component, codecs)
+        # Not the modules' Exports: Instance is the one way to instantiate both (Instance(component)
+        # makes a ComponentInstance), and a component's exports are WIT functions and interfaces.
+        self.exports = ComponentExports(  # type: ignore[assignment]
+            _Live(store, instance, resources.classes, resources), component, codecs)
 
     def __repr__(self) -> str:
         return f"<wasmpy.Instance of a component: exports {', '.join(self.exports)}>"
@@ -640,7 +643,8 @@ def _resource_class(live: _Live, resource: ResourceType, functions: Mapping[str,
     for wit_name, functype in functions.items():
         if wit_name == f"[constructor]{name}":
             def __init__(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> None:
-                self._take_handle_of(function(_wit)(*args, **keywords))
+                # The constructor returns own<resource>, which its codec reads as this class.
+                self._take_handle_of(cast(Resource, function(_wit)(*args, **keywords)))
             __init__.__doc__ = f"WIT {functype}"
             namespace["__init__"] = __init__
         elif wit_name.startswith(f"[method]{name}."):
