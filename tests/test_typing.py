@@ -146,10 +146,12 @@ def test_public_surface_has_types_not_any(mypy, tmp_path):
         assert "Any" not in found and PUBLIC_SURFACE[expression] in found, (expression, found)
 
 
-def test_the_package_passes_mypy(mypy):
+def test_the_package_passes_mypy(mypy, tmp_path):
     """The package's own code type-checks (it ships py.typed, so users' checkers read it): mypy
-    run as ``mypy wasmpy`` from the directory holding the package, with its configuration if any."""
-    result = mypy("wasmpy", cwd=PACKAGE_DIR.parent)
+    run as ``mypy -p wasmpy`` on the package found on the path, checkout or site-packages alike
+    (from a directory of its own: in site-packages, ``mypy wasmpy`` there would also read what
+    lies beside the package, such as typing_extensions.py, as sources)."""
+    result = mypy("-p", "wasmpy", cwd=tmp_path)
     output = result.stdout + result.stderr
     # 0: no errors, 1: errors; anything else (a crash, a usage error) checked nothing.
     assert result.returncode in (0, 1) and re.search(r"^(Success|Found \d+ errors?)", result.stdout, re.M), output
