@@ -1,6 +1,7 @@
 /* ComponentCaller: base class of wasmpy.component.ComponentFunc; calls component functions whose
  * parameters and result are all of the simple WIT types (bool, integers, floats, char, string),
- * lists of them, or records and tuples of them, without leaving Python's C API.
+ * lists of them, or records and tuples of them, without leaving C (but for what a value runs
+ * itself: a record's attributes are looked up).
  *
  * Included into native.c (after Caller), whose StoreHandle, lock, GIL rules (call_wasm) and
  * output delivery it shares. The plan of a function (`kinds`, `result_kind`, `specs`) is made
@@ -29,8 +30,9 @@ static PyObject *component_read_record(PyObject *module, PyObject *const *args, 
 static PyObject *component_read_tuple(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 static PyObject *component_unpack_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
 
-/* The value kinds of the plan: wasmtime_component_valkind_t's numbering, BOOL to STRING, and LIST
- * for list<u8> (the only list the plan takes: bytes, bytearray). */
+/* The value kinds component_arg and component_result convert: wasmtime_component_valkind_t's
+ * numbering, BOOL to STRING, and LIST for list<u8> (bytes, bytearray). A call's plan adds other
+ * lists, records and tuples (COMPONENT_CALL_LAST_KIND). */
 #define COMPONENT_FAST_LAST_KIND WASMTIME_COMPONENT_LIST
 #define COMPONENT_BYTES WASMTIME_COMPONENT_LIST
 #define COMPONENT_NO_RESULT 255
