@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from wasmpy import Component, Instance
+from wasmpy.component import ComponentFunc
 from wasmpy._ffi import ffi, lib
 from wasmpy._native import (component_prepare_record, component_prepare_tuple, component_read_record,
                             component_read_tuple, component_write_record, component_write_tuple)
@@ -282,9 +283,10 @@ def test_records_through_a_python_import(rich):
 
 
 def test_which_records_c_converts(rich, monkeypatch):
-    """Point (two s32) goes through C both ways: as an argument with the codec's C functions, as
-    an import's result in the import's C callback (csrc/component/host.c, which calls them without
-    the codec); person (with a list<string>) keeps the Python codec."""
+    """Point (two s32) goes through C both ways: as an argument with the codec's C functions (or
+    without the codec, in the C path of the call: csrc/component/call.c), as an import's result in
+    the import's C callback (csrc/component/host.c, which calls them without the codec); person
+    (with a list<string>) keeps the Python codec."""
     import wasmpy.component._values as values
     prepared = []
 
@@ -295,6 +297,8 @@ def test_which_records_c_converts(rich, monkeypatch):
     monkeypatch.setattr(values, "component_prepare_record", spy)
     api = _api(rich)
     assert api.roundtrip_point(api.Point(1, 2)) == api.Point(1, 2)
+    assert prepared == []
+    assert ComponentFunc._call_slow(api.roundtrip_point, api.Point(1, 2)) == api.Point(1, 2)
     assert prepared == ["Point"]
     assert api.roundtrip_person(api.Person("ann", 30, ["a"])) == api.Person("ann", 30, ["a"])
     assert prepared == ["Point"]

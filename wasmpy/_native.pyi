@@ -81,13 +81,14 @@ class Caller:
 
 @disjoint_base
 class ComponentCaller:
-    """Base class of ComponentFunc: calls component functions of simple WIT types in C."""
+    """Base class of ComponentFunc: calls component functions of simple WIT types (and lists, records and
+    tuples of them) in C."""
 
     def __call__(self, *args: object, **keywords: object) -> object:
         """Calls the component function (see wasmpy.component.ComponentFunc)."""
     def _bind_component(self, handle: StoreHandle, func_address: int, param_kinds: bytes | None, result_kind: int,
-                        slow_call: Callable[..., object], failure: Callable[[Any, int, int], BaseException],
-                        /) -> None: ...
+                        specs: tuple[Any, ...], slow_call: Callable[..., object],
+                        failure: Callable[[Any, int, int], BaseException], /) -> None: ...
 
 _CallerT = TypeVar("_CallerT", bound=Caller | ComponentCaller)
 _T = TypeVar("_T")

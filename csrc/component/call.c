@@ -1,23 +1,38 @@
 /* ComponentCaller: base class of wasmpy.component.ComponentFunc; calls component functions whose
- * parameters and result are all of the simple WIT types (bool, integers, floats, char, string)
- * without leaving C.
+ * parameters and result are all of the simple WIT types (bool, integers, floats, char, string),
+ * lists of them, or records and tuples of them, without leaving C (but for what a value runs
+ * itself: a record's attributes are looked up).
  *
  * Included into native.c (after Caller), whose StoreHandle, lock, GIL rules (call_wasm) and
- * output delivery it shares. The plan of a function (`kinds`, `result_kind`) is made once, from
- * its reflected FuncType, by ComponentFunc (_bind_component). A value the plan cannot take as it
- * is (the wrong type, out of range, a str with a lone surrogate, a str subclass) makes the call
- * go the Python way (`slow_call`), which converts everything again and raises its own errors: so
- * each error message lives in one place (wasmpy/component/_values.py), and the two ways return
- * the same values (tests/test_component_fast.py calls both).
+ * output delivery it shares. The plan of a function (`kinds`, `result_kind`, `specs`) is made
+ * once, from its reflected FuncType, by ComponentFunc (_instance._plan). A value the plan cannot
+ * take as it is (the wrong type, out of range, a str with a lone surrogate, a str subclass, a
+ * record of another class) makes the call go the Python way (`slow_call`), which converts
+ * everything again and raises its own errors: so each error message lives in one place
+ * (wasmpy/component/_values.py), and the two ways return the same values
+ * (tests/test_component_fast.py and test_component_fast_plan.py call both). Records and tuples are
+ * converted by records.c's functions, lists' results by lists.c's: the codecs' own conversions.
  *
- * Lifetimes: wasmtime borrows the arguments (a string points at the UTF-8 a `str` caches, alive
- * while the caller holds the argument: for the whole call; a list<u8> is copied into an array of
- * values malloc'd for the call, since a bytearray may change under it) and gives the result to
- * the caller (freed with wasmtime_component_val_delete). A failed call is explained by Python
- * (`failure`). */
+ * Lifetimes: wasmtime borrows the arguments. A string points at the UTF-8 a `str` caches, alive
+ * while the caller holds the argument: for the whole call; a list<string> borrows from a tuple
+ * of its items held for the call (the list may change under it: an import may run). list<u8>
+ * and other lists are copied into an array of values malloc'd for the call (a bytearray may
+ * change under it); records and tuples are written by records.c into wasmtime's memory (strings
+ * copied), deleted after the call. The result is the caller's (freed with
+ * wasmtime_component_val_delete). A failed call is explained by Python (`failure`). */
 
-/* The value kinds of the plan: wasmtime_component_valkind_t's numbering, BOOL to STRING, and LIST
- * for list<u8> (the only list the plan takes: bytes, bytearray). */
+/* Records and lists of simple types: records.c and lists.c, included after this file. */
+static PyObject *component_prepare_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_prepare_tuple(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_write_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_write_tuple(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_read_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_read_tuple(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *component_unpack_list(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+
+/* The value kinds component_arg and component_result convert: wasmtime_component_valkind_t's
+ * numbering, BOOL to STRING, and LIST for list<u8> (bytes, bytearray). A call's plan adds other
+ * lists, records and tuples (COMPONENT_CALL_LAST_KIND). */
 #define COMPONENT_FAST_LAST_KIND WASMTIME_COMPONENT_LIST
 #define COMPONENT_BYTES WASMTIME_COMPONENT_LIST
 #define COMPONENT_NO_RESULT 255
@@ -44,6 +59,9 @@ static PyObject *component_take_pending(PyObject *module, PyObject *unused)
 
 static PyTypeObject *ComponentCallerType;
 
+/* The last kind of a call's plan: those above, then records and tuples (and LIST for any list). */
+#define COMPONENT_CALL_LAST_KIND WASMTIME_COMPONENT_TUPLE
+
 /* CALLER_HEAD's failure: callable(self, status, error address) -> the exception to raise. */
 typedef struct {
     CALLER_HEAD
@@ -52,18 +70,76 @@ typedef struct {
     Py_ssize_t nparams;
     uint8_t kinds[MAX_FAST_VALUES];
     uint8_t result_kind;       /* COMPONENT_NO_RESULT: the function returns nothing */
+    /* Of a LIST kind (parameters, then the result): its element kind, BOOL to STRING, or
+     * COMPONENT_BYTES for list<u8> (bytes). */
+    uint8_t elements[MAX_FAST_VALUES + 1];
+    PyObject *specs;           /* NULL until bound with a plan; then a tuple, an item per parameter and
+                                * one for the result: as in host.c, (field kinds, class, attributes,
+                                * field names) for a record, (item kinds,) for a tuple; the element
+                                * kind (an int) for a list but list<u8>; else None */
 } ComponentCaller;
+
+static int component_caller_traverse(ComponentCaller *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->specs);
+    return caller_traverse((CallerHead *)self, visit, arg);
+}
+
+static int component_caller_clear(ComponentCaller *self)
+{
+    Py_CLEAR(self->specs);
+    return caller_clear((CallerHead *)self);
+}
+
+static void component_caller_dealloc(ComponentCaller *self)
+{
+    PyObject_GC_UnTrack(self);
+    component_caller_clear(self);
+    free_instance((PyObject *)self);
+}
+
+/* Checks the spec of a value of plan kind `kind` (the records and tuples' items are checked by
+ * records.c on use) and sets `*element` for a list: 0, or -1 with an exception. */
+static int component_caller_check_spec(int kind, PyObject *spec, uint8_t *element)
+{
+    if (kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE) {
+        Py_ssize_t size = kind == WASMTIME_COMPONENT_RECORD ? 4 : 1;
+        if (!PyTuple_CheckExact(spec) || PyTuple_Size(spec) != size) {
+            PyErr_Format(PyExc_TypeError, "_bind_component: the spec of a %s must be a tuple of %zd items",
+                         kind == WASMTIME_COMPONENT_RECORD ? "record" : "tuple", size);
+            return -1;
+        }
+        return 0;
+    }
+    if (kind != WASMTIME_COMPONENT_LIST)
+        return 0;
+    if (spec == Py_None) {
+        *element = COMPONENT_BYTES;
+        return 0;
+    }
+    long number = PyLong_Check(spec) ? PyLong_AsLong(spec) : -1;
+    /* list<u8> is bytes (spec None): a list of ints would not be what the Python way returns. */
+    if (number < WASMTIME_COMPONENT_BOOL || number > WASMTIME_COMPONENT_STRING || number == WASMTIME_COMPONENT_U8) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "_bind_component: the spec of a list must be None (list<u8>) or its "
+                                              "element kind, bool to string but u8");
+        return -1;
+    }
+    *element = (uint8_t)number;
+    return 0;
+}
 
 static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
 {
-    PyObject *handle, *slow_call, *failure, *plan;
+    PyObject *handle, *slow_call, *failure, *plan, *specs;
     unsigned long long func_address;
     int result_kind;
-    if (!PyArg_ParseTuple(args, "O!KOiOO:_bind_component", StoreHandleType, &handle, &func_address, &plan,
-                          &result_kind, &slow_call, &failure))
+    if (!PyArg_ParseTuple(args, "O!KOiOOO:_bind_component", StoreHandleType, &handle, &func_address, &plan,
+                          &result_kind, &specs, &slow_call, &failure))
         return NULL;
     char *kinds = NULL;
     Py_ssize_t count = 0;
+    uint8_t elements[MAX_FAST_VALUES + 1] = {0};
     if (plan != Py_None) {
         if (PyBytes_AsStringAndSize(plan, &kinds, &count) < 0)
             return NULL;
@@ -72,22 +148,34 @@ static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
             return NULL;
         }
         for (Py_ssize_t i = 0; i < count; i++)
-            if ((uint8_t)kinds[i] > COMPONENT_FAST_LAST_KIND) {
+            if ((uint8_t)kinds[i] > COMPONENT_CALL_LAST_KIND) {
                 PyErr_SetString(PyExc_ValueError, "a parameter kind the C path does not convert");
                 return NULL;
             }
-        if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_FAST_LAST_KIND)) {
+        if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_CALL_LAST_KIND)) {
             PyErr_SetString(PyExc_ValueError, "a result kind the C path does not convert");
             return NULL;
         }
+        if (!PyTuple_CheckExact(specs) || PyTuple_Size(specs) != count + 1) {
+            PyErr_SetString(PyExc_TypeError, "_bind_component: specs must be a tuple of one item per parameter "
+                                             "and one for the result");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i <= count; i++)
+            if (component_caller_check_spec(i < count ? (uint8_t)kinds[i] : result_kind, PyTuple_GetItem(specs, i),
+                                      &elements[i]) < 0)
+                return NULL;
     }
     if (caller_bind_head((CallerHead *)self, handle, slow_call, failure) < 0)
         return NULL;
     self->fast = kinds != NULL;
     if (self->fast) {
         memcpy(self->kinds, kinds, count);
+        memcpy(self->elements, elements, sizeof(elements));
         self->nparams = count;
         self->result_kind = (uint8_t)result_kind;
+        Py_INCREF(specs);
+        REPLACE_REF(self->specs, specs);
     }
     self->func = *(const wasmtime_component_func_t *)(uintptr_t)func_address;
     Py_RETURN_NONE;
@@ -289,10 +377,148 @@ static wasmtime_error_t *call_component(StoreHandle *handle, const wasmtime_comp
     return error;
 }
 
-static void free_owned(void **owned, Py_ssize_t count)
+/* What an argument the plan made needs once the call is over. */
+typedef struct {
+    void *memory;   /* malloc'd for it: freed */
+    PyObject *held; /* what its strings borrow from: released */
+    int written;    /* written by records.c in wasmtime's memory: deleted */
+} ComponentArgMade;
+
+static void component_arg_release(wasmtime_component_val_t *value, ComponentArgMade *made)
 {
-    for (Py_ssize_t i = 0; i < count; i++)
-        free(owned[i]);
+    free(made->memory);
+    Py_XDECREF(made->held);
+    if (made->written)
+        wasmtime_component_val_delete(value);
+    *made = (ComponentArgMade){NULL, NULL, 0};
+}
+
+/* component_arg for a list of element kind `element` (BOOL to STRING): an exact list or tuple
+ * whose every element component_arg takes, copied into an array malloc'd for the call. */
+static int component_list_arg(PyObject *value, uint8_t element, wasmtime_component_val_t *out,
+                              ComponentArgMade *made)
+{
+    PyObject *items;
+    if (PyTuple_CheckExact(value))
+        items = Py_NewRef(value);
+    else if (PyList_CheckExact(value))
+        /* The values borrow the strs' UTF-8: a tuple keeps them while an import may change the list.
+         * Other elements are copied, and no Python code runs below: the list can be read as it is. */
+        items = element == WASMTIME_COMPONENT_STRING ? PyList_AsTuple(value) : Py_NewRef(value);
+    else
+        return 0;
+    if (items == NULL)
+        return -1;
+    int is_list = PyList_CheckExact(items);
+    Py_ssize_t count = is_list ? PyList_Size(items) : PyTuple_Size(items);
+    if ((size_t)count > SIZE_MAX / sizeof(wasmtime_component_val_t)) {
+        Py_DECREF(items);
+        PyErr_NoMemory();
+        return -1;
+    }
+    wasmtime_component_val_t *values = malloc((count > 0 ? (size_t)count : 1) * sizeof(*values));
+    if (values == NULL) {
+        Py_DECREF(items);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = is_list ? PyList_GetItem(items, i) : PyTuple_GetItem(items, i); /* borrowed */
+        void *owned = NULL; /* stays NULL for kinds BOOL to STRING */
+        int taken = item == NULL ? -1 : component_arg(item, element, &values[i], &owned);
+        if (taken <= 0) {
+            free(values);
+            Py_DECREF(items);
+            return taken;
+        }
+    }
+    out->kind = WASMTIME_COMPONENT_LIST;
+    out->of.list.size = (size_t)count;
+    out->of.list.data = values;
+    made->memory = values;
+    if (element == WASMTIME_COMPONENT_STRING)
+        made->held = items;
+    else
+        Py_DECREF(items);
+    return 1;
+}
+
+/* component_arg for a record or tuple of spec `spec`: records.c's prepare (0 when it refuses)
+ * and write, as the codecs do. */
+static int component_compound_arg(PyObject *value, uint8_t kind, PyObject *spec, wasmtime_component_val_t *out,
+                                  ComponentArgMade *made)
+{
+    PyObject *kinds = PyTuple_GetItem(spec, 0); /* a tuple of 4 (record) or 1 (tuple) items: checked when bound */
+    int is_record = kind == WASMTIME_COMPONENT_RECORD;
+    PyObject *prepared;
+    if (is_record) {
+        PyObject *args[] = {value, PyTuple_GetItem(spec, 1), PyTuple_GetItem(spec, 2), kinds};
+        prepared = component_prepare_record(NULL, args, 4); /* may run Python code (attributes) */
+    } else {
+        PyObject *args[] = {value, kinds};
+        prepared = component_prepare_tuple(NULL, args, 2);
+    }
+    if (prepared == NULL)
+        return -1;
+    if (prepared == Py_None) {
+        Py_DECREF(prepared);
+        return 0;
+    }
+    PyObject *address = PyLong_FromVoidPtr(out);
+    PyObject *done = NULL;
+    if (address != NULL && is_record) {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 3), kinds, prepared};
+        done = component_write_record(NULL, args, 4);
+    } else if (address != NULL) {
+        PyObject *args[] = {address, kinds, prepared};
+        done = component_write_tuple(NULL, args, 3);
+    }
+    Py_XDECREF(address);
+    Py_DECREF(prepared);
+    if (done == NULL)
+        return -1;
+    Py_DECREF(done);
+    made->written = 1;
+    return 1;
+}
+
+/* Argument `index` converted by the plan into `out`, what it needs after the call in `*made`: 1;
+ * 0 (no exception, nothing made) if the Python way must take it; -1 with an exception. */
+static int component_caller_arg(ComponentCaller *self, Py_ssize_t index, PyObject *value,
+                                wasmtime_component_val_t *out, ComponentArgMade *made)
+{
+    uint8_t kind = self->kinds[index];
+    if (kind == WASMTIME_COMPONENT_LIST && self->elements[index] != COMPONENT_BYTES)
+        return component_list_arg(value, self->elements[index], out, made);
+    if (kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE)
+        return component_compound_arg(value, kind, PyTuple_GetItem(self->specs, index), out, made);
+    return component_arg(value, kind, out, &made->memory);
+}
+
+/* The Python value of the plan's result `val` (still the caller's to free): as the codecs read it. */
+static PyObject *component_caller_result(ComponentCaller *self, wasmtime_component_val_t *val)
+{
+    uint8_t kind = self->result_kind;
+    int is_list = kind == WASMTIME_COMPONENT_LIST && self->elements[self->nparams] != COMPONENT_BYTES;
+    if (!is_list && kind != WASMTIME_COMPONENT_RECORD && kind != WASMTIME_COMPONENT_TUPLE)
+        return component_result(val, kind);
+    PyObject *spec = PyTuple_GetItem(self->specs, self->nparams); /* borrowed */
+    PyObject *address = PyLong_FromVoidPtr(val);
+    if (address == NULL)
+        return NULL;
+    PyObject *value;
+    if (is_list) {
+        PyObject *args[] = {address, spec};
+        value = component_unpack_list(NULL, args, 2);
+    } else if (kind == WASMTIME_COMPONENT_RECORD) {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 0), PyTuple_GetItem(spec, 1)};
+        value = component_read_record(NULL, args, 3);
+    } else {
+        PyObject *args[] = {address, PyTuple_GetItem(spec, 0)};
+        value = component_read_tuple(NULL, args, 2);
+    }
+    Py_DECREF(address);
+    return value;
 }
 
 static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *args, Py_ssize_t nargs,
@@ -306,16 +532,21 @@ static PyObject *component_caller_vectorcall(ComponentCaller *self, PyObject *co
         return call_slow((CallerHead *)self, args, nargs, kwnames);
 
     wasmtime_component_val_t values[MAX_FAST_VALUES];
-    void *owned[MAX_FAST_VALUES] = {NULL};
-    for (Py_ssize_t i = 0; i < nargs; i++) {
-        int taken = component_arg(args[i], self->kinds[i], &values[i], &owned[i]);
-        if (taken <= 0) {
-            free_owned(owned, nargs);
-            return taken < 0 ? NULL : call_slow((CallerHead *)self, args, nargs, NULL); /* explains, or converts */
-        }
+    ComponentArgMade made[MAX_FAST_VALUES] = {{NULL, NULL, 0}};
+    Py_ssize_t converted = 0;
+    int taken = 1;
+    for (; converted < nargs; converted++) {
+        taken = component_caller_arg(self, converted, args[converted], &values[converted], &made[converted]);
+        if (taken <= 0)
+            break;
     }
-    PyObject *value = component_call_planned(self, args, nargs, values);
-    free_owned(owned, nargs);
+    PyObject *value = NULL;
+    if (taken > 0)
+        value = component_call_planned(self, args, nargs, values);
+    for (Py_ssize_t i = 0; i < converted; i++)
+        component_arg_release(&values[i], &made[i]);
+    if (taken == 0) /* the refused argument made nothing: the ones before it are released above */
+        return call_slow((CallerHead *)self, args, nargs, NULL); /* explains, or converts */
     return value;
 }
 
@@ -349,7 +580,7 @@ static PyObject *component_call_planned(ComponentCaller *self, PyObject *const *
         return NULL;
     }
     Py_CLEAR(component_pending); /* raised by an import and handled by wasm: not a failure */
-    PyObject *value = has_result ? component_result(&result, self->result_kind) : Py_NewRef(Py_None);
+    PyObject *value = has_result ? component_caller_result(self, &result) : Py_NewRef(Py_None);
     if (has_result)
         wasmtime_component_val_delete(&result);
     handle_release(handle);
@@ -368,10 +599,11 @@ static PyObject *component_caller_new(PyTypeObject *type, PyObject *args, PyObje
 
 static PyMethodDef component_caller_methods[] = {
     {"_bind_component", (PyCFunction)component_caller_bind, METH_VARARGS,
-     "_bind_component(handle, func_address, param_kinds or None, result_kind, slow_call, failure): "
-     "param_kinds (bytes) and result_kind (255: none) are wasmtime value kinds, bool to string, and list "
-     "for list<u8>; "
-     "None: every call goes the Python way."},
+     "_bind_component(handle, func_address, param_kinds or None, result_kind, specs, slow_call, failure): "
+     "param_kinds (bytes) and result_kind (255: none) are wasmtime value kinds, bool to string, list, record "
+     "and tuple; specs: an item per parameter and one for the result, (field kinds, class, attributes, field "
+     "names) for a record, (item kinds,) for a tuple, the element kind for a list (None: list<u8>, as bytes), "
+     "else None; None for param_kinds: every call goes the Python way."},
     {NULL},
 };
 
@@ -381,12 +613,13 @@ static PyMemberDef component_caller_members[] = {
 };
 
 static PyType_Slot component_caller_slots[] = {
-    {Py_tp_doc, "Base class of ComponentFunc: calls component functions of simple WIT types in C."},
+    {Py_tp_doc, "Base class of ComponentFunc: calls component functions of simple WIT types (and lists, records "
+                "and tuples of them) in C."},
     {Py_tp_new, component_caller_new},
     {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_dealloc, caller_dealloc},
-    {Py_tp_traverse, caller_traverse},
-    {Py_tp_clear, caller_clear},
+    {Py_tp_dealloc, component_caller_dealloc},
+    {Py_tp_traverse, component_caller_traverse},
+    {Py_tp_clear, component_caller_clear},
     {Py_tp_methods, component_caller_methods},
     {Py_tp_members, component_caller_members},
     {0, NULL},

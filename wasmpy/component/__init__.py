@@ -16,9 +16,10 @@ How it is built, for whoever extends it:
 - ``_values``: a :class:`~wasmpy.component._values.Codec` per type (``prepare`` checks in
   Python, ``write`` builds wasmtime-owned C values and cannot fail, ``read`` converts back).
 - ``csrc/component/call.c`` (in ``wasmpy._native``): ``ComponentCaller``, the base class of
-  ``ComponentFunc``, calls functions of simple types (bool, integers, floats, char, string,
-  list<u8>) in C from a per-function plan (``_instance._plan``); any other call, and any value
-  the C path does not take as it is, goes through the codecs, which raise every error.
+  ``ComponentFunc``, calls functions of simple types (bool, integers, floats, char, string),
+  lists of them and records and tuples of them in C from a per-function plan
+  (``_instance._plan``); any other call, and any value the C path does not take as it is,
+  goes through the codecs, which raise every error.
 - ``_resources``: resources the component exports, as a class per instance (``Resource``);
   resources it imports, Python classes whose objects wasm holds through a per-store table
   (``wasmtime_component_linker_instance_add_resource``, an ``extern "Python"`` destructor);

@@ -425,17 +425,6 @@ def _plan_kind(typ: Any) -> Optional[int]:
     return None
 
 
-def _plan(functype: FuncType) -> Tuple[Optional[bytes], int]:
-    """How csrc/component/call.c converts a call of ``functype`` without Python: the kinds of its
-    parameters and of its result (see _plan_kind), or None when one has none (every call then
-    goes the Python way)."""
-    kinds = [_plan_kind(typ) for _, typ in functype.params]
-    result = _NO_RESULT if functype.result is None else _plan_kind(functype.result)
-    if len(kinds) > 16 or result is None or None in kinds:
-        return None, _NO_RESULT
-    return bytes(kinds), result  # type: ignore[arg-type]
-
-
 def _host_plan_kind(typ: Any, codecs: Codecs) -> Tuple[Optional[int], Any]:
     """The kind csrc/component/host.c converts ``typ`` as, and its spec: _plan_kind's, or a record
     or tuple of bool, integers, floats, char and string (records.c's), whose spec is (field kinds,
@@ -471,6 +460,24 @@ def _host_plan(functype: FuncType, codecs: Codecs) -> Tuple[Optional[bytes], int
             tuple(spec for _, spec in [*planned, result]))
 
 
+def _plan(functype: FuncType, codecs: Codecs) -> Tuple[Optional[bytes], int, Tuple[Any, ...]]:
+    """How csrc/component/call.c converts a call of ``functype`` without Python: _host_plan's
+    kinds and specs, and lists of bool, integers, floats, char and string (list kind, spec their
+    element's kind; list<u8>'s spec stays None: bytes); None for the kinds when one has none
+    (every call then goes the Python way). The codecs of the types are made already."""
+    def planned(typ: Any) -> Tuple[Optional[int], Any]:
+        if isinstance(typ, ListType) and isinstance(typ.element, Primitive) and typ.element.name != "u8":
+            return int(lib.WASMTIME_COMPONENT_LIST), int(_VALUE_KINDS[typ.element.name])
+        return _host_plan_kind(typ, codecs)
+
+    params = [planned(typ) for _, typ in functype.params]
+    result: Tuple[Optional[int], Any] = (_NO_RESULT, None) if functype.result is None else planned(functype.result)
+    if len(params) > 16 or result[0] is None or any(kind is None for kind, _ in params):
+        return None, _NO_RESULT, ()
+    return (bytes(kind for kind, _ in params), result[0],  # type: ignore[misc]
+            tuple(spec for _, spec in [*params, result]))
+
+
 @vectorcall_subclass  # called through vectorcall on every Python (a class statement: from 3.12 on)
 class ComponentFunc(ComponentCaller, Owner):
     """An exported function of a component instance: call it with Python values.
@@ -501,10 +508,11 @@ class ComponentFunc(ComponentCaller, Owner):
         # returns and writes them. Arguments are not: an outer call's are freed after the nested one.
         self._results = ffi.NULL if self._result is None else ffi.new("wasmtime_component_val_t *")
         self._error = ffi.new("wasmtime_error_t **")
-        # Calls of simple types are converted in C (csrc/component/call.c); any other call, and any
-        # value the C path does not take as it is, goes through _call_slow and the codecs.
-        kinds, result_kind = _plan(functype)
-        self._bind_component(self._store._handle, int(ffi.cast("uintptr_t", func)), kinds, result_kind,
+        # Calls of simple types, and lists, records and tuples of them, are converted in C
+        # (csrc/component/call.c); any other call, and any value the C path does not take as it
+        # is, goes through _call_slow and the codecs.
+        kinds, result_kind, specs = _plan(functype, codecs)
+        self._bind_component(self._store._handle, int(ffi.cast("uintptr_t", func)), kinds, result_kind, specs,
                              ComponentFunc._call_slow, ComponentFunc._c_call_failed)
 
     def _c_call_failed(self, status: int, error_address: int) -> BaseException:
