@@ -53,3 +53,148 @@ def test_an_import_that_frees_the_store_host_functions_during_its_call(monkeypat
         print("ok")
     """)
     assert out.strip().endswith("ok")
+
+
+def test_python_code_in_a_records_conversion_may_do_anything():
+    """A C-path import returns a record whose class (a property on ``y``, read by records.c's
+    prepare) collects garbage, re-enters the instance, raises KeyboardInterrupt, starts a thread
+    that calls in, forks, or closes the store: an answer or an exception each time, never a
+    crash; a fresh store per case (an import that raised leaves its instance unusable)."""
+    out = run_rich("""
+        import os, threading
+        armed, threads, mode = [False], [], [None]
+        def attack(self):
+            if armed[0]:
+                armed[0] = False
+                if mode[0] == "gc":
+                    gc.collect()
+                elif mode[0] == "reenter":
+                    assert api.roundtrip_u32(1) == 1
+                elif mode[0] == "interrupt":
+                    raise KeyboardInterrupt
+                elif mode[0] == "thread":
+                    thread = threading.Thread(target=lambda api=api: api.roundtrip_u32(7))
+                    thread.start()
+                    threads.append(thread)
+                elif mode[0] == "fork":
+                    pid = os.fork()
+                    if pid == 0:  # the child calls in too
+                        os._exit(0 if api.roundtrip_u32(9) == 9 else 1)
+                    assert os.waitpid(pid, 0)[1] == 0
+                elif mode[0] == "close":
+                    store.close()
+                elif mode[0] == "text":
+                    return "not an int"  # refused by C, read again by the Python way
+            return self.__dict__["y"]
+        def keep(self, value):
+            self.__dict__["y"] = value
+        def reply(point):
+            armed[0] = True
+            return point
+        host.replies["echo_point"] = reply
+        outcomes = {}
+        for mode[0] in ("gc", "reenter", "interrupt", "thread", "fork", "close", "text"):
+            store = Store(component.engine)
+            api = make().api
+            Point = api.Point
+            Point.y = property(attack, keep)
+            try:
+                outcomes[mode[0]] = repr(api.roundtrip_point(Point(1, 2)))
+            except BaseException as exception:
+                outcomes[mode[0]] = type(exception).__name__ + ": " + str(exception)
+            del Point.y
+        for thread in threads:
+            thread.join()
+        print(outcomes)
+        assert outcomes.pop("interrupt") == "KeyboardInterrupt: "
+        assert outcomes.pop("close").startswith("WasmError: cannot close the store while its wasm code is running")
+        assert set(outcomes.values()) == {"Point(x=1, y=2)"}, outcomes
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_an_import_plan_that_lies_about_the_types_is_refused_not_trusted():
+    """host.c trusts the plan only for what it checks: a plan (of _instance.py's _host_plan)
+    whose kinds or record and tuple specs disagree with the function's WIT type gets an error
+    (records.c's checks, or wasmtime's type check of the results), never memory misread."""
+    out = run_rich("""
+        import wasmpy.component._instance as component_instance
+        from wasmpy._ffi import lib
+        planned = component_instance._host_plan
+        lies = {}
+        def lying(functype, codecs):
+            kinds, result_kind, specs = planned(functype, codecs)
+            lie = lies.get(functype.name)
+            return lie(kinds, result_kind, specs) if lie else (kinds, result_kind, specs)
+        component_instance._host_plan = lying
+        S32, STRING, LIST = lib.WASMTIME_COMPONENT_S32, lib.WASMTIME_COMPONENT_STRING, lib.WASMTIME_COMPONENT_LIST
+        RECORD, TUPLE = lib.WASMTIME_COMPONENT_RECORD, lib.WASMTIME_COMPONENT_TUPLE
+        def point_spec(specs, **changes):
+            kinds, cls, attributes, names = specs[0]
+            spec = dict(kinds=kinds, cls=cls, attributes=attributes, names=names)
+            spec.update(changes)
+            return (spec["kinds"], spec["cls"], spec["attributes"], spec["names"])
+        cases = [
+            ("echo-u32", lambda k, r, s: (k, STRING, s), lambda x: "text"),
+            ("echo-u32", lambda k, r, s: (k, LIST, s), lambda x: b"bytes"),
+            ("echo-point", lambda k, r, s: (k, r, (point_spec(s, kinds=bytes([S32] * 3), attributes=("x", "y", "x"),
+                                                              names=(b"x", b"y", b"z")), s[1])), None),
+            ("echo-point", lambda k, r, s: (k, r, (s[0], point_spec(s, names=(b"q", b"r")))), None),
+            ("echo-point", lambda k, r, s: (k, r, (point_spec(s, kinds=bytes([STRING, STRING])), s[1])), None),
+            ("echo-point", lambda k, r, s: (k, TUPLE, (s[0], (s[1][0],))), None),
+            ("echo-tuple", lambda k, r, s: (bytes([RECORD]), r, ((s[0][0], object, ("a", "b", "c"), (b"a", b"b", b"c")),
+                                                                  s[1])), None),
+            ("echo-tuple", lambda k, r, s: (k, r, ((s[0][0][:2],), (s[1][0][:2],))), None),
+            ("echo-u32", lambda k, r, s: (k, 255, s), None),
+            ("echo-two", lambda k, r, s: (k[:1], r, (s[0], s[2])), lambda a, b: (a, b)),
+        ]
+        calls = {"echo-u32": lambda api: api.roundtrip_u32(3), "echo-point": lambda api: api.roundtrip_point(api.Point(1, 2)),
+                 "echo-tuple": lambda api: api.roundtrip_tuple((1, "a", 2.0)),
+                 "echo-two": lambda api: api.roundtrip_two(3, "x")}
+        outcomes = []
+        for name, lie, reply in cases:
+            lies.clear()
+            lies[name] = lie
+            host.replies.clear()
+            if reply is not None:
+                host.replies[name.replace("-", "_")] = reply
+            store = Store(component.engine)
+            try:
+                outcomes.append(repr(calls[name](make().api)))
+            except Exception as exception:
+                outcomes.append(type(exception).__name__)
+        print(outcomes)
+        assert outcomes[:5] == ["Trap", "Trap", "ValueError", "Trap", "SystemError"], outcomes
+        assert outcomes[7] == "ValueError", outcomes
+        print("ok")
+    """)
+    assert out.strip().endswith("ok")
+
+
+def test_deep_recursion_through_python_imports_stops_cleanly():
+    """Each import makes a new instance and calls into it (no instance is entered twice), with
+    Python's recursion limit out of the way: wasm's stack or the native stack check (csrc/stack.h)
+    ends it with an exception, in the main thread and in a thread with a small stack."""
+    out = run_rich("""
+        import threading
+        sys.setrecursionlimit(10**6)
+        def deeper(value):
+            return make().api.roundtrip_u32(value + 1)
+        host.replies["echo_u32"] = deeper
+        outcomes = []
+        def run():
+            try:
+                make().api.roundtrip_u32(0)
+            except BaseException as exception:
+                outcomes.append(type(exception).__name__)
+        run()
+        threading.stack_size(512 * 1024)
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+        print(outcomes)
+        assert len(outcomes) == 2 and set(outcomes) <= {"Trap", "RecursionError"}, outcomes
+        print("ok")
+    """, timeout=300)
+    assert out.strip().endswith("ok")
