@@ -198,3 +198,79 @@ def test_deep_recursion_through_python_imports_stops_cleanly():
         print("ok")
     """, timeout=300)
     assert out.strip().endswith("ok")
+
+
+RESOURCES_SETUP = """
+    import gc, threading
+    from test_component_resources import HOST, HOST_RESOURCES, LENS, make_host
+    from wasmpy import Component, Instance
+    component = Component.from_file(HOST_RESOURCES)
+    def fresh():
+        host = make_host()
+        instance = Instance(component, {HOST: host, LENS: {"look": lambda thing: thing.get() + 50}})
+        return host, instance, instance.exports.api
+"""
+
+
+def test_a_host_objects_close_may_do_anything():
+    """The close() wasm's drop of a Python host object runs (from the destructor callback, under
+    the store's lock) re-enters the instance, closes the store, raises KeyboardInterrupt,
+    collects garbage or starts a thread that calls in: answers or exceptions, never a crash."""
+    proc = run_python(textwrap.dedent(RESOURCES_SETUP) + textwrap.dedent("""
+        outcomes, threads, mode = {}, [], [None]
+        for case in ("reenter", "close", "interrupt", "gc", "thread"):
+            host, instance, api = fresh()
+            def close(self, api=api, instance=instance):
+                what, mode[0] = mode[0], None  # once per case: a re-entry drops things too
+                if what == "reenter":
+                    assert api.roundtrip(1) == 2
+                elif what == "close":
+                    instance.store.close()
+                elif what == "interrupt":
+                    raise KeyboardInterrupt
+                elif what == "gc":
+                    gc.collect()
+                elif what == "thread":
+                    thread = threading.Thread(target=lambda: api.roundtrip(2))
+                    thread.start()
+                    threads.append(thread)
+            host.Thing.close = close
+            mode[0] = case
+            try:
+                outcomes[case] = repr((api.roundtrip(5), api.take(host.Thing(3))))
+            except BaseException as exception:
+                outcomes[case] = type(exception).__name__ + ": " + str(exception)
+        for thread in threads:
+            thread.join()
+        print(outcomes)
+        assert outcomes.pop("interrupt") == "KeyboardInterrupt: "
+        assert outcomes.pop("close").startswith("WasmError: cannot close the store while its wasm code is running")
+        assert set(outcomes.values()) == {"(6, 3)"}, outcomes
+        print("ok")
+    """), timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_store_freed_while_wasm_holds_host_objects_and_python_holds_guest_resources():
+    """wasm keeps a Python object, lends another, Python keeps guest resources; everything is
+    dropped and collected in an order the program does not choose (the store last, with the
+    resources' classes): nothing is dropped twice or touched after the store is gone."""
+    proc = run_python(textwrap.dedent(RESOURCES_SETUP) + textwrap.dedent("""
+        import weakref
+        host, instance, api = fresh()
+        api.keep(host.Thing(4))
+        counters, counter, thing = api.counters(2), api.Counter(3), host.Thing(5)
+        assert api.inspect(thing) == 5
+        store = weakref.ref(instance.store)
+        del api, instance
+        gc.collect()
+        assert store() is not None and repr(counters[0]) == "<Counter resource>"  # the class holds the store
+        del counters, counter, thing
+        gc.collect()
+        assert store() is None
+        assert fresh()[2].pass_to_host(3) == 103
+        print("ok")
+    """), timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
