@@ -274,3 +274,27 @@ def test_a_store_freed_while_wasm_holds_host_objects_and_python_holds_guest_reso
     """), timeout=120)
     assert_clean_exit(proc)
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_second_init_of_a_guest_resource_makes_nothing_in_wasm():
+    """Counter.__init__ again on a made Counter is refused before the constructor runs: the
+    resource it made before the refusal was freed without a drop, its guest memory kept until
+    the store went."""
+    proc = run_python(textwrap.dedent(RESOURCES_SETUP) + textwrap.dedent("""
+        from wasmpy.component._resources import Resource
+        host, instance, api = fresh()
+        counter = api.Counter(5)
+        adopted = []
+        adopt = Resource._adopt.__func__
+        Resource._adopt = classmethod(lambda cls, handle: adopted.append(cls) or adopt(cls, handle))
+        try:
+            counter.__init__(7)
+        except TypeError as error:
+            assert "cannot run again" in str(error)
+        else:
+            raise AssertionError("a second __init__ was not refused")
+        assert adopted == [] and counter.get() == 5, adopted
+        print("ok")
+    """), timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
