@@ -299,3 +299,30 @@ def test_a_second_init_of_a_guest_resource_makes_nothing_in_wasm():
     """), timeout=120)
     assert_clean_exit(proc)
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_packed_lists_hold_their_values_and_zeros_only():
+    """component_pack_list's bytes are the values as wasmtime lays them out, the padding and the
+    union's unused bytes zero: they were copied from an uninitialised C value (stack garbage
+    reaching Python, seen under valgrind)."""
+    proc = run_python("""
+        from wasmpy._ffi import ffi, lib
+        from wasmpy._native import component_pack_list
+        def expected(kind, member, items):
+            vals = ffi.new("wasmtime_component_val_t[]", len(items))
+            for val, item in zip(vals, items):
+                val.kind = kind
+                setattr(val.of, member, item)
+            return bytes(ffi.buffer(vals))
+        for kind, member, items in [(lib.WASMTIME_COMPONENT_BOOL, "boolean", [True, False]),
+                                    (lib.WASMTIME_COMPONENT_S8, "s8", [1, -1, 5]),
+                                    (lib.WASMTIME_COMPONENT_U16, "u16", [65535, 2]),
+                                    (lib.WASMTIME_COMPONENT_F32, "f32", [0.5, -2.0]),
+                                    (lib.WASMTIME_COMPONENT_CHAR, "character", [0x1F600, 97])]:
+            given = [chr(item) for item in items] if member == "character" else items
+            for _ in range(3):
+                assert component_pack_list(kind, given) == expected(kind, member, items), (kind, given)
+        print("ok")
+    """, timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
