@@ -326,3 +326,25 @@ def test_packed_lists_hold_their_values_and_zeros_only():
     """, timeout=120)
     assert_clean_exit(proc)
     assert proc.stdout.strip().endswith("ok")
+
+
+def test_a_guest_resource_cannot_be_rebuilt_from_its_reduce():
+    """copy and pickle are refused (Owner's __reduce_ex__), and so is __reduce__ called directly:
+    it gave the handle in the state, and the copy copy._reconstruct made of it freed the handle a
+    second time when both went (a double free: abort)."""
+    proc = run_python(textwrap.dedent(RESOURCES_SETUP) + textwrap.dedent("""
+        import copy
+        host, instance, api = fresh()
+        counter = api.Counter(5)
+        try:
+            twin = copy._reconstruct(counter, None, *counter.__reduce__())
+        except TypeError as error:
+            assert "cannot be pickled" in str(error)
+        else:
+            del twin
+        del counter
+        gc.collect()
+        print("ok")
+    """), timeout=120)
+    assert_clean_exit(proc)
+    assert proc.stdout.strip().endswith("ok")
