@@ -300,6 +300,10 @@ static wasmtime_error_t *component_host_call(void *data, wasmtime_context_t *con
     (void)type;
     PythonEntry entry = enter_python();
     ComponentHost *host = (ComponentHost *)data;
+    /* Held for the call: the store's list is its only other owner, and the Python code run here
+     * (the function, a record's attributes, the Python way) may drop it (clear the list, free the
+     * store's host functions), which freed the object the rest of the call reads. */
+    Py_INCREF((PyObject *)host);
     int status = -1;
     if (host->fn == NULL) /* cleared by Python's GC with its store: nothing can call it any more */
         set_wasm_error("this host function's store is being freed");
@@ -313,6 +317,7 @@ static wasmtime_error_t *component_host_call(void *data, wasmtime_context_t *con
         component_host_keep_raised();
         error = wasmtime_error_new(COMPONENT_HOST_ERROR);
     }
+    Py_DECREF((PyObject *)host);
     leave_python(entry, 0);
     return error;
 }

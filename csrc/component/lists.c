@@ -38,6 +38,9 @@ static PyObject *component_pack_list(PyObject *module, PyObject *const *args, Py
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *element = is_list ? PyList_GetItem(items, i) : PyTuple_GetItem(items, i); /* borrowed */
         wasmtime_component_val_t value;
+        /* Zeroed: its padding and the union's unused bytes are copied into the bytes too, which
+         * gave Python stack garbage (different bytes for equal lists). */
+        memset(&value, 0, sizeof(value));
         void *owned = NULL; /* stays NULL for these kinds */
         int taken = element == NULL ? -1 : component_arg(element, (uint8_t)kind, &value, &owned);
         if (taken <= 0) {

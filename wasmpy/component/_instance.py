@@ -651,6 +651,9 @@ def _resource_class(live: _Live, resource: ResourceType, functions: Mapping[str,
     for wit_name, functype in functions.items():
         if wit_name == f"[constructor]{name}":
             def __init__(self: Resource, *args: Any, _wit: str = wit_name, **keywords: Any) -> None:
+                # Refused before wasm makes a resource: one made for nothing would only be freed,
+                # never dropped (its guest memory kept until the store goes).
+                self._take_handle_of(None)
                 # The constructor returns own<resource>, which its codec reads as this class.
                 self._take_handle_of(cast(Resource, function(_wit)(*args, **keywords)))
             __init__.__doc__ = f"WIT {functype}"

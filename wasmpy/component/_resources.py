@@ -338,12 +338,14 @@ class Resource(Owner):
         made._handle = handle
         return made
 
-    def _take_handle_of(self, made: "Resource") -> None:
-        """Becomes the resource ``made`` (what a constructor returned)."""
+    def _take_handle_of(self, made: Optional["Resource"]) -> None:
+        """Becomes the resource ``made`` (what a constructor returned); None: only checks that
+        this object is not made already."""
         if getattr(self, "_handle", None) is not None:
             raise TypeError(f"{type(self).__name__}.__init__() cannot run again on a resource that is already "
                             "made: make a new one instead")
-        self._handle, made._handle = made._handle, None
+        if made is not None:
+            self._handle, made._handle = made._handle, None
 
     def _require_open(self, where: str) -> None:
         if getattr(self, "_handle", None) is None:
@@ -381,6 +383,11 @@ class Resource(Owner):
         handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
             lib.wasmtime_component_resource_any_delete(handle)
+
+    def __reduce__(self) -> Any:
+        # Owner refuses __reduce_ex__ (pickle, copy); object.__reduce__ called directly still
+        # gave the handle in the state, and a copy rebuilt from it freed the handle twice (abort).
+        return self.__reduce_ex__(2)
 
     def __enter__(self) -> "Resource":
         return self
