@@ -40,6 +40,11 @@ class Owner:
         raise TypeError(f"{type(self).__name__} objects cannot be pickled: they live in one process's "
                         f"wasmtime store; send the Module or Component (or the wasm bytes) and the arguments instead")
 
+    def __reduce__(self) -> Any:
+        # object.__reduce__, called directly, gives the object's state, its handle included: a copy
+        # rebuilt from it (copy._reconstruct) would free the handle twice.
+        return self.__reduce_ex__(2)
+
 
 class Immutable:
     """Base of the classes whose objects never change once made: copies are the object itself."""

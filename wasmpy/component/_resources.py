@@ -384,11 +384,6 @@ class Resource(Owner):
         if handle is not None:
             lib.wasmtime_component_resource_any_delete(handle)
 
-    def __reduce__(self) -> Any:
-        # Owner refuses __reduce_ex__ (pickle, copy); object.__reduce__ called directly still
-        # gave the handle in the state, and a copy rebuilt from it freed the handle twice (abort).
-        return self.__reduce_ex__(2)
-
     def __enter__(self) -> "Resource":
         return self
 
