@@ -99,13 +99,14 @@ static void component_caller_dealloc(ComponentCaller *self)
 }
 
 /* Checks the spec of a value of plan kind `kind` (the records and tuples' items are checked by
- * records.c on use) and sets `*element` for a list: 0, or -1 with an exception. */
-static int component_caller_check_spec(int kind, PyObject *spec, uint8_t *element)
+ * records.c on use) and, where `element` is not NULL, sets it for a list; with `element` NULL a
+ * list must be list<u8> (spec None). 0, or -1 with an exception naming `who`. */
+static int component_check_spec(const char *who, int kind, PyObject *spec, uint8_t *element)
 {
     if (kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE) {
         Py_ssize_t size = kind == WASMTIME_COMPONENT_RECORD ? 4 : 1;
         if (!PyTuple_CheckExact(spec) || PyTuple_Size(spec) != size) {
-            PyErr_Format(PyExc_TypeError, "_bind_component: the spec of a %s must be a tuple of %zd items",
+            PyErr_Format(PyExc_TypeError, "%s: the spec of a %s must be a tuple of %zd items", who,
                          kind == WASMTIME_COMPONENT_RECORD ? "record" : "tuple", size);
             return -1;
         }
@@ -114,18 +115,52 @@ static int component_caller_check_spec(int kind, PyObject *spec, uint8_t *elemen
     if (kind != WASMTIME_COMPONENT_LIST)
         return 0;
     if (spec == Py_None) {
-        *element = COMPONENT_BYTES;
+        if (element != NULL)
+            *element = COMPONENT_BYTES;
         return 0;
     }
-    long number = PyLong_Check(spec) ? PyLong_AsLong(spec) : -1;
+    long number = element != NULL && PyLong_Check(spec) ? PyLong_AsLong(spec) : -1;
     /* list<u8> is bytes (spec None): a list of ints would not be what the Python way returns. */
     if (number < WASMTIME_COMPONENT_BOOL || number > WASMTIME_COMPONENT_STRING || number == WASMTIME_COMPONENT_U8) {
         if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "_bind_component: the spec of a list must be None (list<u8>) or its "
-                                              "element kind, bool to string but u8");
+            PyErr_Format(PyExc_ValueError, element != NULL ?
+                         "%s: the spec of a list must be None (list<u8>) or its element kind, bool to string but u8" :
+                         "%s: the spec of a list must be None (list<u8>, the only list planned here)", who);
         return -1;
     }
     *element = (uint8_t)number;
+    return 0;
+}
+
+/* Checks a plan (for ComponentCaller and ComponentHost): `count` parameter kinds and `result_kind`
+ * (COMPONENT_NO_RESULT: none), each at most `last_kind`, and `specs`, one per parameter and one
+ * for the result (component_check_spec's, which fills `elements` where it is not NULL). 0, or -1
+ * with an exception naming `who`. */
+static int component_check_plan(const char *who, const char *kinds, Py_ssize_t count, int result_kind,
+                                int last_kind, PyObject *specs, uint8_t *elements)
+{
+    if (count > MAX_FAST_VALUES) {
+        PyErr_Format(PyExc_ValueError, "%s: too many parameters for the C path", who);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        if ((uint8_t)kinds[i] > last_kind) {
+            PyErr_Format(PyExc_ValueError, "%s: a parameter kind the C path does not convert", who);
+            return -1;
+        }
+    if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > last_kind)) {
+        PyErr_Format(PyExc_ValueError, "%s: a result kind the C path does not convert", who);
+        return -1;
+    }
+    if (!PyTuple_CheckExact(specs) || PyTuple_Size(specs) != count + 1) {
+        PyErr_Format(PyExc_TypeError, "%s: specs must be a tuple of one item per parameter and one for the result",
+                     who);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i <= count; i++)
+        if (component_check_spec(who, i < count ? (uint8_t)kinds[i] : result_kind, PyTuple_GetItem(specs, i),
+                                 elements != NULL ? &elements[i] : NULL) < 0)
+            return -1;
     return 0;
 }
 
@@ -140,32 +175,11 @@ static PyObject *component_caller_bind(ComponentCaller *self, PyObject *args)
     char *kinds = NULL;
     Py_ssize_t count = 0;
     uint8_t elements[MAX_FAST_VALUES + 1] = {0};
-    if (plan != Py_None) {
-        if (PyBytes_AsStringAndSize(plan, &kinds, &count) < 0)
-            return NULL;
-        if (count > MAX_FAST_VALUES) {
-            PyErr_SetString(PyExc_ValueError, "too many parameters for the C path");
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i < count; i++)
-            if ((uint8_t)kinds[i] > COMPONENT_CALL_LAST_KIND) {
-                PyErr_SetString(PyExc_ValueError, "a parameter kind the C path does not convert");
-                return NULL;
-            }
-        if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_CALL_LAST_KIND)) {
-            PyErr_SetString(PyExc_ValueError, "a result kind the C path does not convert");
-            return NULL;
-        }
-        if (!PyTuple_CheckExact(specs) || PyTuple_Size(specs) != count + 1) {
-            PyErr_SetString(PyExc_TypeError, "_bind_component: specs must be a tuple of one item per parameter "
-                                             "and one for the result");
-            return NULL;
-        }
-        for (Py_ssize_t i = 0; i <= count; i++)
-            if (component_caller_check_spec(i < count ? (uint8_t)kinds[i] : result_kind, PyTuple_GetItem(specs, i),
-                                      &elements[i]) < 0)
-                return NULL;
-    }
+    if (plan != Py_None &&
+        (PyBytes_AsStringAndSize(plan, &kinds, &count) < 0 ||
+         component_check_plan("_bind_component", kinds, count, result_kind, COMPONENT_CALL_LAST_KIND, specs,
+                              elements) < 0))
+        return NULL;
     if (caller_bind_head((CallerHead *)self, handle, slow_call, failure) < 0)
         return NULL;
     self->fast = kinds != NULL;

@@ -86,34 +86,8 @@ static PyObject *component_host_new(PyTypeObject *type, PyObject *args, PyObject
         PyErr_SetString(PyExc_TypeError, "ComponentHost: fn, invoke and finish must be callable");
         return NULL;
     }
-    if (count > MAX_FAST_VALUES) {
-        PyErr_SetString(PyExc_ValueError, "ComponentHost: too many parameters for the C path");
+    if (component_check_plan("ComponentHost", kinds, count, result_kind, COMPONENT_HOST_LAST_KIND, specs, NULL) < 0)
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++)
-        if ((uint8_t)kinds[i] > COMPONENT_HOST_LAST_KIND) {
-            PyErr_SetString(PyExc_ValueError, "ComponentHost: a parameter kind the C path does not convert");
-            return NULL;
-        }
-    if (result_kind != COMPONENT_NO_RESULT && (result_kind < 0 || result_kind > COMPONENT_HOST_LAST_KIND)) {
-        PyErr_SetString(PyExc_ValueError, "ComponentHost: a result kind the C path does not convert");
-        return NULL;
-    }
-    if (!PyTuple_CheckExact(specs) || PyTuple_Size(specs) != count + 1) {
-        PyErr_SetString(PyExc_TypeError, "ComponentHost: specs must be a tuple of one item per parameter and "
-                                         "one for the result");
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i <= count; i++) {
-        int kind = i < count ? (uint8_t)kinds[i] : result_kind;
-        Py_ssize_t size = kind == WASMTIME_COMPONENT_RECORD ? 4 : kind == WASMTIME_COMPONENT_TUPLE ? 1 : -1;
-        PyObject *spec = PyTuple_GetItem(specs, i); /* borrowed */
-        if (size > 0 && (!PyTuple_CheckExact(spec) || PyTuple_Size(spec) != size)) {
-            PyErr_Format(PyExc_TypeError, "ComponentHost: the spec of a %s must be a tuple of %zd items",
-                         kind == WASMTIME_COMPONENT_RECORD ? "record" : "tuple", size);
-            return NULL;
-        }
-    }
     ComponentHost *self = (ComponentHost *)alloc_instance(type);
     if (self == NULL)
         return NULL;
