@@ -457,12 +457,13 @@ static int component_list_arg(PyObject *value, uint8_t element, wasmtime_compone
     return 1;
 }
 
-/* component_arg for a record or tuple of spec `spec`: records.c's prepare (0 when it refuses)
- * and write, as the codecs do. */
-static int component_compound_arg(PyObject *value, uint8_t kind, PyObject *spec, wasmtime_component_val_t *out,
-                                  ComponentArgMade *made)
+/* A record or tuple `value` (plan kind `kind`; `spec`: (kinds, class, attributes, names) or
+ * (kinds,), checked when the plan was) prepared and written into `*out` by records.c, as the
+ * codecs do: 1; 0 (no exception, nothing written) if records.c's prepare refuses it, for the
+ * Python way to take; -1 with an exception. Shared by export calls and Python imports (host.c). */
+static int component_write_compound(PyObject *value, uint8_t kind, PyObject *spec, wasmtime_component_val_t *out)
 {
-    PyObject *kinds = PyTuple_GetItem(spec, 0); /* a tuple of 4 (record) or 1 (tuple) items: checked when bound */
+    PyObject *kinds = PyTuple_GetItem(spec, 0);
     int is_record = kind == WASMTIME_COMPONENT_RECORD;
     PyObject *prepared;
     if (is_record) {
@@ -492,8 +493,17 @@ static int component_compound_arg(PyObject *value, uint8_t kind, PyObject *spec,
     if (done == NULL)
         return -1;
     Py_DECREF(done);
-    made->written = 1;
     return 1;
+}
+
+/* component_arg for a record or tuple: what it writes is deleted after the call. */
+static int component_compound_arg(PyObject *value, uint8_t kind, PyObject *spec, wasmtime_component_val_t *out,
+                                  ComponentArgMade *made)
+{
+    int written = component_write_compound(value, kind, spec, out);
+    if (written == 1)
+        made->written = 1;
+    return written;
 }
 
 /* Argument `index` converted by the plan into `out`, what it needs after the call in `*made`: 1;

@@ -171,41 +171,6 @@ static PyObject *component_host_param(ComponentHost *host, Py_ssize_t index, was
     return value;
 }
 
-/* component_host_result for a record or tuple result, with records.c's prepare and write. */
-static int component_host_compound_result(ComponentHost *host, PyObject *value, wasmtime_component_val_t *out)
-{
-    PyObject *spec = component_host_spec_of(host, host->nparams);
-    PyObject *kinds = PyTuple_GetItem(spec, 0);
-    int is_record = host->result_kind == WASMTIME_COMPONENT_RECORD;
-    PyObject *prepared;
-    if (is_record) {
-        PyObject *args[] = {value, PyTuple_GetItem(spec, 1), PyTuple_GetItem(spec, 2), kinds};
-        prepared = component_prepare_record(NULL, args, 4);
-    } else {
-        PyObject *args[] = {value, kinds};
-        prepared = component_prepare_tuple(NULL, args, 2);
-    }
-    if (prepared == NULL)
-        return -1;
-    if (prepared == Py_None) {
-        Py_DECREF(prepared);
-        return 0;
-    }
-    PyObject *address = PyLong_FromVoidPtr(out);
-    PyObject *done = NULL;
-    if (address != NULL && is_record) {
-        PyObject *args[] = {address, PyTuple_GetItem(spec, 3), kinds, prepared};
-        done = component_write_record(NULL, args, 4);
-    } else if (address != NULL) {
-        PyObject *args[] = {address, kinds, prepared};
-        done = component_write_tuple(NULL, args, 3);
-    }
-    Py_XDECREF(address);
-    Py_DECREF(prepared);
-    Py_XDECREF(done);
-    return done == NULL ? -1 : 1;
-}
-
 /* The call, once the store's lock is held: 0, or -1 with an exception. */
 static int component_host_invoke(ComponentHost *host, wasmtime_component_val_t *args, size_t nargs,
                                  wasmtime_component_val_t *results, size_t nresults)
@@ -238,7 +203,8 @@ static int component_host_invoke(ComponentHost *host, wasmtime_component_val_t *
     else if (nresults == 0) /* wasmtime wants no result written: the Python way checks the value only */
         taken = 0;
     else if (host->result_kind > COMPONENT_FAST_LAST_KIND)
-        taken = component_host_compound_result(host, value, &results[0]);
+        taken = component_write_compound(value, host->result_kind, component_host_spec_of(host, host->nparams),
+                                         &results[0]);
     else
         taken = component_host_result(value, host->result_kind, &results[0]);
     if (taken == 0) { /* explains the refusal, or converts and writes the value */
