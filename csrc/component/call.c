@@ -208,6 +208,22 @@ static int component_signed(PyObject *value, long long low, long long high, long
     return 1;
 }
 
+/* The contents of an exact bytes or bytearray, what list<u8> takes as it is: 1; 0 for anything else. */
+static int component_bytes_of(PyObject *value, const char **data, Py_ssize_t *size)
+{
+    if (PyBytes_CheckExact(value)) {
+        *data = PyBytes_AsString(value);
+        *size = PyBytes_Size(value);
+        return 1;
+    }
+    if (PyByteArray_CheckExact(value)) {
+        *data = PyByteArray_AsString(value);
+        *size = PyByteArray_Size(value);
+        return 1;
+    }
+    return 0;
+}
+
 /* Fills `out` (borrowing from `value`) if `value` is what the plan takes for `kind` as it is; 0
  * (no exception) if the Python way must take it, which explains the refusal or converts it; -1
  * with an exception (out of memory). What `out` needs freed after the call is left in `*owned`. */
@@ -219,13 +235,7 @@ static int component_arg(PyObject *value, uint8_t kind, wasmtime_component_val_t
     case COMPONENT_BYTES: {
         const char *data;
         Py_ssize_t size;
-        if (PyBytes_CheckExact(value)) {
-            data = PyBytes_AsString(value);
-            size = PyBytes_Size(value);
-        } else if (PyByteArray_CheckExact(value)) {
-            data = PyByteArray_AsString(value);
-            size = PyByteArray_Size(value);
-        } else
+        if (!component_bytes_of(value, &data, &size))
             return 0;
         wasmtime_component_val_t *elements = malloc((size > 0 ? (size_t)size : 1) * sizeof(*elements));
         if (elements == NULL) {
@@ -519,28 +529,40 @@ static int component_caller_arg(ComponentCaller *self, Py_ssize_t index, PyObjec
     return component_arg(value, kind, out, &made->memory);
 }
 
-/* The Python value of the plan's result `val` (still the caller's to free): as the codecs read it. */
-static PyObject *component_caller_result(ComponentCaller *self, wasmtime_component_val_t *val)
+/* A record or tuple value `val` (plan kind `kind`, spec as for component_write_compound) read by
+ * records.c as the codecs read it; `val` stays its owner's. Shared by export results and import
+ * arguments (host.c); NULL with an exception. */
+static PyObject *component_read_compound(const wasmtime_component_val_t *val, uint8_t kind, PyObject *spec)
 {
-    uint8_t kind = self->result_kind;
-    int is_list = kind == WASMTIME_COMPONENT_LIST && self->elements[self->nparams] != COMPONENT_BYTES;
-    if (!is_list && kind != WASMTIME_COMPONENT_RECORD && kind != WASMTIME_COMPONENT_TUPLE)
-        return component_result(val, kind);
-    PyObject *spec = PyTuple_GetItem(self->specs, self->nparams); /* borrowed */
-    PyObject *address = PyLong_FromVoidPtr(val);
+    PyObject *address = PyLong_FromVoidPtr((void *)val);
     if (address == NULL)
         return NULL;
     PyObject *value;
-    if (is_list) {
-        PyObject *args[] = {address, spec};
-        value = component_unpack_list(NULL, args, 2);
-    } else if (kind == WASMTIME_COMPONENT_RECORD) {
+    if (kind == WASMTIME_COMPONENT_RECORD) {
         PyObject *args[] = {address, PyTuple_GetItem(spec, 0), PyTuple_GetItem(spec, 1)};
         value = component_read_record(NULL, args, 3);
     } else {
         PyObject *args[] = {address, PyTuple_GetItem(spec, 0)};
         value = component_read_tuple(NULL, args, 2);
     }
+    Py_DECREF(address);
+    return value;
+}
+
+/* The Python value of the plan's result `val` (still the caller's to free): as the codecs read it. */
+static PyObject *component_caller_result(ComponentCaller *self, wasmtime_component_val_t *val)
+{
+    uint8_t kind = self->result_kind;
+    PyObject *spec = PyTuple_GetItem(self->specs, self->nparams); /* borrowed */
+    if (kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE)
+        return component_read_compound(val, kind, spec);
+    if (kind != WASMTIME_COMPONENT_LIST || self->elements[self->nparams] == COMPONENT_BYTES)
+        return component_result(val, kind);
+    PyObject *address = PyLong_FromVoidPtr(val);
+    if (address == NULL)
+        return NULL;
+    PyObject *args[] = {address, spec};
+    PyObject *value = component_unpack_list(NULL, args, 2);
     Py_DECREF(address);
     return value;
 }

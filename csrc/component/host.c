@@ -114,13 +114,7 @@ static int component_host_result(PyObject *value, uint8_t kind, wasmtime_compone
     if (kind == COMPONENT_BYTES) {
         const char *data;
         Py_ssize_t size;
-        if (PyBytes_CheckExact(value)) {
-            data = PyBytes_AsString(value);
-            size = PyBytes_Size(value);
-        } else if (PyByteArray_CheckExact(value)) {
-            data = PyByteArray_AsString(value);
-            size = PyByteArray_Size(value);
-        } else
+        if (!component_bytes_of(value, &data, &size))
             return 0;
         /* No Python code runs below: a bytearray cannot change under the loop. */
         out->kind = WASMTIME_COMPONENT_LIST;
@@ -155,20 +149,7 @@ static PyObject *component_host_param(ComponentHost *host, Py_ssize_t index, was
     uint8_t kind = host->kinds[index];
     if (kind <= COMPONENT_FAST_LAST_KIND)
         return component_result(val, kind);
-    PyObject *spec = component_host_spec_of(host, index);
-    PyObject *address = PyLong_FromVoidPtr(val);
-    if (address == NULL)
-        return NULL;
-    PyObject *value;
-    if (kind == WASMTIME_COMPONENT_RECORD) {
-        PyObject *args[] = {address, PyTuple_GetItem(spec, 0), PyTuple_GetItem(spec, 1)};
-        value = component_read_record(NULL, args, 3);
-    } else {
-        PyObject *args[] = {address, PyTuple_GetItem(spec, 0)};
-        value = component_read_tuple(NULL, args, 2);
-    }
-    Py_DECREF(address);
-    return value;
+    return component_read_compound(val, kind, component_host_spec_of(host, index));
 }
 
 /* The call, once the store's lock is held: 0, or -1 with an exception. */
