@@ -323,8 +323,8 @@ class Codecs:
     def _list(self, typ: ListType) -> Codec:
         if typ.element == Primitive("u8"):
             return self._bytes(typ)
-        if isinstance(typ.element, Primitive):
-            return self._simple_list(typ)
+        if isinstance(typ.element, Primitive) and typ.element.name != "string":
+            return self._packed_list(typ)
         element = self.codec(typ.element)
         prepare_element, write_element, read_element = element.prepare, element.write, element.read
 
@@ -345,35 +345,19 @@ class Codecs:
             data = vector.data
             return [read_element(data + index) for index in range(vector.size)]
 
+        if typ.element == Primitive("string"):
+            # Read in C, written element by element: packed strings would own memory until written.
+            return Codec(typ, prepare, write, _read_in_c(lib.WASMTIME_COMPONENT_STRING))
         return Codec(typ, prepare, write, read)
 
-    def _simple_list(self, typ: ListType) -> Codec:
-        """list<T> of bool, integers, floats, char or string: converted in C (csrc/component/lists.c)
-        where the values are what C takes as they are, else element by element as other lists."""
+    def _packed_list(self, typ: ListType) -> Codec:
+        """list<T> of bool, integers, floats or char: converted in C (csrc/component/lists.c) where
+        the values are what C takes as they are, else element by element as other lists."""
         assert isinstance(typ.element, Primitive)
         name = typ.element.name
         kind = _VALUE_KINDS[name]
-        element = self.codec(typ.element)
-        prepare_element, write_element = element.prepare, element.write
-
-        def read(val: Any) -> List[Any]:
-            return component_unpack_list(int(ffi.cast("uintptr_t", val)), kind)
-
-        if name == "string":  # a packed string would own memory until written: not packed
-            def prepare_strings(value: Any, where: str) -> List[Any]:
-                _require_list(value, typ, where)
-                return [prepare_element(item, f"{where}[{index}]") for index, item in enumerate(value)]
-
-            def write_strings(items: List[Any], out: Any) -> None:
-                out.kind = lib.WASMTIME_COMPONENT_LIST
-                vector = ffi.addressof(out.of, "list")
-                lib.wasmtime_component_vallist_new_uninit(vector, len(items))
-                data = vector.data
-                for index, item in enumerate(items):
-                    write_element(item, data + index)
-
-            return Codec(typ, prepare_strings, write_strings, read)
-
+        prepare_element = self.codec(typ.element).prepare
+        read = _read_in_c(kind)
         as_given = chr if name == "char" else None  # the char codec's prepare gives its code point
 
         def prepare(value: Any, where: str) -> bytes:
@@ -803,6 +787,14 @@ def _simple_fields(types: Sequence[WitType]) -> Optional[Tuple[bytes, List[Optio
 
 def _given(prepared: List[Any], as_given: List[Optional[Callable[[Any], Any]]]) -> Tuple[Any, ...]:
     return tuple(item if convert is None else convert(item) for convert, item in zip(as_given, prepared))
+
+
+def _read_in_c(kind: int) -> Callable[[Any], List[Any]]:
+    """The read of a codec of lists of element value kind ``kind`` (csrc/component/lists.c)."""
+    def read(val: Any) -> List[Any]:
+        return component_unpack_list(int(ffi.cast("uintptr_t", val)), kind)
+
+    return read
 
 
 def _require_list(value: Any, typ: ListType, where: str) -> None:
