@@ -376,11 +376,16 @@ def test_an_import_called_after_ticks_released_the_gil():
             other = threading.Thread(target=count)
             other.start()
             try:
-                ran_during = 0
-                for n in (1, 30_000_000, 1, 60_000_000):
+                assert spin(1) == 2
+                # Longer and longer calls, until one runs past a tick with the other thread running
+                # meanwhile: how long that takes depends on the machine, not on what is checked.
+                ran_during, n = False, 1 << 20
+                while not ran_during and n < 1 << 30:
                     before = len(counted)
                     assert spin(n) == n + 1, n
-                    ran_during += seen[-1] > before
+                    ran_during = seen[-1] > before
+                    n *= 2
+                assert spin(1) == 2
             finally:
                 stop.set()
                 other.join()
