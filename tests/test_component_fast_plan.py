@@ -17,7 +17,7 @@ import pytest
 import wasmpy.component._instance as component_instance
 from childproc import assert_clean_exit, run_python
 from test_component_fast import RICH, VALUES, Big, Echo, Text, make, python_functions_called
-from test_component_lists import ELEMENTS, LISTS_WAT, ROUND_TRIPS
+from test_component_lists import BUMP_ALLOCATOR, ELEMENTS, LISTS_WAT, ROUND_TRIPS
 from test_component_records import KINDS, RECORDS_WAT, WIDE
 from wasmpy import Component, Instance
 from wasmpy._ffi import ffi, lib
@@ -28,16 +28,7 @@ from wasmpy.component._values import Codecs
 # mixed(p, xs, ys, t): a record, two lists and a tuple in one call; wasm returns len(xs) + len(ys).
 MIXED_WAT = """
 (component
-  (core module $m
-    (memory (export "memory") 64)
-    (global $next (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $at i32)
-      (local.set $at (i32.and (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
-                              (i32.sub (i32.const 0) (local.get 2))))
-      (global.set $next (i32.add (local.get $at) (local.get 3)))
-      (local.get $at))
-    (func (export "mixed") (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
+  (core module $m""" + BUMP_ALLOCATOR + """    (func (export "mixed") (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
       (global.set $next (i32.const 1024))
       (i32.add (local.get 3) (local.get 5))))
   (core instance $i (instantiate $m))

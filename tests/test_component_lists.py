@@ -16,12 +16,10 @@ from wasmpy import Component, Instance
 
 ELEMENTS = ["bool", "s8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char", "string"]
 
-# One core function echoes every list: a list lowers to (pointer, length), and the result (the
-# same pair) goes back through a return area at address 0. The bump allocator starts over at each
-# call, once wasmtime has copied the previous call's result out.
-LISTS_WAT = """
-(component
-  (core module $m
+# The memory and realloc of the test components' core modules (here, test_component_records.py,
+# test_component_fast_plan.py): a bump allocator from address 1024, which their exports set back
+# to 1024 once wasmtime no longer needs what they were given.
+BUMP_ALLOCATOR = """
     (memory (export "memory") 64)
     (global $next (mut i32) (i32.const 1024))
     (func (export "realloc") (param i32 i32 i32 i32) (result i32)
@@ -30,7 +28,14 @@ LISTS_WAT = """
                               (i32.sub (i32.const 0) (local.get 2))))
       (global.set $next (i32.add (local.get $at) (local.get 3)))
       (local.get $at))
-    (func (export "echo") (param i32 i32) (result i32)
+"""
+
+# One core function echoes every list: a list lowers to (pointer, length), and the result (the
+# same pair) goes back through a return area at address 0. The bump allocator starts over at each
+# call, once wasmtime has copied the previous call's result out.
+LISTS_WAT = """
+(component
+  (core module $m""" + BUMP_ALLOCATOR + """    (func (export "echo") (param i32 i32) (result i32)
       (i32.store (i32.const 0) (local.get 0))
       (i32.store (i32.const 4) (local.get 1))
       (global.set $next (i32.const 1024))

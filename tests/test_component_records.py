@@ -23,6 +23,7 @@ from wasmpy._native import (component_prepare_record, component_prepare_tuple, c
                             component_read_tuple, component_write_record, component_write_tuple)
 
 from childproc import assert_clean_exit, run_python
+from test_component_lists import BUMP_ALLOCATOR
 
 KINDS = ["bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char", "string"]
 # More fields than the C code's small buffers hold (16), and more flat values than the canonical
@@ -69,16 +70,7 @@ _LIFT = "(memory $memory) (realloc (core func $realloc)) string-encoding=utf8"
 # the record's memory layout being that of the return area); echo-points a list of records.
 RECORDS_WAT = f"""
 (component
-  (core module $m
-    (memory (export "memory") 64)
-    (global $next (mut i32) (i32.const 1024))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $at i32)
-      (local.set $at (i32.and (i32.add (global.get $next) (i32.sub (local.get 2) (i32.const 1)))
-                              (i32.sub (i32.const 0) (local.get 2))))
-      (global.set $next (i32.add (local.get $at) (local.get 3)))
-      (local.get $at))
-    {_flat_echo("echo-all", KINDS)}
+  (core module $m{BUMP_ALLOCATOR}    {_flat_echo("echo-all", KINDS)}
     (func (export "echo-in-memory") (param i32) (result i32)
       (global.set $next (i32.const 1024))
       (local.get 0))
