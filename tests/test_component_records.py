@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-import struct
 import types
 from collections import deque
 from pathlib import Path
@@ -23,7 +22,7 @@ from wasmpy._native import (component_prepare_record, component_prepare_tuple, c
                             component_read_tuple, component_write_record, component_write_tuple)
 
 from childproc import assert_clean_exit, run_python
-from test_component_lists import BUMP_ALLOCATOR
+from test_component_lists import BUMP_ALLOCATOR, _f32
 
 KINDS = ["bool", "s8", "u8", "s16", "u16", "s32", "u32", "s64", "u64", "f32", "f64", "char", "string"]
 # More fields than the C code's small buffers hold (16), and more flat values than the canonical
@@ -103,10 +102,6 @@ RICH = Path(__file__).resolve().parent / "components" / "rich.wasm"
 @pytest.fixture(scope="module")
 def exports():
     return Instance(Component(RECORDS_WAT)).exports
-
-
-def _f32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
 
 
 # Two values per kind, at the ends of its range where it has them.
