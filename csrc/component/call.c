@@ -553,11 +553,12 @@ static PyObject *component_read_compound(const wasmtime_component_val_t *val, ui
 static PyObject *component_caller_result(ComponentCaller *self, wasmtime_component_val_t *val)
 {
     uint8_t kind = self->result_kind;
-    PyObject *spec = PyTuple_GetItem(self->specs, self->nparams); /* borrowed */
-    if (kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE)
-        return component_read_compound(val, kind, spec);
-    if (kind != WASMTIME_COMPONENT_LIST || self->elements[self->nparams] == COMPONENT_BYTES)
+    int compound = kind == WASMTIME_COMPONENT_RECORD || kind == WASMTIME_COMPONENT_TUPLE;
+    if (!compound && (kind != WASMTIME_COMPONENT_LIST || self->elements[self->nparams] == COMPONENT_BYTES))
         return component_result(val, kind);
+    PyObject *spec = PyTuple_GetItem(self->specs, self->nparams); /* borrowed */
+    if (compound)
+        return component_read_compound(val, kind, spec);
     PyObject *address = PyLong_FromVoidPtr(val);
     if (address == NULL)
         return NULL;
